@@ -1,0 +1,141 @@
+"""The `fwtui` command: argparse for every face, then one lazily imported module per subcommand.
+
+`fwtui` alone opens the app. Each subcommand's handler lives in `fwtui/commands/<name>.py` as
+`main(args) -> int` and is imported only when that subcommand runs, so `fwtui --help` and the app's
+first frame never wait for torch. A `FwtuiError` prints as one line (`fwtui: error: ...`) with exit
+status 2; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    parser.add_argument("--tokenizer-file", metavar="FILE",
+                        help="GPT-2 ranks (r50k_base.tiktoken) for offline machines; "
+                             "or set FWTUI_TOKENIZER_FILE")
+
+
+def _run_options(parser: argparse.ArgumentParser, data_required: bool = False) -> None:
+    """What picks a run: preset, data, output, overrides, peak."""
+    parser.add_argument("--preset", metavar="NAME|PATH",
+                        help="a preset name (`fwtui presets`), a .toml file, or a nanoGPT config .py")
+    parser.add_argument("--data", metavar="PATH", required=data_required,
+                        help="parquet file(s), a directory or glob, or a prepared data directory")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set batch_size=8 (repeatable)")
+    parser.add_argument("--peak-tflops", type=float, metavar="T",
+                        help="the card's peak bf16 TFLOP/s, for MFU on a card not in the table")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fwtui",
+        description="Pretrain GPT-2-style models on FineWeb parquet shards. With no command, open the app.",
+    )
+    _common(parser)
+    _run_options(parser)
+    parser.add_argument("--out", metavar="RUN", help="run directory (default runs/<preset>-<time>)")
+    parser.add_argument("--start", action="store_true", help="start training at once")
+    parser.add_argument("--demo", action="store_true",
+                        help="use the demo corpus built from Python's own docstrings (no download)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("presets", help="list the presets with exact parameter counts")
+    _common(p)
+    p.add_argument("--keys", action="store_true", help="list the config keys a preset may set")
+
+    p = sub.add_parser("prepare", help="tokenize parquet files into train.bin / val.bin")
+    _common(p)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="parquet files, directories or globs")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: a cache keyed by the inputs)")
+    p.add_argument("--count", action="store_true",
+                   help="print the token count (exact from FineWeb's token_count, else an estimate)")
+    p.add_argument("--text-column", default="text", help="the column holding the documents (default text)")
+    p.add_argument("--val-fraction", type=float, default=0.0005,
+                   help="share of documents held out for validation (default 0.0005)")
+    p.add_argument("--workers", type=int, default=0, help="encoding threads (default: every core)")
+
+    p = sub.add_parser("train", help="train headless, printing a line per log interval")
+    _common(p)
+    _run_options(p, data_required=False)
+    p.add_argument("--out", metavar="RUN", help="run directory (default runs/<preset>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run directory from its checkpoint")
+    p.add_argument("--auto-batch", action="store_true",
+                   help="on out-of-memory, halve the micro-batch and double gradient accumulation")
+
+    p = sub.add_parser("sample", help="generate text from a run's checkpoint or a nanoGPT ckpt.pt")
+    _common(p)
+    p.add_argument("run", metavar="RUN|CKPT", help="a run directory or a ckpt.pt file")
+    p.add_argument("--prompt", default="\n", help="text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=200)
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("plan", help="parameters, tokens, epochs, FLOPs, time and memory before a run")
+    _common(p)
+    _run_options(p)
+    p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    p.add_argument("--probe", action="store_true",
+                   help="find the largest micro-batch that fits by real steps on the GPU")
+    p.add_argument("--measure-peak", action="store_true", help="measure the card's bf16 matmul peak")
+    p.add_argument("--price-kwh", type=float, metavar="PRICE", help="electricity price per kWh for a cost")
+    p.add_argument("--save-preset", metavar="NAME", help="with --probe, save the fitted config as a user preset")
+
+    p = sub.add_parser("runs", help="list run directories and their state")
+    _common(p)
+    p.add_argument("dir", nargs="?", default="runs", help="where runs live (default ./runs)")
+
+    p = sub.add_parser("attach", help="open the dashboard of a run started elsewhere (live or finished)")
+    _common(p)
+    p.add_argument("run", metavar="RUN")
+
+    p = sub.add_parser("serve", help="the attach view in a browser (textual-serve)")
+    _common(p)
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+
+    p = sub.add_parser("view", help="open a nanoGPT stdout log or an events.jsonl in the dashboard")
+    _common(p)
+    p.add_argument("log", metavar="LOG")
+    p.add_argument("--summary", action="store_true", help="print a summary instead of opening the app")
+    p.add_argument("--gpu", metavar="NAME", help="rescale nanoGPT's A100-based MFU to this card's real peak")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "tokenizer_file", None):
+        os.environ["FWTUI_TOKENIZER_FILE"] = args.tokenizer_file
+    module = f"fwtui.commands.{args.command}" if args.command else "fwtui.commands.app"
+    try:
+        handler = importlib.import_module(module).main
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        print("fwtui: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place errors become a line for the user
+        from trainer.errors import FwtuiError
+
+        if args.debug:
+            traceback.print_exc()
+        elif isinstance(err, FwtuiError):
+            print(f"fwtui: error: {err}", file=sys.stderr)
+        else:
+            print(f"fwtui: internal error: {type(err).__name__}: {err} (run again with --debug for details)",
+                  file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The engine: data, model, training loop, metrics, checkpoints. No UI imports."""

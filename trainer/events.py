@@ -1,0 +1,212 @@
+"""Typed events: the one stream that drives the app, RUN/events.jsonl, `fwtui attach` and the tests.
+
+Each event is a frozen dataclass with a `kind` and a wall-clock `time` (seconds since the epoch) and
+plain JSON-able fields. The trainer emits them to a sink (any callable taking an Event); a sink must
+return at once and never raise into the trainer. Units are in the field names or their comments.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, ClassVar
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False, default=str)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareProgress(Event):
+    """Tokenization progress of `prepare`, emitted a few times a second."""
+
+    kind: ClassVar[str] = "prepare_progress"
+    documents: int
+    bytes_done: int
+    """Compressed parquet bytes of the row groups finished so far."""
+    bytes_total: int
+    tokens: int
+    tokens_per_sec: float
+    eta_seconds: float | None
+    source: str = ""
+    """The file being read now."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareDone(Event):
+    kind: ClassVar[str] = "prepare_done"
+    data_dir: str
+    train_tokens: int
+    val_tokens: int
+    documents: int
+    seconds: float
+    cached: bool
+    """True when an earlier prepare of the same inputs and settings was reused."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    run_dir: str
+    config: dict[str, Any]
+    """The resolved RunConfig as a dict (what config.toml holds)."""
+    params: int
+    """nanoGPT's count (no position embedding)."""
+    params_with_embeddings: int
+    device: str
+    """"cuda:0", "cpu"..."""
+    device_name: str
+    """"NVIDIA GeForce RTX 4070", or the CPU's model name."""
+    device_memory_bytes: int | None
+    peak_flops: float | None
+    """The card's peak dense bf16 FLOP/s, or None when unknown (then MFU is unknown)."""
+    peak_flops_source: str
+    """Where peak_flops came from: "table: ...", "measured ...", "--peak-tflops", or why it is unknown."""
+    flops_per_token: int
+    tokens_per_iter: int
+    dataset_tokens: int
+    """Training-split tokens."""
+    start_iter: int
+    max_iters: int
+    precision: str
+    """"bfloat16", "float16" or "float32": what the forward pass runs in."""
+    compiled: bool
+    data_dir: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step(Event):
+    """One optimizer step, emitted every log_interval iterations."""
+
+    kind: ClassVar[str] = "step"
+    iter: int
+    loss: float
+    """Training loss of this iteration's last micro-batch (nats/token)."""
+    lr: float
+    step_seconds: float
+    """Wall time of this iteration (all micro-batches, the optimizer step)."""
+    tokens_per_sec: float
+    mfu: float | None
+    """Fraction of peak_flops (0.41 = 41%), or None when the peak is unknown."""
+    mem_allocated_bytes: int | None
+    mem_reserved_bytes: int | None
+    """CUDA allocator's reserved bytes; on CPU the process's resident memory."""
+    mem_peak_bytes: int | None
+    mem_total_bytes: int | None
+    tokens_seen: int
+    epoch: float
+    """tokens_seen / training-split tokens."""
+    elapsed_seconds: float
+    eta_seconds: float | None
+    """Remaining iterations x smoothed step time + the measured cost of evals and checkpoints to come."""
+    grad_norm: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Eval(Event):
+    kind: ClassVar[str] = "eval"
+    iter: int
+    train_loss: float
+    val_loss: float
+    best_val_loss: float
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointSaved(Event):
+    kind: ClassVar[str] = "checkpoint"
+    iter: int
+    path: str
+    bytes: int
+    seconds: float
+    reason: str
+    """"eval", "improved", "requested", "stop", "final"."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sample(Event):
+    kind: ClassVar[str] = "sample"
+    iter: int
+    prompt: str
+    text: str
+    """The generated continuation (prompt excluded)."""
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateChanged(Event):
+    """Paused or resumed by a control."""
+
+    kind: ClassVar[str] = "state"
+    iter: int
+    state: str
+    """"paused" or "running"."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Warning(Event):  # noqa: A001 - the event's name in the user's words
+    kind: ClassVar[str] = "warning"
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finished(Event):
+    kind: ClassVar[str] = "finished"
+    iter: int
+    reason: str
+    """"completed" (max_iters reached) or "stopped" (a control, a signal)."""
+    seconds: float
+    """Wall time of the run (this process)."""
+    final_train_loss: float | None = None
+    final_val_loss: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failed(Event):
+    kind: ClassVar[str] = "failed"
+    message: str
+    """One line: what went wrong and what to do."""
+    iter: int | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (PrepareProgress, PrepareDone, RunStarted, Step, Eval, CheckpointSaved, Sample,
+                StateChanged, Warning, Finished, Failed)
+}
+
+EventSink = Callable[[Event], None]
+
+
+def event_from_dict(data: dict[str, Any]) -> Event | None:
+    """Rebuild an event from its JSON dict; None for an unknown kind (a newer writer), unknown keys dropped."""
+    cls = EVENT_TYPES.get(data.get("kind", ""))
+    if cls is None:
+        return None
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class FanOut:
+    """A sink that hands each event to several sinks; one failing sink never stops the others."""
+
+    def __init__(self, *sinks: EventSink) -> None:
+        self.sinks = [s for s in sinks if s is not None]
+
+    def __call__(self, event: Event) -> None:
+        for sink in self.sinks:
+            try:
+                sink(event)
+            except Exception:  # noqa: BLE001 - a broken viewer must never stop training
+                pass

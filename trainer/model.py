@@ -1,0 +1,189 @@
+"""GPT-2 as nanoGPT writes it, with nanoGPT's parameter names, so checkpoints move both ways.
+
+Token and position embeddings, pre-LayerNorm blocks, causal attention through
+`scaled_dot_product_attention` (flash attention on CUDA), a GELU MLP, the head tied to the token
+embedding, optional bias, dropout, GPT-2 initialisation. Shapes: B batch, T time, C n_embd, nh heads,
+hs head size (C // nh), V vocab (padded to 50304).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True, slots=True)
+class ModelArgs:
+    """nanoGPT's `model_args`, the keys stored in ckpt.pt."""
+
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    block_size: int = 1024
+    vocab_size: int = 50304
+    dropout: float = 0.0
+    bias: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelArgs":
+        return cls(**{k: d[k] for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size",
+                                        "dropout", "bias") if k in d})
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with an optional bias (torch's has none to switch off before 2.1's `bias=`; kept for names)."""
+
+    def __init__(self, ndim: int, bias: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ndim))
+        self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        assert args.n_embd % args.n_head == 0
+        self.c_attn = nn.Linear(args.n_embd, 3 * args.n_embd, bias=args.bias)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(args.n_embd, args.n_embd, bias=args.bias)
+        self.attn_dropout = args.dropout
+        self.resid_dropout = nn.Dropout(args.dropout)
+        self.n_head = args.n_head
+        self.n_embd = args.n_embd
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        # Flash attention on CUDA (fp16/bf16); the math kernel elsewhere. Never materialises T x T on GPU.
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=None, dropout_p=self.attn_dropout if self.training else 0.0, is_causal=True
+        )  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(args.n_embd, 4 * args.n_embd, bias=args.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * args.n_embd, args.n_embd, bias=args.bias)
+        self.dropout = nn.Dropout(args.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.ln_1 = LayerNorm(args.n_embd, bias=args.bias)
+        self.attn = CausalSelfAttention(args)
+        self.ln_2 = LayerNorm(args.n_embd, bias=args.bias)
+        self.mlp = MLP(args)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.args = args
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(args.vocab_size, args.n_embd),
+                wpe=nn.Embedding(args.block_size, args.n_embd),
+                drop=nn.Dropout(args.dropout),
+                h=nn.ModuleList([Block(args) for _ in range(args.n_layer)]),
+                ln_f=LayerNorm(args.n_embd, bias=args.bias),
+            )
+        )
+        self.lm_head = nn.Linear(args.n_embd, args.vocab_size, bias=False)
+        # Weight tying: the head shares the token embedding (one V x C matrix, counted once).
+        self.transformer.wte.weight = self.lm_head.weight
+        self.apply(self._init_weights)
+        # GPT-2 scales the residual projections by 1/sqrt(2 * n_layer): two residual adds per layer.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * args.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        """nanoGPT's count: all parameters less the position embedding (non_embedding=True)."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.transformer.wpe.weight.numel()
+        return n
+
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (B, T) token ids -> logits (B, T, V) and the mean cross-entropy when targets (B, T) are given.
+
+        Without targets only the last position's logits (B, 1, V) are computed (for sampling).
+        """
+        B, T = idx.size()
+        if T > self.args.block_size:
+            raise ValueError(f"sequence of length {T} exceeds block_size {self.args.block_size}")
+        pos = torch.arange(0, T, dtype=torch.long, device=idx.device)  # (T,)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        if targets is not None:
+            logits = self.lm_head(x)  # (B, T, V)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1), ignore_index=-1)
+            return logits, loss
+        return self.lm_head(x[:, [-1], :]), None  # (B, 1, V)
+
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: decay on tensors of 2+ dims (matmuls, embeddings), none on biases and norms."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+
+    @torch.no_grad()
+    def generate(
+        self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Extend idx (B, T) by max_new_tokens sampled tokens; the context is cropped to block_size."""
+        for _ in range(max_new_tokens):
+            idx_cond = idx if idx.size(1) <= self.args.block_size else idx[:, -self.args.block_size:]
+            logits, _ = self(idx_cond)
+            logits = logits[:, -1, :].float() / max(temperature, 1e-6)  # (B, V)
+            logits[:, 50257:] = -float("inf")  # never sample the padding ids beyond GPT-2's vocabulary
+            if top_k is not None:
+                v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                logits[logits < v[:, [-1]]] = -float("inf")
+            probs = F.softmax(logits, dim=-1)
+            idx_next = torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+            idx = torch.cat((idx, idx_next), dim=1)
+        return idx
+
+
+def strip_compile_prefix(state_dict: dict) -> dict:
+    """A compiled model's state dict prefixes every key with `_orig_mod.`; nanoGPT checkpoints may too."""
+    prefix = "_orig_mod."
+    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state_dict.items()}
