@@ -1,0 +1,189 @@
+"""The GPT: causal, nanoGPT's parameter names and counts, GPT-2 initialisation, nanoGPT checkpoints load."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trainer.config import RunConfig
+from trainer.formulas import count_params, format_count
+from trainer.model import GPT, ModelArgs, strip_compile_prefix
+from trainer.sampling import load_model
+
+TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=50304)
+
+
+def tiny(seed: int = 0, **over) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(ModelArgs(**{**TINY, **over})).eval()
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_changing_a_later_token_never_changes_earlier_logits(bias):
+    model = tiny(bias=bias)
+    T = 32
+    idx = torch.randint(0, 50257, (2, T), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        base, _ = model(idx, idx)  # with targets: logits for every position, (B, T, V)
+        for t in range(T):
+            changed = idx.clone()
+            changed[:, t] = (changed[:, t] + 1 + t) % 50257
+            logits, _ = model(changed, changed)
+            # Positions before t see the same tokens: their logits must not move (a leak moves them ~1e-3).
+            torch.testing.assert_close(logits[:, :t], base[:, :t], rtol=0, atol=1e-6)
+            # And position t itself does see its own token (the test would pass for a constant model).
+            assert not torch.allclose(logits[:, t], base[:, t])
+
+
+def test_forward_without_targets_gives_the_last_positions_logits():
+    model = tiny()
+    idx = torch.randint(0, 50257, (3, 20))
+    with torch.no_grad():
+        full, loss = model(idx, idx)
+        last, none = model(idx)
+    assert none is None and loss is not None
+    assert last.shape == (3, 1, 50304)
+    torch.testing.assert_close(last[:, 0], full[:, -1])
+
+
+def test_a_sequence_longer_than_the_block_is_refused():
+    with pytest.raises(ValueError, match="block_size 32"):
+        tiny()(torch.zeros((1, 33), dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [dict(n_layer=2, n_head=2, n_embd=32, block_size=32, bias=False),
+     dict(n_layer=2, n_head=2, n_embd=32, block_size=32, bias=True),
+     dict(n_layer=3, n_head=4, n_embd=48, block_size=64, bias=True),
+     dict(n_layer=1, n_head=1, n_embd=16, block_size=16, bias=False, vocab_size=50257),
+     dict(n_layer=6, n_head=6, n_embd=384, block_size=1024, bias=False)],
+)
+def test_parameter_count_equals_the_formula(shape):
+    config = RunConfig(**shape)
+    model = GPT(ModelArgs.from_dict(shape))
+    counted = count_params(config)
+    assert model.num_params() == counted.nanogpt
+    assert model.num_params(non_embedding=False) == counted.total
+    assert sum(p.numel() for p in model.parameters()) == counted.total  # the tied head is counted once
+
+
+@pytest.mark.parametrize(
+    "layers, heads, d, printed",
+    [(12, 12, 768, "123.59M"), (12, 8, 512, "63.52M"), (12, 6, 384, "40.56M"), (10, 10, 640, "81.36M"),
+     (12, 12, 672, "98.85M"), (8, 8, 512, "50.93M"), (6, 6, 384, "29.94M")],
+)
+def test_formula_reproduces_nanogpts_printed_counts(layers, heads, d, printed):
+    # REFERENCE.md section 3: what nanoGPT prints as "number of parameters" for vocab 50304, bias False.
+    config = RunConfig(n_layer=layers, n_head=heads, n_embd=d, block_size=1024)
+    assert format_count(count_params(config).nanogpt) == printed
+
+
+def nanogpt_names(n_layer: int, bias: bool) -> set[str]:
+    """nanoGPT's state dict keys, written out by hand from its model.py (REFERENCE.md section 7)."""
+    names = {"transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight", "lm_head.weight"}
+    if bias:
+        names.add("transformer.ln_f.bias")
+    for i in range(n_layer):
+        for part in ("ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj"):
+            names.add(f"transformer.h.{i}.{part}.weight")
+            if bias:
+                names.add(f"transformer.h.{i}.{part}.bias")
+    return names
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_state_dict_keys_are_nanogpts(bias):
+    assert set(tiny(bias=bias).state_dict()) == nanogpt_names(2, bias)
+
+
+def test_head_is_tied_to_the_token_embedding():
+    model = tiny()
+    assert model.lm_head.weight is model.transformer.wte.weight
+
+
+def test_gpt2_initialisation():
+    n_layer = 4
+    torch.manual_seed(0)
+    model = GPT(ModelArgs(n_layer=n_layer, n_head=4, n_embd=128, block_size=64, bias=True))
+    residual = 0.02 / math.sqrt(2 * n_layer)
+    for name, p in model.named_parameters():
+        if name.endswith("c_proj.weight"):  # residual projections: scaled down by 1/sqrt(2L)
+            assert p.std().item() == pytest.approx(residual, rel=0.08), name
+        elif name.endswith(("c_attn.weight", "c_fc.weight", "wte.weight", "wpe.weight")):
+            assert p.std().item() == pytest.approx(0.02, rel=0.08), name
+        elif name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name.endswith("ln_f.weight"):
+            assert torch.all(p == 1), name
+        elif name.endswith(".bias"):
+            assert torch.all(p == 0), name
+
+
+def test_weight_decay_only_on_tensors_of_two_or_more_dims():
+    model = tiny(bias=True)
+    decay, no_decay = model.optimizer_groups(0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def nanogpt_checkpoint(model: GPT, *, compiled_prefix: bool, old_mask_buffer: bool = False) -> dict:
+    """A ckpt.pt dict as nanoGPT's train.py writes it."""
+    state = model.state_dict()
+    if old_mask_buffer:  # nanoGPT before flash attention registered the causal mask as a buffer
+        T = model.args.block_size
+        for i in range(model.args.n_layer):
+            state[f"transformer.h.{i}.attn.bias"] = torch.tril(torch.ones(T, T)).view(1, 1, T, T)
+    if compiled_prefix:
+        state = {f"_orig_mod.{k}": v for k, v in state.items()}
+    args = model.args
+    return {
+        "model": state,
+        "optimizer": torch.optim.AdamW(model.parameters(), lr=6e-4).state_dict(),
+        "model_args": dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+                           block_size=args.block_size, bias=args.bias, vocab_size=args.vocab_size,
+                           dropout=args.dropout),
+        "iter_num": 5000,
+        "best_val_loss": torch.tensor(3.31),
+        "config": {"out_dir": "out-fineweb", "batch_size": 12, "compile": True, "dataset": "fineweb",
+                   "learning_rate": 6e-4, "min_lr": 6e-5, "decay_lr": True},
+    }
+
+
+@pytest.mark.parametrize("bias, prefix, old_buffer", [(False, True, False), (True, False, True),
+                                                       (True, True, False)])
+def test_a_nanogpt_checkpoint_loads_and_gives_identical_logits(tmp_path, bias, prefix, old_buffer):
+    source = tiny(seed=3, bias=bias)
+    path = tmp_path / "ckpt.pt"
+    torch.save(nanogpt_checkpoint(source, compiled_prefix=prefix, old_mask_buffer=old_buffer), path)
+    loaded, ckpt = load_model(tmp_path)  # a run directory holding ckpt.pt
+    assert ckpt["iter_num"] == 5000 and ckpt["config"]["dataset"] == "fineweb"
+    assert loaded.args == source.args
+    assert loaded.lm_head.weight is loaded.transformer.wte.weight  # tying survives loading
+    idx = torch.randint(0, 50257, (2, 32))
+    with torch.no_grad():
+        expected, _ = source(idx, idx)
+        got, _ = loaded(idx, idx)
+    assert torch.equal(got, expected)
+    # And back: our state dict is what nanoGPT's GPT.load_state_dict expects, unprefixed.
+    assert set(loaded.state_dict()) == set(strip_compile_prefix(ckpt["model"])) - {
+        k for k in strip_compile_prefix(ckpt["model"]) if k.endswith(".attn.bias")}
+
+
+def test_mismatched_weights_are_reported_clearly(tmp_path):
+    from trainer.errors import CheckpointError
+
+    ckpt = nanogpt_checkpoint(tiny(), compiled_prefix=False)
+    ckpt["model_args"]["n_embd"] = 64  # the weights are 32 wide
+    ckpt["model_args"]["n_head"] = 4
+    del ckpt["model"]["transformer.h.1.mlp.c_fc.weight"]
+    ckpt["model"]["transformer.h.0.attn.rotary.weight"] = torch.zeros(3)
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path / "ckpt.pt")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "missing 1 (transformer.h.1.mlp.c_fc.weight)" in message
+    assert "unexpected 1 (transformer.h.0.attn.rotary.weight)" in message
+    assert "wrong shape" in message and "(50304, 32) vs (50304, 64)" in message
