@@ -1,0 +1,76 @@
+"""What this machine's earlier runs of a preset measured: the planner's source for expected MFU.
+
+A run counts when its RUN/events.jsonl starts with a RunStarted whose config name is the preset's and
+whose device name is this device's. Its first iterations are left out (torch.compile, allocator
+warm-up), then each run gives the median of its logged MFU and achieved FLOP/s (tokens/s × FLOPs per
+token); the planner takes the median over runs, so one long run does not outvote the others.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.events import RunStarted, Step
+from trainer.runlog import EVENTS_FILE, read_events
+
+WARMUP_ITERS = 10
+"""Iterations after a run's start iteration whose timings are skipped (compile and warm-up)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunHistory:
+    runs: int
+    """Earlier runs that measured something after warm-up."""
+    median_mfu: float | None
+    """Median over runs of each run's median MFU; None when no run knew its peak."""
+    median_flops_per_sec: float | None
+    """Median over runs of each run's median achieved training FLOP/s."""
+
+    @property
+    def source(self) -> str:
+        return f"from {self.runs} earlier run{'s' if self.runs != 1 else ''} of this preset on this device"
+
+
+def _run_medians(events: list) -> tuple[float | None, float | None] | None:
+    started = next((e for e in events if isinstance(e, RunStarted)), None)
+    if started is None:
+        return None
+    steps = [e for e in events if isinstance(e, Step) and e.iter >= started.start_iter + WARMUP_ITERS]
+    if not steps:
+        return None
+    mfus = [e.mfu for e in steps if e.mfu is not None and e.mfu > 0]
+    rates = [e.tokens_per_sec * started.flops_per_token for e in steps if e.tokens_per_sec > 0]
+    mfu = statistics.median(mfus) if mfus else None
+    rate = statistics.median(rates) if rates else None
+    return None if mfu is None and rate is None else (mfu, rate)
+
+
+def earlier_runs(runs_dir: Path, preset_name: str, device_name: str) -> RunHistory | None:
+    """The earlier runs of `preset_name` on `device_name` under `runs_dir`, or None when there are none."""
+    if not runs_dir.is_dir():
+        return None
+    mfus: list[float] = []
+    rates: list[float] = []
+    runs = 0
+    for log in sorted(runs_dir.glob(f"*/{EVENTS_FILE}")):
+        try:
+            events = read_events(log)
+        except OSError:
+            continue  # a run directory being deleted or unreadable: not a measurement
+        started = next((e for e in events if isinstance(e, RunStarted)), None)
+        if started is None or started.config.get("name") != preset_name or started.device_name != device_name:
+            continue
+        medians = _run_medians(events)
+        if medians is None:
+            continue
+        runs += 1
+        if medians[0] is not None:
+            mfus.append(medians[0])
+        if medians[1] is not None:
+            rates.append(medians[1])
+    if runs == 0:
+        return None
+    return RunHistory(runs=runs, median_mfu=statistics.median(mfus) if mfus else None,
+                      median_flops_per_sec=statistics.median(rates) if rates else None)
