@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import Callable
 
 import torch
 
+from trainer.checkpoint import CKPT_FILE, PREV_FILE, load_checkpoint
 from trainer.errors import CheckpointError, ConfigError
 from trainer.model import GPT, ModelArgs, strip_compile_prefix
 
@@ -82,8 +84,8 @@ def checkpoint_path(path_or_run_dir: str | Path) -> Path:
     """RUN/ckpt.pt for a run directory, the path itself for a file; CheckpointError when there is none."""
     path = Path(path_or_run_dir).expanduser()
     if path.is_dir():
-        path = path / "ckpt.pt"
-    if not path.is_file():
+        path = path / CKPT_FILE
+    if not path.is_file() and not path.with_name(PREV_FILE).is_file():  # load_checkpoint falls back to prev
         raise CheckpointError(
             f"no checkpoint at {path}: train first (`fwtui train --preset NAME --data PATH --out RUN`) "
             f"or pass a run directory holding ckpt.pt, or a ckpt.pt file"
@@ -91,23 +93,16 @@ def checkpoint_path(path_or_run_dir: str | Path) -> Path:
     return path
 
 
-def _read_checkpoint(path: Path) -> dict:
+def _read_checkpoint(path: Path, on_warning: Callable[[str], None] | None) -> dict:
     """The checkpoint dict, read with weights_only=True (tensors and plain Python values only)."""
     try:
-        from trainer.checkpoint import load_checkpoint
-    except ImportError:  # the engine's module is not there: the same safe read, here
-        load_checkpoint = None
-    if load_checkpoint is not None:
-        ckpt = load_checkpoint(path)
-    else:
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any failure is one line; never retry with full unpickling
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            raise CheckpointError(
-                f"{path} could not be loaded safely (weights_only=True): {reason}. It is not a checkpoint, "
-                f"is damaged, or holds arbitrary Python objects, which fwtui never unpickles"
-            ) from None
+        ckpt = load_checkpoint(path, on_warning=on_warning)
+    except CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a damaged file is one line; never retried with full unpickling
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"{path}: unreadable ({type(err).__name__}: {first}); "
+                              f"pass a ckpt.pt written by fwtui or nanoGPT") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not a checkpoint dict; "
                               f"pass a ckpt.pt written by fwtui or nanoGPT")
@@ -154,13 +149,18 @@ def _match_state_dict(model: GPT, state: dict, path: Path | str) -> dict:
     return state
 
 
-def load_model(path_or_run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, dict]:
+def load_model(
+    path_or_run_dir: str | Path, device: str | torch.device = "cpu", *,
+    on_warning: Callable[[str], None] | None = None,
+) -> tuple[GPT, dict]:
     """(model in eval mode on `device`, the checkpoint dict) from a run directory or a ckpt.pt file.
 
     Accepts our checkpoints and nanoGPT's (`_orig_mod.` prefixes stripped, old mask buffers dropped).
+    Read by trainer.checkpoint.load_checkpoint (weights_only=True; a corrupt ckpt.pt falls back to
+    ckpt.prev.pt, reported through `on_warning`).
     """
     path = checkpoint_path(path_or_run_dir)
-    ckpt = _read_checkpoint(path)
+    ckpt = _read_checkpoint(path, on_warning)
     args = model_args_from(ckpt, path)
     model = GPT(args)
     state = _match_state_dict(model, ckpt["model"], path)

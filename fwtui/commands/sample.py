@@ -1,0 +1,66 @@
+"""`fwtui sample RUN|CKPT --prompt TEXT`: text from a run's checkpoint or a nanoGPT ckpt.pt.
+
+Each sample (prompt and continuation) goes to stdout followed by a rule of dashes, as nanoGPT's
+sample.py prints them; what was loaded goes to stderr, so stdout holds only text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from trainer.errors import CheckpointError, ConfigError
+
+RULE = "-" * 40
+
+
+def _prompt_text(prompt: str) -> str:
+    """nanoGPT's convention: `FILE:prompt.txt` reads the prompt from a file."""
+    if not prompt.startswith("FILE:"):
+        return prompt
+    path = Path(prompt[len("FILE:"):]).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"--prompt FILE:{path}: cannot read it ({err.strerror}); "
+                          f"give an existing text file or the prompt itself") from None
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.num_samples < 1:
+        raise ConfigError(f"--num-samples {args.num_samples}: must be 1 or more")
+    if args.max_new_tokens < 1:
+        raise ConfigError(f"--max-new-tokens {args.max_new_tokens}: must be 1 or more, e.g. 200")
+    if args.temperature < 0:
+        raise ConfigError(f"--temperature {args.temperature}: must be 0 (greedy) or more, e.g. 0.8")
+
+
+def main(args: argparse.Namespace) -> int:
+    _check(args)
+    prompt = _prompt_text(args.prompt)
+    from trainer.formulas import format_count
+    from trainer.hardware import detect_device
+    from trainer.sampling import checkpoint_path, generate_text, load_model
+    from trainer.tokenizer import get_encoding
+
+    path = checkpoint_path(args.run)
+    device = detect_device(args.device).device
+    model, ckpt = load_model(path, device=device,
+                             on_warning=lambda text: print(f"fwtui: warning: {text}", file=sys.stderr))
+    if model.args.vocab_size < 50257:
+        raise CheckpointError(
+            f"{path}: vocab_size {model.args.vocab_size} is smaller than GPT-2's 50257 (a character-level "
+            f"nanoGPT model?); fwtui sample decodes GPT-2 BPE tokens only"
+        )
+    encoding = get_encoding()
+    iter_num = ckpt.get("iter_num", "unknown")
+    print(f"loaded {path}: iteration {iter_num}, {format_count(model.num_params())} parameters, on {device}",
+          file=sys.stderr)
+    for i in range(args.num_samples):
+        seed = None if args.seed is None else args.seed + i  # distinct samples, each reproducible
+        text = generate_text(model, encoding, prompt, max_new_tokens=args.max_new_tokens,
+                             temperature=args.temperature, top_k=args.top_k, seed=seed, device=device)
+        print(prompt + text)
+        print(RULE)
+    return 0
