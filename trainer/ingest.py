@@ -1,0 +1,317 @@
+"""`prepare`: parquet documents in, nanoGPT's train.bin / val.bin out, cached by the inputs and settings.
+
+The pipeline: one reader thread streams the text column (parquet_source), a pool of `workers` threads
+encodes batches of documents (tiktoken releases the GIL while encoding), and this thread writes each
+batch's tokens, in input order, to temporary files that are renamed at the end; meta.json comes last and
+marks the directory complete. Each document is its tokens then <|endoftext|> (50256), as nanoGPT's
+prepare.py writes them. Whether a document goes to validation depends only on its global row index, so
+the split is the same for any batch size or thread count.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import queue
+import shutil
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from trainer.dataset import (META_NAME, TRAIN_NAME, VAL_NAME, PreparedData, cache_root, is_prepared_dir,
+                             open_prepared, write_meta)
+from trainer.errors import ConfigError, DataError
+from trainer.events import PrepareProgress
+from trainer.parquet_source import (Source, TextBatch, check_text_column, column_chunk_bytes, column_text_bytes,
+                                    describe, iter_text_batches, open_parquet, resolve_paths)
+from trainer.token_count import TokenCount, count_tokens  # noqa: F401 - part of this module's API
+from trainer.tokenizer import EOT, encode_document, get_encoding, tokenizer_info
+
+CACHE_LAYOUT = 1
+"""Bump when the bytes prepare writes for the same inputs change, so old cache entries are not reused."""
+BATCH_ROWS = 1024
+"""Documents per encode task: big enough that thread hand-offs cost nothing, small enough to bound memory."""
+PROGRESS_INTERVAL = 0.25
+"""Seconds between PrepareProgress events (a few a second at most)."""
+MIN_TEXT_BYTES_PER_TOKEN = 3.0
+"""For the free-space check: English web text runs 4-5 bytes per GPT-2 token, Shakespeare 3.2; assuming 3
+over-estimates the tokens (2 bytes each on disk) a little rather than run out of disk mid-write."""
+
+ProgressCallback = Callable[[PrepareProgress], None]
+
+
+def prepare(paths: Sequence[str | Path] | str | Path, out_dir: str | Path | None = None, *,
+            text_column: str = "text", val_fraction: float = 0.0005, workers: int = 0,
+            progress: ProgressCallback | None = None, tokenizer_file: str | Path | None = None) -> PreparedData:
+    """Tokenize parquet files (files, directories, globs) into `out_dir`, or into the cache when None.
+
+    Reuses an earlier result of the same inputs (path, size, mtime, footer fingerprint) and settings at once.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"val_fraction {val_fraction} is outside (0, 1); use e.g. 0.0005 (nanoGPT's) or 0.01")
+    sources = [describe(path) for path in resolve_paths(paths)]
+    tokenizer = tokenizer_info(tokenizer_file)
+    key = cache_key(sources, text_column, val_fraction, tokenizer.sha256)
+    directory = Path(out_dir).expanduser() if out_dir is not None else cache_root() / key[:24]
+    reused = _reuse(directory, key)
+    if reused is not None:
+        return reused
+    return _build(sources, directory, key, text_column=text_column, val_fraction=val_fraction,
+                  workers=workers or os.cpu_count() or 1, progress=progress, tokenizer_file=tokenizer_file)
+
+
+def resolve_data(spec: str | Path, *, text_column: str = "text", val_fraction: float = 0.0005,
+                 progress: ProgressCallback | None = None, tokenizer_file: str | Path | None = None,
+                 workers: int = 0) -> PreparedData:
+    """A prepared directory as it is; otherwise parquet (file, directory, glob) prepared through the cache."""
+    path = Path(os.path.expanduser(str(spec)))
+    if is_prepared_dir(path):
+        return open_prepared(path, cached=True)
+    return prepare([spec], None, text_column=text_column, val_fraction=val_fraction, workers=workers,
+                   progress=progress, tokenizer_file=tokenizer_file)
+
+
+def cache_key(sources: Sequence[Source], text_column: str, val_fraction: float, tokenizer_sha: str) -> str:
+    """Hex digest of everything the output bytes depend on (not the worker count: it changes nothing)."""
+    material = {"layout": CACHE_LAYOUT, "sources": [s.to_meta() for s in sources], "text_column": text_column,
+                "val_fraction": repr(float(val_fraction)), "tokenizer_sha256": tokenizer_sha}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def is_validation(rows: np.ndarray, val_fraction: float) -> np.ndarray:
+    """Which global row indices belong to validation: a splitmix64 hash of the index below a threshold."""
+    z = rows.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return z < np.uint64(min(int(val_fraction * 2.0**64), 2**64 - 1))
+
+
+def _reuse(directory: Path, key: str) -> PreparedData | None:
+    if not (directory / META_NAME).is_file():
+        return None
+    try:
+        data = open_prepared(directory, cached=True)
+    except DataError:
+        return None  # incomplete or damaged: prepare again over it
+    return data if data.meta.get("key") == key else None
+
+
+@dataclass
+class _Encoded:
+    """One TextBatch encoded: uint16 tokens (each document + EOT) for each split, and its tallies."""
+
+    train: np.ndarray
+    val: np.ndarray
+    train_docs: int
+    val_docs: int
+    last_train_doc: np.ndarray | None
+    """The last train document's tokens + EOT: the fallback validation document if none was drawn."""
+    null: int
+    empty: int
+    replaced: int
+    compressed_bytes: int
+    source: str
+
+
+def _encode(encoding, batch: TextBatch, val_fraction: float) -> _Encoded:
+    rows = np.arange(batch.first_row, batch.first_row + len(batch.texts), dtype=np.uint64)
+    val_mask = is_validation(rows, val_fraction)
+    parts: dict[bool, list[np.ndarray]] = {False: [], True: []}
+    null = empty = 0
+    for text, is_val in zip(batch.texts, val_mask.tolist()):
+        if text is None:
+            null += 1
+        elif not text or text.isspace():
+            empty += 1
+        else:
+            parts[is_val].append(encode_document(encoding, text))
+    train, val = _join(parts[False]), _join(parts[True])
+    last = train[-(len(parts[False][-1]) + 1):] if parts[False] else None
+    return _Encoded(train, val, len(parts[False]), len(parts[True]), last, null, empty, batch.replaced_utf8,
+                    batch.compressed_bytes, batch.source)
+
+
+def _join(docs: list[np.ndarray]) -> np.ndarray:
+    """Documents (uint32 arrays) -> one uint16 array with EOT after each: one allocation, no Python ints."""
+    out = np.empty(sum(len(d) for d in docs) + len(docs), dtype=np.uint16)
+    pos = 0
+    for doc in docs:
+        end = pos + len(doc)
+        out[pos:end] = doc
+        out[end] = EOT
+        pos = end + 1
+    return out
+
+
+def _check_disk(directory: Path, text_bytes: int) -> None:
+    need = int(text_bytes / MIN_TEXT_BYTES_PER_TOKEN * 2) + (16 << 20)
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise DataError(f"{directory} needs about {need / 1e9:.2f} GB for the tokens but its disk has "
+                        f"{free / 1e9:.2f} GB free; free some space or pass --out DIR on a larger disk")
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Delete temporary files left by a prepare that was killed (its process no longer exists)."""
+    for tmp in directory.glob("*.tmp-*"):
+        try:
+            pid = int(tmp.name.rsplit("-", 1)[1])
+            if pid != os.getpid():
+                os.kill(pid, 0)
+                continue  # another prepare is writing it now
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue
+        tmp.unlink(missing_ok=True)
+
+
+def _reader(files, text_column: str, out: queue.Queue, stop: threading.Event) -> None:
+    """Reader thread: put TextBatches on `out`, then None; an exception is put instead and ends it."""
+    try:
+        for batch in iter_text_batches(files, text_column, BATCH_ROWS):
+            while not stop.is_set():
+                try:
+                    out.put(batch, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+        out.put(None)
+    except BaseException as err:  # noqa: BLE001 - handed to the writer thread, which raises it
+        out.put(err)
+
+
+def _build(sources: list[Source], directory: Path, key: str, *, text_column: str, val_fraction: float,
+           workers: int, progress: ProgressCallback | None, tokenizer_file) -> PreparedData:
+    started = time.monotonic()
+    files = [(s.path, open_parquet(s.path)) for s in sources]
+    for path, pf in files:
+        check_text_column(pf, path, text_column)
+    rows = sum(pf.metadata.num_rows for _, pf in files)
+    if rows == 0:
+        raise DataError(f"the inputs hold no rows ({', '.join(str(s.path) for s in sources)}); "
+                        "pass parquet files that contain documents")
+    bytes_total = sum(sum(column_chunk_bytes(pf, text_column)) for _, pf in files)
+    _check_disk(directory, sum(column_text_bytes(pf, text_column) for _, pf in files))
+    encoding = get_encoding(tokenizer_file)
+    tokenizer = tokenizer_info(tokenizer_file)
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / META_NAME).unlink(missing_ok=True)  # the old dataset here is no longer complete
+    _remove_stale_temporaries(directory)
+    tmp = {name: directory / f"{name}.tmp-{os.getpid()}" for name in (TRAIN_NAME, VAL_NAME)}
+    tally = dict(train_tokens=0, val_tokens=0, train_docs=0, val_docs=0, null=0, empty=0, replaced=0)
+    batches: queue.Queue = queue.Queue(maxsize=2 * workers)
+    stop = threading.Event()
+    reader = threading.Thread(target=_reader, args=(files, text_column, batches, stop), daemon=True,
+                              name="fwtui-prepare-reader")
+    last_train: np.ndarray | None = None
+    bytes_done = 0
+    source = ""
+    last_emit = started
+    try:
+        with open(tmp[TRAIN_NAME], "wb") as train_f, open(tmp[VAL_NAME], "wb") as val_f, \
+                ThreadPoolExecutor(workers, thread_name_prefix="fwtui-encode") as pool:
+            reader.start()
+            pending: deque = deque()  # encode futures in input order: at most 2 per worker in flight
+            finished = False
+            while True:
+                while not finished and len(pending) < 2 * workers:
+                    item = batches.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    if item is None:
+                        finished = True
+                    else:
+                        pending.append(pool.submit(_encode, encoding, item, val_fraction))
+                if not pending:
+                    break
+                done: _Encoded = pending.popleft().result()
+                _write(train_f, done.train, tmp[TRAIN_NAME])
+                _write(val_f, done.val, tmp[VAL_NAME])
+                if done.last_train_doc is not None:
+                    last_train = done.last_train_doc
+                for name, value in (("train_tokens", len(done.train)), ("val_tokens", len(done.val)),
+                                    ("train_docs", done.train_docs), ("val_docs", done.val_docs),
+                                    ("null", done.null), ("empty", done.empty), ("replaced", done.replaced)):
+                    tally[name] += value
+                bytes_done += done.compressed_bytes
+                source = done.source
+                now = time.monotonic()
+                if progress is not None and now - last_emit >= PROGRESS_INTERVAL:
+                    last_emit = now
+                    progress(_progress_event(tally, bytes_done, bytes_total, now - started, source))
+            if tally["train_docs"] + tally["val_docs"] < 2:
+                raise DataError(f"the inputs hold {tally['train_docs'] + tally['val_docs']} document(s) with text "
+                                f"({tally['null']} null, {tally['empty']} empty or whitespace-only skipped); "
+                                "training needs at least 2: pass more data or the right --text-column")
+            if tally["val_docs"] == 0:
+                # Too few documents for the fraction to draw one: the last train document becomes validation.
+                train_f.truncate(train_f.tell() - len(last_train) * 2)
+                _write(val_f, last_train, tmp[VAL_NAME])
+                for name, delta in (("train_tokens", -len(last_train)), ("val_tokens", len(last_train)),
+                                    ("train_docs", -1), ("val_docs", 1)):
+                    tally[name] += delta
+            for f in (train_f, val_f):
+                f.flush()
+                os.fsync(f.fileno())
+        if progress is not None:
+            progress(_progress_event(tally, bytes_done, bytes_total, time.monotonic() - started, source))
+        os.replace(tmp[TRAIN_NAME], directory / TRAIN_NAME)
+        os.replace(tmp[VAL_NAME], directory / VAL_NAME)
+    finally:
+        stop.set()
+        for path in tmp.values():
+            path.unlink(missing_ok=True)
+    meta = {
+        "key": key,
+        "sources": [s.to_meta() for s in sources],
+        "tokenizer": {"name": tokenizer.name, "sha256": tokenizer.sha256, "eot": EOT},
+        "dtype": "uint16",
+        "splits": {"train": {"documents": tally["train_docs"], "tokens": tally["train_tokens"]},
+                   "val": {"documents": tally["val_docs"], "tokens": tally["val_tokens"]}},
+        "rows": rows,
+        "skipped": {"null": tally["null"], "empty": tally["empty"]},
+        "skipped_note": "null: the text is null; empty: empty or whitespace-only text",
+        "invalid_utf8_replaced": tally["replaced"],
+        "elapsed_seconds": round(time.monotonic() - started, 3),
+        "settings": {"text_column": text_column, "val_fraction": val_fraction, "workers": workers,
+                     "layout": CACHE_LAYOUT},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_meta(directory, meta)
+    return open_prepared(directory, cached=False)
+
+
+def _write(f, tokens: np.ndarray, path: Path) -> None:
+    try:
+        f.write(memoryview(tokens).cast("B"))
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise DataError(f"the disk filled up while writing {path}; free some space or pass --out DIR on a "
+                            "larger disk, then prepare again") from None
+        raise DataError(f"cannot write {path} ({err.strerror}); check the directory and its disk") from None
+
+
+def _progress_event(tally: dict, bytes_done: int, bytes_total: int, elapsed: float, source: str) -> PrepareProgress:
+    tokens = tally["train_tokens"] + tally["val_tokens"]
+    rate = bytes_done / elapsed if elapsed > 0 else 0.0
+    eta = (bytes_total - bytes_done) / rate if rate > 0 else None
+    return PrepareProgress(documents=tally["train_docs"] + tally["val_docs"], bytes_done=bytes_done,
+                           bytes_total=bytes_total, tokens=tokens,
+                           tokens_per_sec=tokens / elapsed if elapsed > 0 else 0.0, eta_seconds=eta,
+                           source=source)
