@@ -1,7 +1,8 @@
 """One torch.compile smoke test on CPU: the compiled model trains like the eager one (needs a C compiler).
 
-Slow (about 25-40 s on 2 cores: Inductor compiles the forward and backward graphs), but run by default:
-it is the only check that our model compiles, which the training loop relies on for CUDA speed.
+Slow (about 20-40 s cold on 2 cores while Inductor compiles forward and backward; seconds from its cache),
+but run by default: it is the only check that our model compiles, which the training loop relies on
+for CUDA speed.
 """
 
 from __future__ import annotations
