@@ -171,3 +171,59 @@ def test_plan_is_json():
                 "epochs", "total_flops", "est_seconds", "est_memory_bytes", "device_memory_bytes", "warnings"):
         assert key in data
     assert isinstance(data["warnings"], list)
+
+
+# --- `fwtui plan` -----------------------------------------------------------------------------------------
+
+JSON_KEYS = ("params", "params_with_embeddings", "tokens_per_iter", "dataset_tokens", "dataset_tokens_exact",
+             "epochs", "total_flops", "est_seconds", "est_memory_bytes", "device_memory_bytes", "warnings")
+
+
+def _prepared_dir(path, train_tokens, val_tokens=10):
+    from trainer.dataset import write_meta
+
+    path.mkdir()
+    (path / "train.bin").write_bytes(b"\0" * 2 * train_tokens)
+    (path / "val.bin").write_bytes(b"\0" * 2 * val_tokens)
+    write_meta(path, {"splits": {"train": {"tokens": train_tokens, "documents": 3},
+                                 "val": {"tokens": val_tokens, "documents": 1}}})
+    return path
+
+
+def test_cli_json_has_the_keys(capsys):
+    from fwtui.cli import main
+
+    assert main(["plan", "--preset", "cpu-tiny", "--set", "device=cpu", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    for key in JSON_KEYS:
+        assert key in data
+    assert data["params"] == make_plan(load_preset("cpu-tiny")).params
+    assert data["tokens_per_iter"] == 8 * 128
+    assert data["dataset_tokens"] is None and data["epochs"] is None
+    assert isinstance(data["warnings"], list)
+
+
+def test_cli_json_with_prepared_data(tmp_path, capsys):
+    from fwtui.cli import main
+
+    data_dir = _prepared_dir(tmp_path / "prepared", train_tokens=10_000)
+    assert main(["plan", "--preset", "cpu-tiny", "--set", "device=cpu", "--data", str(data_dir), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["dataset_tokens"] == 10_000 and data["dataset_tokens_exact"] is True
+    assert data["epochs"] == pytest.approx(200 * 1024 / 10_000)
+    assert any("sees each token 20.5 times" in w for w in data["warnings"])
+
+
+def test_cli_human_output_and_errors(capsys):
+    from fwtui.cli import main
+
+    assert main(["plan", "--preset", "cpu-tiny", "--set", "device=cpu", "--peak-tflops", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "fwtui plan · cpu-tiny" in out and "3.32M (nanoGPT count)" in out and "1,024" in out
+    assert main(["plan", "--preset", "cpu-tiny", "--set", "device=cpu", "--probe"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fwtui: error: --probe") and "CUDA" in err and "\n" not in err
+    assert main(["plan", "--preset", "cpu-tiny", "--save-preset", "x"]) == 2
+    assert "add --probe" in capsys.readouterr().err
+    assert main(["plan", "--json"]) == 2
+    assert "--preset" in capsys.readouterr().err

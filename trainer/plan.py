@@ -141,8 +141,10 @@ def default_mfu(device_name: str | None, compiled: bool) -> tuple[float, str]:
     spec = card_spec(device_name) if device_name else None
     if spec is not None and spec.label.startswith(DATACENTER_LABELS):
         mfu, why = DATACENTER_MFU, "default for datacenter cards (nanoGPT: 37% A100, ≈ 33% H100)"
-    else:
+    elif spec is not None:
         mfu, why = OTHER_CARD_MFU, "assumed default for GeForce/workstation cards (no earlier run to measure)"
+    else:
+        mfu, why = OTHER_CARD_MFU, "assumed default for a device not in the table (no earlier run to measure)"
     if not compiled:
         mfu *= NO_COMPILE_FACTOR
         why += ", × 0.54 without torch.compile (nanoGPT: 135 vs 250 ms/iter)"

@@ -1,0 +1,182 @@
+"""`fwtui plan`: parameters, tokens, epochs, FLOPs, time, memory and energy before a run (trainer.plan).
+
+`--json` prints the plan as one JSON object; `--probe` finds the largest micro-batch by real steps on the
+GPU (trainer.batch_finder) and `--save-preset NAME` keeps the result as a user preset; `--measure-peak`
+measures the card's bf16 matmul peak for a card not in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from pathlib import Path
+
+from trainer.config import RunConfig, apply_overrides, load_preset
+from trainer.errors import ConfigError
+from trainer.formulas import format_count
+
+
+def resolve_config(args: argparse.Namespace) -> RunConfig:
+    if not args.preset:
+        raise ConfigError("fwtui plan needs --preset NAME (`fwtui presets` lists them) or a .toml path")
+    return apply_overrides(load_preset(args.preset), args.overrides)
+
+
+def dataset_size(spec: str | None, text_column: str) -> tuple[int | None, bool, str]:
+    """(training tokens or None, exact, where the figure came from) for --data."""
+    if not spec:
+        return None, False, "unknown: no --data given"
+    from trainer.dataset import is_prepared_dir, open_prepared
+
+    path = Path(spec).expanduser()
+    if is_prepared_dir(path):
+        data = open_prepared(path)
+        return data.train_tokens, True, f"exact: training split of the prepared data in {path}"
+    if not path.exists() and not glob.glob(str(path)):
+        raise ConfigError(f"--data {spec}: no such file, directory or glob match")
+    try:
+        from trainer.ingest import count_tokens
+    except ImportError:
+        return None, False, "unknown: counting parquet tokens needs trainer.ingest (not installed here)"
+    count = count_tokens([spec], text_column=text_column)
+    how = f"exact: {count.how}" if count.exact else f"estimate: {count.how}"
+    return count.tokens, count.exact, how + " (includes the small validation share)"
+
+
+def detect(config: RunConfig, args: argparse.Namespace):
+    """The device this machine would run on, with a measured peak when asked for."""
+    from trainer.hardware import detect_device, measure_matmul_peak
+
+    device = detect_device(config.device, args.peak_tflops)
+    peak, source = device.peak_flops, device.peak_source
+    if args.measure_peak:
+        if not device.is_cuda:
+            raise ConfigError("--measure-peak needs a CUDA device and none is visible; pass --peak-tflops instead")
+        peak = measure_matmul_peak(device.device)
+        source = f"measured: bf16 matmul 8192³ on this card, {peak / 1e12:.1f} TFLOP/s"
+    return device, peak, source
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = round(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h{minutes:02d}m"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def gb(n: float | None) -> str:
+    return "unknown" if n is None else f"{n / 1e9:.2f} GB"
+
+
+def render(plan, config: RunConfig, data_how: str, device_label: str) -> None:
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"fwtui plan · {config.name} on {device_label}", title_justify="left",
+                  show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    approx = "" if plan.dataset_tokens_exact else "≈ "
+    table.add_row("parameters", f"{format_count(plan.params)} (nanoGPT count) · "
+                                f"{format_count(plan.params_with_embeddings)} with position embeddings")
+    table.add_row("tokens/iter", f"{plan.tokens_per_iter:,} ({config.batch_size} × {config.block_size} × "
+                                 f"{config.gradient_accumulation_steps})")
+    table.add_row("dataset", data_how if plan.dataset_tokens is None
+                  else f"{approx}{plan.dataset_tokens:,} tokens ({data_how})")
+    table.add_row("epochs", "unknown" if plan.epochs is None else f"{approx}{plan.epochs:.2f}")
+    table.add_row("FLOPs", f"≈ {plan.total_flops:.3g}: {format_count(plan.flops_per_token)} a token (6·N + 12·L·H·Q·T)"
+                           f" × {plan.tokens_per_iter * config.max_iters:,} tokens + {plan.eval_count} "
+                           f"evaluations ({plan.eval_flops:.2g})")
+    table.add_row("peak", plan.peak_source if plan.peak_flops is None
+                  else f"{plan.peak_flops / 1e12:.1f} TFLOP/s ({plan.peak_source})")
+    table.add_row("expected MFU", plan.expected_mfu_source if plan.expected_mfu is None
+                  else f"{plan.expected_mfu:.0%} ({plan.expected_mfu_source})")
+    if plan.est_seconds is None:
+        table.add_row("time", "unknown (no peak and no earlier run on this device)")
+    else:
+        table.add_row("time", f"≈ {duration(plan.est_seconds)} (training {duration(plan.train_seconds)}, "
+                              f"evaluations {duration(plan.eval_seconds)}, "
+                              f"checkpoints {duration(plan.checkpoint_seconds)})")
+    memory = f"≈ {gb(plan.est_memory_bytes)}"
+    if plan.device_memory_bytes:
+        memory += f" of {gb(plan.device_memory_bytes)} ({plan.est_memory_bytes / plan.device_memory_bytes:.0%})"
+    table.add_row("memory", memory)
+    table.add_row("", " · ".join(f"{k.replace('_', ' ')} {v / 1e9:.2f}" for k, v in plan.memory_breakdown.items()
+                                 if v) + " GB")
+    if plan.max_fitting_batch is not None:
+        table.add_row("largest batch", f"≈ {plan.max_fitting_batch} sequences (estimate; --probe measures it)")
+    if plan.energy_kwh is not None:
+        energy = f"≈ {plan.energy_kwh:.1f} kWh ({plan.board_watts:g} W typical board power × time)"
+        if plan.cost is not None:
+            energy += f" · cost ≈ {plan.cost:.2f}"
+        table.add_row("energy", energy)
+    console.print(table)
+    if plan.warnings:
+        console.print(Panel("\n".join(f"• {w}" for w in plan.warnings), title="warnings", title_align="left",
+                            border_style="yellow"))
+    console.print("\n".join(f"[dim]assumed: {n}[/dim]" for n in plan.notes), highlight=False)
+
+
+def probe(config: RunConfig, device, args: argparse.Namespace) -> RunConfig:
+    """Find the largest micro-batch by real steps; returns the config with it (saved when asked)."""
+    from trainer.batch_finder import find_max_batch, save_user_preset
+
+    out = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the one JSON object
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
+    say(f"probing micro-batch sizes on {device.name} ...")
+    result = find_max_batch(config, device=device.device,
+                            progress=lambda b, ok: say(f"  batch {b}: {'fits' if ok else 'out of memory'}"))
+    say(f"largest that fitted: {result.largest_fitting}; with a 10% margin: batch_size={result.batch_size} "
+          f"gradient_accumulation_steps={result.gradient_accumulation_steps} "
+          f"({result.tokens_per_iter:,} tokens/iter, was {config.tokens_per_iter:,})")
+    if result.hit_limit:
+        say("note: " + result.notes[-1])
+    if args.save_preset:
+        path = save_user_preset(result.apply(config), args.save_preset,
+                                description=f"{config.name} fitted by fwtui plan --probe on {device.name}: "
+                                            f"batch {result.batch_size} × {result.gradient_accumulation_steps}")
+        say(f"saved user preset {args.save_preset!r} to {path}")
+    return result.apply(config)
+
+
+def main(args: argparse.Namespace) -> int:
+    from trainer.plan import make_plan
+
+    config = resolve_config(args)
+    if args.save_preset and not args.probe:
+        raise ConfigError("--save-preset saves the size --probe finds; add --probe")
+    if args.price_kwh is not None and args.price_kwh < 0:
+        raise ConfigError(f"--price-kwh {args.price_kwh}: must be 0 or more")
+    if args.peak_tflops is not None and args.peak_tflops <= 0:
+        raise ConfigError(f"--peak-tflops {args.peak_tflops}: must be above 0")
+    device, peak, peak_source = detect(config, args)
+    if args.probe and not device.is_cuda:
+        raise ConfigError("--probe runs real training steps on a CUDA device and none is visible here; "
+                          "the plan's memory estimate gives the largest batch without one")
+    tokens, exact, data_how = dataset_size(args.data, config.text_column)
+    if args.probe:
+        config = probe(config, device, args)  # the plan below is for the fitted micro-batch
+    plan = make_plan(config, dataset_tokens=tokens, dataset_tokens_exact=exact, device_name=device.name,
+                     device_memory_bytes=device.memory_bytes, peak_flops=peak, peak_source=peak_source,
+                     price_per_kwh=args.price_kwh)
+    if args.json:
+        out = {"preset": config.name, "device": device.device, "dataset_source": data_how, **plan.to_dict()}
+        print(json.dumps(out, allow_nan=False))
+    else:
+        label = device.name + (f" ({device.memory_bytes / 1e9:.1f} GB)" if device.memory_bytes else "")
+        render(plan, config, data_how, label)
+    return 0
