@@ -1,0 +1,72 @@
+"""`fwtui runs [DIR]`: the runs in DIR (default ./runs), newest first, as one table.
+
+Each row comes from RUN/events.jsonl and RUN/config.toml (trainer.runs.read_run); a run whose log cannot be
+read gets one line saying why instead of a row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from fwtui import format as fmt
+from trainer.runs import RunInfo, scan_runs
+
+STATUS_STYLE = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red"}
+
+
+def _loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _iteration(run: RunInfo) -> str:
+    if run.iteration is None:
+        return "-"
+    return f"{run.iteration:,}" + (f" / {run.max_iters:,}" if run.max_iters else "")
+
+
+def _started(run: RunInfo) -> str:
+    if run.start_time is None:
+        return "-"
+    from datetime import datetime
+
+    return datetime.fromtimestamp(run.start_time).strftime("%Y-%m-%d %H:%M")
+
+
+def runs_table(runs: list[RunInfo], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column, justify in (("name", "left"), ("preset", "left"), ("status", "left"), ("iteration", "right"),
+                            ("train loss", "right"), ("val loss", "right"), ("tokens seen", "right"),
+                            ("started", "left"), ("path", "left")):
+        table.add_column(column, justify=justify, no_wrap=True)
+    for run in runs:
+        style = STATUS_STYLE.get(run.status, "")
+        table.add_row(escape(run.name), escape(run.preset or "-"), f"[{style}]{run.status}[/]" if style else run.status,
+                      _iteration(run), _loss(run.train_loss), _loss(run.val_loss),
+                      "-" if run.tokens_seen is None else fmt.compact(run.tokens_seen), _started(run),
+                      escape(str(run.path)))
+    return table
+
+
+def main(args: argparse.Namespace) -> int:
+    # Piped output (grep, a file) gets a wide table rather than one folded at 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 250)
+    runs = scan_runs(args.dir)
+    readable = [r for r in runs if r.status != "unreadable"]
+    if not runs:
+        console.print(f"no runs in {escape(str(args.dir))} (a run is a directory with an events.jsonl)",
+                      highlight=False)
+        return 0
+    if readable:
+        console.print(runs_table(readable, f"runs in {escape(str(args.dir))}"))
+    for run in runs:
+        if run.status == "unreadable":
+            console.print(f"{escape(run.name)}: unreadable: {escape(run.problem)} ({escape(str(run.path))})",
+                          highlight=False)
+        elif run.problem:
+            console.print(f"{escape(run.name)}: {run.status}: {escape(run.problem)}", highlight=False, style="dim")
+    return 0
