@@ -1,0 +1,307 @@
+"""The live view of a run: fed engine events one by one, it shows loss, throughput, memory and time to go.
+
+`feed(event)` runs on the UI thread for every event (live, or thousands at once from a replayed
+events.jsonl). It only stores the event and appends to bounded histories; the text panels are refreshed once
+per batch of events (a scheduled flush) and the charts at most twice a second (a timer), so a replay stays fast
+and the trainer never waits on the screen. Keys act through `controls` (trainer.controls.Controls or the
+control-channel client); controls=None is a read-only replay.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import tzinfo
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from fwtui.screens.confirm import ConfirmModal
+from fwtui.screens.help import HelpModal
+from fwtui.screens.sample_modal import SampleModal
+from fwtui.widgets.charts import HISTORY_POINTS, History, LossChart, ThroughputChart
+from fwtui.widgets.panels import (ErrorPanel, EventLog, HeaderLine, MemoryPanel, PreparePanel, SamplePanel,
+                                  ThroughputPanel, TimePanel, log_line)
+from trainer.events import (Eval, Event, Failed, Finished, PrepareDone, PrepareProgress, RunStarted, Sample,
+                            StateChanged, Step)
+
+CHART_REDRAW_SECONDS = 0.5
+"""Charts redraw at most twice a second: plotting costs milliseconds, events can come by the thousand."""
+
+SAMPLE_SETTINGS = {"max_new_tokens": 200, "temperature": 0.8, "top_k": 200}
+"""What `s` asks for: 200 new tokens at temperature 0.8, top-k 200 (nanoGPT's sample.py defaults)."""
+
+NOT_IN_REPLAY = "not available in a replay (this view only reads events.jsonl)"
+
+
+class DashboardScreen(Screen[None]):
+    CSS_PATH = "../dashboard.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+
+    BINDINGS = [
+        Binding("s", "sample", "sample"),
+        Binding("p", "pause", "pause/resume"),
+        Binding("e", "evaluate", "eval"),
+        Binding("c", "checkpoint", "checkpoint"),
+        Binding("q", "quit_run", "quit"),
+        Binding("question_mark", "help", "help", key_display="?"),
+    ]
+
+    def __init__(self, controls: Any = None, *, title: str = "", attach: bool = False,
+                 tz: tzinfo | None = None, history_points: int = HISTORY_POINTS) -> None:
+        """`tz`: the zone the finish time is shown in (default local; tests pin UTC)."""
+        super().__init__()
+        self.controls = controls
+        self.run_title = title
+        self.attach = attach
+        self.tz = tz
+        # What the events said last; panels are drawn from these.
+        self.run: RunStarted | None = None
+        self.last_step: Step | None = None
+        self.prepare: PrepareProgress | None = None
+        self.prepare_done: PrepareDone | None = None
+        self.latest_sample: Sample | None = None
+        self.finished: Finished | None = None
+        self.failed: Failed | None = None
+        self.paused = False
+        self.stopping = False
+        self.events_fed = 0
+        # Bounded histories for the charts, and log lines not yet written to the log widget.
+        self.train_loss = History(history_points)
+        self.val_loss = History(history_points)
+        self.mfu_percent = History(history_points)
+        self.tokens_per_sec = History(history_points)
+        self._log_pending: deque[str] = deque(maxlen=1000)
+        self._flush_scheduled = False
+        self._charts_dirty = True
+
+    # --- what tests and the app read -------------------------------------------------------------------
+    @property
+    def iteration(self) -> int | None:
+        if self.last_step is not None:
+            return self.last_step.iter
+        return None if self.run is None else self.run.start_iter
+
+    @property
+    def loss_points(self) -> int:
+        return len(self.train_loss)
+
+    @property
+    def latest_sample_text(self) -> str:
+        return "" if self.latest_sample is None else self.latest_sample.text
+
+    @property
+    def finished_reason(self) -> str | None:
+        return None if self.finished is None else self.finished.reason
+
+    @property
+    def error_message(self) -> str | None:
+        return None if self.failed is None else self.failed.message
+
+    @property
+    def run_over(self) -> bool:
+        return self.finished is not None or self.failed is not None
+
+    # --- layout ----------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield HeaderLine(id="header")
+        with VerticalScroll(id="body"):
+            yield ErrorPanel(id="error")
+            yield PreparePanel(id="prepare")
+            with Vertical(id="run-panels"):
+                with Horizontal(id="top-row"):
+                    yield LossChart(self.train_loss, self.val_loss, id="loss-chart")
+                    with Vertical(id="throughput-box"):
+                        yield ThroughputPanel(id="throughput")
+                        yield ThroughputChart(self.mfu_percent, self.tokens_per_sec, id="throughput-chart")
+                with Horizontal(id="bottom-row"):
+                    yield MemoryPanel(id="memory")
+                    yield TimePanel(id="time")
+                    yield SamplePanel(id="sample")
+            yield EventLog(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#error").border_title = "error"
+        self.query_one("#prepare").border_title = "tokenizing"
+        self.query_one("#throughput").border_title = "throughput"
+        self.query_one("#memory").border_title = "memory"
+        self.query_one("#time").border_title = "time"
+        self.set_interval(CHART_REDRAW_SECONDS, self._redraw_charts_if_dirty)
+        self._flush()
+
+    # --- events ----------------------------------------------------------------------------------------
+    def feed(self, event: Event) -> None:
+        """Take one engine event (UI thread). Cheap: stores it, appends to histories, schedules a flush."""
+        self.events_fed += 1
+        match event:
+            case PrepareProgress():
+                self.prepare = event
+            case PrepareDone():
+                self.prepare_done = event
+            case RunStarted():
+                self._start_run(event)
+            case Step():
+                if self.last_step is None or event.iter >= self.last_step.iter:  # replays may come unordered
+                    self.last_step = event
+                self.train_loss.add(event.iter, event.loss)
+                if event.mfu is not None:
+                    self.mfu_percent.add(event.iter, event.mfu * 100)
+                self.tokens_per_sec.add(event.iter, event.tokens_per_sec)
+                self._charts_dirty = True
+            case Eval():
+                self.val_loss.add(event.iter, event.val_loss)
+                self._charts_dirty = True
+            case Sample():
+                self.latest_sample = event
+                self._forward_sample(event)
+            case StateChanged():
+                self.paused = event.state == "paused"
+            case Finished():
+                self.finished = event
+            case Failed():
+                self.failed = event
+        line = log_line(event)
+        if line is not None:
+            self._log_pending.append(line)
+        self._schedule_flush()
+        if isinstance(event, (Finished, Failed)) and self.stopping:
+            self.app.exit()
+
+    def _start_run(self, event: RunStarted) -> None:
+        if self.run is not None and event.run_dir == self.run.run_dir and event.start_iter > 0:
+            pass  # a resume of the same run in the same view: keep its curve
+        elif self.run is not None:
+            for history in (self.train_loss, self.val_loss, self.mfu_percent, self.tokens_per_sec):
+                history.clear()
+        self.run = event
+        self.last_step = None
+        self.finished = self.failed = None
+        self.paused = False
+        self._charts_dirty = True
+
+    def _forward_sample(self, sample: Sample) -> None:
+        if not self.is_mounted:
+            return
+        for screen in self.app.screen_stack:
+            if isinstance(screen, SampleModal):
+                screen.show_sample(sample)
+
+    def _schedule_flush(self) -> None:
+        # One flush per batch of events: a replay of thousands redraws the panels once, not per event.
+        if not self._flush_scheduled and self.is_mounted:
+            self._flush_scheduled = True
+            self.call_later(self._flush)
+
+    def _status(self) -> str:
+        if self.failed is not None:
+            return "FAILED"
+        if self.finished is not None:
+            return f"finished ({self.finished.reason})"
+        if self.stopping:
+            return "stopping at the next step boundary, saving a checkpoint…"
+        if self.paused:
+            return "PAUSED"
+        return ""
+
+    def _flush(self) -> None:
+        """Redraw the text panels from the stored events (the charts have their own timer)."""
+        self._flush_scheduled = False
+        if not self.is_mounted:
+            return
+        self.set_class(self.run is not None, "-running")
+        self.set_class(self.failed is not None, "-failed")
+        self.query_one(HeaderLine).show(title=self.run_title, run=self.run, step=self.last_step,
+                                        status=self._status())
+        self.query_one(PreparePanel).show(self.prepare, self.prepare_done)
+        self.query_one(ThroughputPanel).show(self.run, self.last_step)
+        self.query_one(MemoryPanel).show(self.run, self.last_step)
+        self.query_one(TimePanel).show(self.run, self.last_step, self.finished, self.tz)
+        self.query_one(SamplePanel).show(self.latest_sample, can_sample=self.controls is not None)
+        if self.failed is not None:
+            self.query_one(ErrorPanel).show(self.failed.message, self.failed.iter)
+        if self._log_pending:
+            self.query_one(EventLog).write_lines(list(self._log_pending))
+            self._log_pending.clear()
+
+    def _redraw_charts_if_dirty(self) -> None:
+        if self._charts_dirty:
+            self.redraw_now()
+
+    def redraw_now(self) -> None:
+        """Draw everything at once (the app calls it after a replay; snapshot tests before the picture)."""
+        self._flush()
+        self._charts_dirty = False
+        self.query_one(LossChart).redraw()
+        self.query_one(ThroughputChart).redraw()
+
+    # --- keys --------------------------------------------------------------------------------------------
+    def _controls_or_say(self) -> Any:
+        if self.controls is None:
+            self.notify(NOT_IN_REPLAY, severity="warning")
+        elif self.run_over:
+            self.notify("the run is over: nothing to ask it", severity="warning")
+            return None
+        return self.controls
+
+    def action_sample(self) -> None:
+        if self._controls_or_say() is None:
+            return
+        self.app.push_screen(SampleModal(self._request_sample))
+
+    def _request_sample(self, prompt: str) -> None:
+        self.controls.request_sample(prompt, SAMPLE_SETTINGS["max_new_tokens"], SAMPLE_SETTINGS["temperature"],
+                                     SAMPLE_SETTINGS["top_k"])
+
+    def action_pause(self) -> None:
+        controls = self._controls_or_say()
+        if controls is None:
+            return
+        now_paused = controls.toggle_pause()
+        self.notify("pausing at the next step boundary" if now_paused else "resuming")
+
+    def action_evaluate(self) -> None:
+        controls = self._controls_or_say()
+        if controls is not None:
+            controls.request_eval()
+            self.notify("evaluating at the next step boundary")
+
+    def action_checkpoint(self) -> None:
+        controls = self._controls_or_say()
+        if controls is not None:
+            controls.request_checkpoint()
+            self.notify("saving a checkpoint at the next step boundary")
+
+    def action_quit_run(self) -> None:
+        if self.controls is None or self.run_over:
+            self.app.exit()
+        elif self.stopping:
+            self.notify("already stopping: waiting for the checkpoint at the next step boundary")
+        elif self.attach:
+            self.app.push_screen(ConfirmModal("Detach from this run? The run goes on; `fwtui attach RUN` "
+                                              "shows it again.", yes="detach", no="stay"), self._on_detach)
+        else:
+            self.app.push_screen(ConfirmModal("Stop the run? It stops at the next step boundary, saves a "
+                                              "checkpoint, then fwtui exits.", yes="stop", no="keep training"),
+                                 self._on_quit_answer)
+
+    def _on_detach(self, yes: bool | None) -> None:
+        if yes:
+            self.app.exit()
+
+    def _on_quit_answer(self, yes: bool | None) -> None:
+        if not yes:
+            return
+        if self.run_over:  # it ended while the question was open
+            self.app.exit()
+            return
+        self.stopping = True
+        self.controls.stop("quit")
+        self.notify("stopping at the next step boundary, saving a checkpoint…")
+        self._flush()
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpModal(read_only=self.controls is None, attach=self.attach))

@@ -1,0 +1,61 @@
+"""The keys of the dashboard, with what each one does to the run (? opens it, Esc/?/q closes it)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS = [
+    ("s", "sample: type a prompt; the model writes a continuation at the next step boundary "
+          "(training goes on)"),
+    ("p", "pause / resume training at the next step boundary"),
+    ("e", "evaluate now: train and val loss at the next step boundary"),
+    ("c", "checkpoint now: save RUN/ckpt.pt at the next step boundary"),
+    ("q", "quit: stop at the next step boundary, save a checkpoint, exit"),
+    ("?", "this help"),
+    ("↑ ↓ PgUp PgDn", "scroll the dashboard when the terminal is small"),
+]
+
+
+class HelpModal(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpModal { align: center middle; }
+    HelpModal > Vertical {
+        width: 80; max-width: 95%; height: auto; max-height: 95%;
+        border: thick $primary; background: $surface; padding: 1 2;
+    }
+    """
+
+    BINDINGS = [
+        Binding("escape", "dismiss_help", "close"),
+        Binding("question_mark", "dismiss_help", "close", show=False),
+        Binding("q", "dismiss_help", "close", show=False),
+    ]
+
+    def __init__(self, *, read_only: bool = False, attach: bool = False) -> None:
+        super().__init__()
+        self.read_only, self.attach = read_only, attach
+
+    def lines(self) -> list[str]:
+        rows = []
+        for key, what in KEYS:
+            if key == "q" and self.read_only:
+                what = "quit the viewer"
+            elif key == "q" and self.attach:
+                what = "detach: leave this view; the run goes on"
+            elif self.read_only and key in "spec" and len(key) == 1:
+                what += " (not available in a replay)"
+            rows.append(f"{key:>13}  {what}")
+        return rows
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("keys", classes="title")
+            yield Static("\n".join(self.lines()), id="help-keys")
+            yield Static("\nEsc closes this help.")
+
+    def action_dismiss_help(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,206 @@
+"""The dashboard's text panels. Each one formats fields of the latest events; none computes a metric.
+
+Every figure says what it is against ("of 12.0 GB", "of 58.3 TFLOP/s"); estimates carry "≈"; missing values
+say "unknown". Panels read without colour: the error panel starts with "ERROR:", gauges are block characters.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Log, Static
+
+from fwtui import format as fmt
+from trainer.events import (CheckpointSaved, Eval, Failed, Finished, PrepareDone, PrepareProgress, RunStarted,
+                            Sample, StateChanged, Step, Warning)
+from trainer.formulas import format_count
+
+LOG_LINES = 1000
+"""The event log keeps this many lines (a long run logs an eval and a checkpoint every few minutes)."""
+
+
+def _device_memory(run: RunStarted) -> str:
+    return "" if run.device_memory_bytes is None else f", {fmt.gigabytes(run.device_memory_bytes)}"
+
+
+class HeaderLine(Horizontal):
+    """One line: what runs where on the left, how far it got on the right."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header-left")
+        yield Static(id="header-right")
+
+    def show(self, *, title: str, run: RunStarted | None, step: Step | None, status: str) -> None:
+        parts = ["fwtui"]
+        if title:
+            parts.append(title)
+        if run is None:
+            parts.append("preparing data")
+        else:
+            parts.append(f"{run.config.get('name', 'custom')} ({format_count(run.params)})")
+            parts.append(f"{run.device_name}{_device_memory(run)}")
+        self.query_one("#header-left", Static).update(Text(" · ".join(parts), overflow="ellipsis", no_wrap=True))
+        right = ""
+        if run is not None:
+            done = step.iter if step is not None else run.start_iter
+            right = f"iter {fmt.count(done)} / {fmt.count(run.max_iters)}"
+            if run.max_iters > 0:
+                right += f"  {fmt.percent(done / run.max_iters)}"
+        if status:
+            right = f"{right} · {status}" if right else status
+        self.query_one("#header-right", Static).update(Text(right, no_wrap=True))
+
+
+class ThroughputPanel(Static):
+    def show(self, run: RunStarted | None, step: Step | None) -> None:
+        if run is None or step is None:
+            self.update("waiting for the first step")
+            return
+        lines = [f"{fmt.rate(step.tokens_per_sec, 'tok')} · {fmt.seconds(step.step_seconds)}/iter"]
+        if run.peak_flops is None:
+            source = run.peak_flops_source or "no peak for this device"
+            lines.append(f"MFU unknown ({source if 'unknown' in source.lower() else 'peak unknown: ' + source})")
+        elif step.mfu is None:
+            lines.append(f"MFU unknown · peak {fmt.tflops(run.peak_flops)} ({run.peak_flops_source})")
+        else:
+            lines.append(f"MFU {fmt.percent(step.mfu)} of {fmt.tflops(run.peak_flops)} ({run.peak_flops_source})")
+        grad = "" if step.grad_norm is None else f" · grad norm {step.grad_norm:.2f}"
+        lines.append(f"lr {step.lr:.2e}{grad} · {run.precision}{' · compiled' if run.compiled else ''}")
+        self.update(Text("\n".join(lines)))
+
+
+class MemoryPanel(Static):
+    """Device memory against the card's total; on CPU the process's resident memory (RSS)."""
+
+    def show(self, run: RunStarted | None, step: Step | None) -> None:
+        if run is None or step is None:
+            self.update("waiting for the first step")
+            return
+        total = step.mem_total_bytes if step.mem_total_bytes is not None else run.device_memory_bytes
+        on_cpu = run.device.startswith("cpu")
+        used = step.mem_reserved_bytes if on_cpu else step.mem_allocated_bytes
+        fraction = None if used is None or not total else used / total
+        width = max(8, self.content_size.width - 12) if self.content_size.width else 12
+        of_total = f" of {fmt.gigabytes(total)}"
+        if on_cpu:
+            self.border_title = "memory (CPU, RSS)"
+            lines = [f"{fmt.bar(fraction, width)} {fmt.gigabytes(used)}",
+                     f"RSS {fmt.gigabytes(used)}{of_total}",
+                     f"peak {fmt.gigabytes(step.mem_peak_bytes)}"]
+        else:
+            self.border_title = "memory"
+            lines = [f"{fmt.bar(fraction, width)} {fmt.gigabytes(used)}",
+                     f"allocated {fmt.gb_number(used)}{of_total}",
+                     f"reserved {fmt.gb_number(step.mem_reserved_bytes)} · peak {fmt.gb_number(step.mem_peak_bytes)}"]
+        self.update(Text("\n".join(lines)))
+
+
+class TimePanel(Static):
+    def show(self, run: RunStarted | None, step: Step | None, finished: Finished | None,
+             tz: tzinfo | None) -> None:
+        if run is None or step is None:
+            self.update("waiting for the first step")
+            return
+        share = f" ({fmt.percent(step.iter / run.max_iters)})" if run.max_iters > 0 else ""
+        lines = [f"iter {fmt.count(step.iter)} of {fmt.count(run.max_iters)}{share}"]
+        if finished is not None:
+            lines.append(f"elapsed {fmt.duration(finished.seconds)} · {finished.reason}")
+        else:
+            left = fmt.approx(fmt.duration(step.eta_seconds))
+            lines.append(f"elapsed {fmt.duration(step.elapsed_seconds)} · left {left}")
+            # The finish time is the step's own clock plus its ETA, so a replay shows what was expected then.
+            finish = None if step.eta_seconds is None else step.time + step.eta_seconds
+            lines.append(f"done {fmt.approx(fmt.clock(finish, now=step.time, tz=tz))} (incl. evals)")
+        lines.append(f"tokens {fmt.compact(step.tokens_seen)} · epoch {step.epoch:.2f}")
+        self.update(Text("\n".join(lines)))
+
+
+class SamplePanel(Static):
+    def show(self, sample: Sample | None, can_sample: bool) -> None:
+        if sample is None:
+            self.border_title = "latest sample"
+            self.update("no sample yet" + (" — press s" if can_sample else ""))
+            return
+        self.border_title = f"latest sample · iter {fmt.count(sample.iter)}"
+        text = Text()
+        if sample.prompt.strip():
+            text.append(sample.prompt, style="italic")
+        text.append(sample.text)
+        self.update(text)
+
+
+class PreparePanel(Static):
+    """Tokenization progress before the run starts: bar, documents, tokens, rate, time left."""
+
+    def show(self, progress: PrepareProgress | None, done: PrepareDone | None) -> None:
+        if done is not None:
+            cached = " (cached)" if done.cached else ""
+            self.update(Text(
+                f"data ready{cached}: {fmt.count(done.train_tokens)} train + {fmt.count(done.val_tokens)} val "
+                f"tokens · {fmt.count(done.documents)} documents · {fmt.duration(done.seconds)}\n"
+                "starting the run…"))
+            return
+        if progress is None:
+            self.update("waiting for the engine…")
+            return
+        fraction = progress.bytes_done / progress.bytes_total if progress.bytes_total else None
+        width = max(10, (self.content_size.width or 40) - 8)
+        lines = [f"{fmt.bar(fraction, width)} {fmt.percent(fraction, 0)}",
+                 f"documents {fmt.count(progress.documents)} · tokens {fmt.count(progress.tokens)} "
+                 f"· {fmt.rate(progress.tokens_per_sec, 'tok')}",
+                 f"read {fmt.gigabytes(progress.bytes_done)} of {fmt.gigabytes(progress.bytes_total)} (parquet) "
+                 f"· left {fmt.approx(fmt.duration(progress.eta_seconds))}"]
+        if progress.source:
+            lines.append(f"reading {progress.source}")
+        self.update(Text("\n".join(lines), overflow="ellipsis"))
+
+
+class ErrorPanel(Static):
+    """The engine's one-line failure message; readable without colour thanks to the "ERROR:" prefix."""
+
+    def show(self, message: str | None, iteration: int | None) -> None:
+        where = "" if iteration is None else f" (at iter {fmt.count(iteration)})"
+        self.update(Text(f"ERROR{where}: {message}\nThe run has stopped. q quits; the log below has the events."))
+
+
+class EventLog(Log):
+    """Eval, checkpoint, sample, pause and warning lines, newest at the bottom, at most LOG_LINES kept."""
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(max_lines=LOG_LINES, highlight=False, auto_scroll=True, id=id)
+        self.border_title = "events"
+
+
+def log_line(event) -> str | None:
+    """The event log's line for an event, or None for events that only update the panels."""
+    match event:
+        case PrepareDone():
+            return (f"data ready: {fmt.compact(event.train_tokens)} train tokens, {fmt.count(event.documents)} "
+                    f"documents in {fmt.duration(event.seconds)}{' (cached)' if event.cached else ''}")
+        case RunStarted():
+            where = f"from iter {fmt.count(event.start_iter)}" if event.start_iter else "from scratch"
+            return f"run started {where} · {event.run_dir}"
+        case Eval():
+            return (f"iter {fmt.count(event.iter)} eval: train {fmt.loss(event.train_loss)} · val "
+                    f"{fmt.loss(event.val_loss)} (best {fmt.loss(event.best_val_loss)}) · {fmt.seconds(event.seconds)}")
+        case CheckpointSaved():
+            return (f"iter {fmt.count(event.iter)} checkpoint ({event.reason}): {fmt.gigabytes(event.bytes)} "
+                    f"in {fmt.seconds(event.seconds)}")
+        case Sample():
+            return f"iter {fmt.count(event.iter)} sample ({fmt.seconds(event.seconds)}): see latest sample"
+        case StateChanged():
+            return f"iter {fmt.count(event.iter)} {event.state}"
+        case Warning():
+            return f"WARNING: {event.message}"
+        case Finished():
+            final = ""
+            if event.final_val_loss is not None or event.final_train_loss is not None:
+                final = f" · train {fmt.loss(event.final_train_loss)} val {fmt.loss(event.final_val_loss)}"
+            return (f"finished ({event.reason}) at iter {fmt.count(event.iter)} after "
+                    f"{fmt.duration(event.seconds)}{final}")
+        case Failed():
+            return f"ERROR: {event.message}"
+    return None
