@@ -1,0 +1,146 @@
+"""The control channel: commands from another process reach a real Controls; only the owner's files count."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from trainer.control_channel import ControlChannelServer, ControlClient, control_dir
+from trainer.controls import Controls, SampleRequest
+from trainer.events import RunStarted, StateChanged
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    """Poll a condition (the server thread runs every 0.2 s); a deadline, not a timing assertion."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture
+def channel(tmp_path: Path):
+    controls = Controls()
+    warnings: list[str] = []
+    server = ControlChannelServer(tmp_path, controls, on_warning=warnings.append)
+    server.start()
+    yield tmp_path, controls, server, warnings
+    server.stop()
+
+
+def test_directory_and_files_are_owner_only(channel) -> None:
+    run, _, server, _ = channel
+    info = os.stat(control_dir(run))
+    assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+    server.stop()  # keep the file in place to look at it
+    path = ControlClient(run).send("eval")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert json.loads(path.read_text()) == {"cmd": "eval"}
+    assert not [n for n in os.listdir(control_dir(run)) if n.startswith(".")]  # no temp file left behind
+
+
+def test_every_command_reaches_the_controls(channel) -> None:
+    run, controls, server, warnings = channel
+    client = ControlClient(run)
+    client.request_sample("Once upon", 50, 0.5, None)
+    client.request_eval()
+    client.request_checkpoint()
+    assert wait_until(lambda: server.applied == 3)
+    taken = controls.take()
+    assert taken.evaluate and taken.checkpoint
+    assert taken.samples == [SampleRequest("Once upon", 50, 0.5, None)]
+    client.pause()
+    assert wait_until(lambda: controls.paused)
+    client.resume()
+    assert wait_until(lambda: not controls.paused)
+    client.stop("stopped from attach")
+    assert wait_until(lambda: controls.stop_requested)
+    assert controls.stop_reason == "stopped from attach"
+    assert os.listdir(control_dir(run)) == [] and warnings == []  # applied commands are deleted
+
+
+def test_toggle_pause_uses_what_the_viewer_saw(channel) -> None:
+    run, controls, server, _ = channel
+    client = ControlClient(run)
+    assert client.toggle_pause() is None  # nothing seen yet: a plain toggle
+    assert wait_until(lambda: controls.paused)
+    client.observe(StateChanged(iter=5, state="paused"))
+    assert client.toggle_pause() is False  # it was paused: ask for running, explicitly
+    assert wait_until(lambda: not controls.paused)
+    client.observe(StateChanged(iter=5, state="running"))
+    other = ControlClient(run)  # a second viewer that saw the same state
+    other.observe(StateChanged(iter=5, state="running"))
+    assert client.toggle_pause() is True and other.toggle_pause() is True
+    assert wait_until(lambda: server.applied == 4)
+    assert controls.paused  # two pauses at once still mean paused (toggles would have cancelled out)
+    client.observe(RunStarted(run_dir=str(run), config={}, params=1, params_with_embeddings=1, device="cpu",
+                              device_name="cpu", device_memory_bytes=None, peak_flops=None, peak_flops_source="",
+                              flops_per_token=1, tokens_per_iter=1, dataset_tokens=1, start_iter=0, max_iters=1,
+                              precision="float32", compiled=False))
+    assert client.paused is False
+
+
+def test_client_in_another_process(channel) -> None:
+    run, controls, server, _ = channel
+    code = ("import sys; from trainer.control_channel import ControlClient\n"
+            "c = ControlClient(sys.argv[1]); c.request_sample('From afar', 20, 1.0, 5); c.request_checkpoint()\n")
+    subprocess.run([sys.executable, "-c", code, str(run)], check=True, cwd=REPO, timeout=60)
+    assert wait_until(lambda: server.applied == 2)
+    taken = controls.take()
+    assert taken.checkpoint and taken.samples == [SampleRequest("From afar", 20, 1.0, 5)]
+
+
+def test_refused_files(channel) -> None:
+    run, controls, server, warnings = channel
+    server.stop()  # drive the polls by hand so each case is seen alone
+    client = ControlClient(run)
+    loose = client.send("stop", reason="from a group-writable file")
+    os.chmod(loose, 0o666)  # as if another user could have written it
+    assert server.poll_once() == 0 and not controls.stop_requested
+    assert not loose.exists() and "0666" in warnings[-1]
+    (control_dir(run) / "0-link.json").symlink_to(client.send("eval"))
+    bad_json = control_dir(run) / "1-bad.json"
+    bad_json.write_text("{not json")
+    os.chmod(bad_json, 0o600)
+    unknown = client.send("eval")
+    unknown.write_text(json.dumps({"cmd": "format_disk"}))
+    bad_args = client.send("sample")
+    bad_args.write_text(json.dumps({"cmd": "sample", "max_new_tokens": "lots"}))
+    assert server.poll_once() == 1  # only the real eval behind the symlink
+    taken = controls.take()
+    assert taken.evaluate and taken.samples == [] and not controls.stop_requested
+    assert os.listdir(control_dir(run)) == []
+    joined = "\n".join(warnings)
+    assert "0-link.json" in joined and "not a JSON command" in joined and "format_disk" in joined
+    assert "bad arguments for 'sample'" in joined
+
+
+def test_stale_commands_are_dropped_at_start(tmp_path: Path) -> None:
+    ControlClient(tmp_path).stop("left over from a run that died")
+    controls = Controls()
+    server = ControlChannelServer(tmp_path, controls)
+    server.start()
+    try:
+        assert os.listdir(control_dir(tmp_path)) == []
+        server.poll_once()
+        assert not controls.stop_requested
+    finally:
+        server.stop()
+
+
+def test_loosened_directory_is_tightened(tmp_path: Path) -> None:
+    control_dir(tmp_path).mkdir(mode=0o777)
+    os.chmod(control_dir(tmp_path), 0o777)
+    ControlClient(tmp_path).request_eval()
+    assert stat.S_IMODE(os.stat(control_dir(tmp_path)).st_mode) == 0o700
