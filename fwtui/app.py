@@ -1,0 +1,157 @@
+"""The Textual app: the setup screen, then the dashboard of the run it starts.
+
+`FwtuiApp(options)` is the one factory the CLI, the tests and the benchmark all use. The app holds no
+training logic: it turns the setup screen's choice into a run (fwtui.session), feeds the engine's events
+to the dashboard, and looks after the run when the terminal goes away (`hangup`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from textual.app import App
+
+from fwtui.messages import EngineDone, EngineEvent
+from fwtui.recent import remember
+from fwtui.screens.setup import SetupScreen
+from fwtui.session import EngineSession, RunArgs
+from trainer.config import RunConfig, all_presets, load_preset
+
+DETACHED_GRACE_SECONDS = 30.0
+"""After a hang-up, how long the process may linger once the run has ended before it is ended for sure."""
+
+
+@dataclass
+class AppOptions:
+    """The command line's choices (all optional: the setup screen asks for what is missing)."""
+
+    preset: str | None = None
+    data: str | None = None
+    out: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    start: bool = False
+    demo: bool = False
+    peak_tflops: float | None = None
+
+
+def default_gpu_probe() -> list[Any]:
+    from trainer.hardware import query_gpus
+
+    return query_gpus()
+
+
+class FwtuiApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "fwtui"
+
+    def __init__(self, options: AppOptions | None = None, *, gpu_probe: Callable[[], list[Any]] | None = None,
+                 root: Path | None = None, presets: list[RunConfig] | None = None,
+                 runs_dir: Path | None = None) -> None:
+        super().__init__()
+        self.options = options or AppOptions()
+        self.gpu_probe = gpu_probe or default_gpu_probe
+        self.root = root or Path.cwd()
+        self.presets = presets if presets is not None else self._load_presets()
+        self.runs_dir = runs_dir
+        self.session: EngineSession | None = None
+        self.dashboard: Any = None
+        self.detached = False
+        """True once the terminal went away: the run goes on headless and the app is gone."""
+        self.first_frame: Callable[[], None] | None = None
+        """A hook the launch benchmark sets: called once the setup screen has drawn its first frame."""
+
+    def _load_presets(self) -> list[RunConfig]:
+        presets = all_presets()
+        wanted = self.options.preset
+        if wanted and wanted not in {p.name for p in presets}:
+            presets.insert(0, load_preset(wanted))  # a .toml / nanoGPT .py path from --preset
+        return presets
+
+    def on_mount(self) -> None:
+        wanted = self.options.preset
+        preset_name = None
+        if wanted:
+            preset_name = wanted if wanted in {p.name for p in self.presets} else self.presets[0].name
+        setup = SetupScreen(self.presets, root=self.root, gpu_probe=self.gpu_probe, preset=preset_name,
+                            data=self.options.data, overrides=self.options.overrides,
+                            start=self.options.start, demo=self.options.demo,
+                            peak_tflops=self.options.peak_tflops, runs_dir=self.runs_dir)
+        self.push_screen(setup)
+        if self.first_frame is not None:
+            setup.call_after_refresh(self.first_frame)
+
+    # --- the run ---------------------------------------------------------------------------------
+    def on_setup_screen_start_requested(self, event: SetupScreen.StartRequested) -> None:
+        choice = event.choice
+        from fwtui.screens.dashboard import DashboardScreen  # plots load only when a run starts
+        from trainer.controls import Controls
+
+        controls = Controls()
+        title = f"{Path(choice.data).name} · {choice.preset.name}"
+        self.dashboard = DashboardScreen(controls, title=title)
+        self.push_screen(self.dashboard)
+        out = Path(self.options.out) if self.options.out else None
+        self.session = EngineSession(self, RunArgs(preset=choice.preset, data=choice.data, out=out,
+                                                   overrides=choice.overrides,
+                                                   peak_tflops=self.options.peak_tflops), controls)
+        self.session.start()
+        remember(choice.data)
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        if self.dashboard is not None:
+            self.dashboard.feed(message.event)
+
+    def on_engine_done(self, message: EngineDone) -> None:
+        """The worker returned; the dashboard already showed Finished or Failed and decides about exit."""
+
+    @property
+    def run_active(self) -> bool:
+        return self.session is not None and self.session.running
+
+    def stop_run(self, reason: str) -> None:
+        """Ask the trainer to stop at its next step boundary, with a checkpoint (SIGTERM, exit)."""
+        if self.session is not None:
+            self.session.controls.stop(reason)
+
+    def on_unmount(self) -> None:
+        # The app is closing for a reason other than a hang-up (ctrl+q, an error): stop the run at a step
+        # boundary with a checkpoint rather than leave it training with no way to see or stop it.
+        if self.run_active and not self.detached:
+            self.stop_run("quit")
+
+    # --- the terminal went away ------------------------------------------------------------------
+    def hangup(self) -> None:
+        """SIGHUP: the terminal is gone. Detach: close the app, leave the run training headless.
+
+        Runs in the main thread from a signal handler, so it only sets state, points the terminal
+        file descriptors at /dev/null (writes to a dead tty raise EIO and would stop Textual's writer
+        thread), starts a watchdog, and schedules the exit on the app's loop.
+        """
+        if self.detached:
+            return
+        self.detached = True
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            try:
+                os.dup2(null, fd)
+            except OSError:
+                pass
+        os.close(null)
+        if self.session is not None:
+            threading.Thread(target=_exit_after_run, args=(self.session,), name="fwtui-detached-watchdog",
+                             daemon=True).start()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.exit)
+
+
+def _exit_after_run(session: EngineSession) -> None:
+    """After a hang-up: once the run has ended, make sure the process ends too, even if the UI side
+    is stuck on the dead terminal (the run's files are complete when `done` is set)."""
+    session.done.wait()
+    threading.Event().wait(DETACHED_GRACE_SECONDS)
+    os._exit(0)

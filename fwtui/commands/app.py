@@ -1,0 +1,85 @@
+"""`fwtui` with no command: open the app (setup screen, then the dashboard of the run it starts).
+
+Bad command-line choices fail here with one line before the screen opens. Signals: SIGHUP (the
+terminal went away: SSH dropped, tmux killed) detaches, so the run goes on headless to its end, still
+writing RUN/events.jsonl and checkpoints for `fwtui attach`; SIGTERM stops the run at a step boundary
+with a checkpoint. Ctrl-C reaches the app as a key (Textual reads the terminal raw).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+
+def options_from_args(args: argparse.Namespace):
+    """AppOptions from the parsed command line, checked: a bad preset, override or path is one line."""
+    from fwtui.app import AppOptions
+    from fwtui.widgets.file_picker import data_path_problem
+    from trainer.config import apply_overrides, load_preset
+    from trainer.errors import ConfigError, DataError
+
+    preset = getattr(args, "preset", None)
+    data = getattr(args, "data", None)
+    overrides = list(getattr(args, "overrides", None) or [])
+    start = bool(getattr(args, "start", False))
+    demo = bool(getattr(args, "demo", False))
+    if preset:
+        config = load_preset(preset)  # ConfigError names the preset and the fix
+        apply_overrides(config, overrides)
+    elif demo:
+        preset = "cpu-tiny"
+        apply_overrides(load_preset(preset), overrides)
+    elif overrides:
+        from trainer.config import RunConfig
+
+        apply_overrides(RunConfig(), overrides)  # key and type errors show before the screen opens
+    if data:
+        problem = data_path_problem(data)
+        if problem is not None:
+            raise DataError(f"--data {problem}")
+    if start and not (data or demo):
+        raise ConfigError("--start needs --data PATH (a parquet file, folder or glob) or --demo")
+    if start and not preset:
+        raise ConfigError("--start needs --preset NAME (`fwtui presets` lists them)")
+    return AppOptions(preset=preset, data=data, out=getattr(args, "out", None), overrides=overrides,
+                      start=start, demo=demo and not data, peak_tflops=getattr(args, "peak_tflops", None))
+
+
+def main(args: argparse.Namespace) -> int:
+    from fwtui.app import FwtuiApp
+
+    app = FwtuiApp(options_from_args(args))
+    previous = {
+        signal.SIGHUP: signal.signal(signal.SIGHUP, lambda *_: app.hangup()),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: _terminate(app)),
+    }
+    try:
+        app.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    session = app.session
+    if session is not None:
+        # Textual's thread workers run in asyncio's default executor, which app.run() already waited
+        # for; join anyway so the process never ends before the trainer's last checkpoint and event.
+        session.done.wait()
+        if not app.detached and session.run_dir:
+            where = Path(session.run_dir)
+            print(f"fwtui: run {where} — see it again with `fwtui attach {where}`", file=sys.stderr)
+        if session.error and not app.detached:
+            print(f"fwtui: error: {session.error}", file=sys.stderr)
+            return 2
+    return int(app.return_code or 0)
+
+
+def _terminate(app) -> None:
+    """SIGTERM: stop a run at its next step boundary (the dashboard exits on Finished); else exit."""
+    if app.run_active:
+        app.stop_run("SIGTERM")
+    else:
+        loop = app._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(app.exit)

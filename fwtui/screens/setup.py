@@ -1,0 +1,336 @@
+"""The setup screen: choose a preset and a parquet file, see the plan, adjust a few keys, start.
+
+Everything slow runs in thread workers that post messages back: the GPU query (nvidia-smi), the dataset
+token count (parquet metadata), the plan and the fit marks (trainer.plan), the parquet scan and the demo
+corpus. Nothing here imports torch, so the screen is up long before a run needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Static
+from textual.worker import get_current_worker
+
+from fwtui.format import gigabytes
+from fwtui.recent import load_recent
+from fwtui.widgets.file_picker import FilePicker, data_path_problem
+from fwtui.widgets.overrides import OverridesPanel
+from fwtui.widgets.plan_panel import PlanPanel
+from fwtui.widgets.preset_list import PresetList
+from trainer.config import RunConfig, apply_overrides
+from trainer.errors import FwtuiError
+
+GpuProbe = Callable[[], list[Any]]
+"""Returns the machine's GPUs as objects with .name and .memory_bytes (trainer.hardware.GpuSummary)."""
+
+
+@dataclass(frozen=True)
+class StartChoice:
+    """What the user chose: the preset (as loaded, before overrides), the overrides, the data path."""
+
+    preset: RunConfig
+    overrides: list[str]
+    data: str
+
+
+class SetupScreen(Screen):
+    BINDINGS = [
+        Binding("t", "start", "start"),
+        Binding("slash", "filter", "filter presets"),
+        Binding("d", "demo", "demo corpus"),
+        *[Binding(str(n), f"preset({n})", f"preset {n}", show=False) for n in range(1, 10)],
+    ]
+
+    class StartRequested(Message):
+        def __init__(self, choice: StartChoice) -> None:
+            super().__init__()
+            self.choice = choice
+
+    class GpusDetected(Message):
+        def __init__(self, gpus: list[Any]) -> None:
+            super().__init__()
+            self.gpus = gpus
+
+    class PlanReady(Message):
+        def __init__(self, plan: Any, title: str, note: str = "") -> None:
+            super().__init__()
+            self.plan = plan
+            self.title = title
+            self.note = note
+
+    class FitsReady(Message):
+        def __init__(self, fits: dict[str, bool | None]) -> None:
+            super().__init__()
+            self.fits = fits
+
+    class DemoReady(Message):
+        def __init__(self, path: str | None, error: str | None = None) -> None:
+            super().__init__()
+            self.path = path
+            self.error = error
+
+    def __init__(self, presets: list[RunConfig], *, root: Path, gpu_probe: GpuProbe,
+                 preset: str | None = None, data: str | None = None, overrides: list[str] | None = None,
+                 start: bool = False, demo: bool = False, peak_tflops: float | None = None,
+                 runs_dir: Path | None = None) -> None:
+        super().__init__()
+        self.presets = presets
+        self.root = root
+        self.gpu_probe = gpu_probe
+        self.initial_preset = preset
+        self.initial_data = data
+        self.initial_overrides = list(overrides or [])
+        self.start_at_once = start
+        self.demo_at_once = demo
+        self.peak_tflops = peak_tflops
+        self.runs_dir = runs_dir
+        self.base: RunConfig | None = presets[0] if presets else None
+        self.data: str | None = None
+        self.gpus: list[Any] | None = None  # None while nvidia-smi is being asked
+        self.started = False
+        self._token_counts: dict[str, Any] = {}
+
+    # --- layout ----------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static("fwtui · set up a run   detecting GPU…", id="setup-title")
+        with Horizontal(id="setup-main"):
+            with Vertical(id="setup-left"):
+                yield PresetList(self.presets, id="presets")
+                yield FilePicker(self.root, load_recent(), id="picker")
+            with VerticalScroll(id="setup-right"):
+                yield PlanPanel(id="plan")
+                yield OverridesPanel(id="overrides")
+                yield Static("", id="start-problem", classes="problem")
+                yield Button("start (t)", id="start", variant="success", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#start-problem").display = False
+        presets = self.query_one(PresetList)
+        overrides = self.query_one(OverridesPanel)
+        if self.initial_preset:
+            match = next((p for p in self.presets if p.name == self.initial_preset), None)
+            self.base = match or self.base
+            if match is not None:
+                presets.select_name(match.name)
+        if self.base is not None:
+            overrides.set_base(self.base)
+        overrides.prefill(self.initial_overrides)
+        if self.initial_data:
+            self.query_one(FilePicker).set_path(self.initial_data)
+        presets.focus_list()
+        self.detect_gpus()
+        self.refresh_plan()
+        if self.demo_at_once and not self.initial_data:
+            self.action_demo()
+        elif self.start_at_once:
+            self.call_after_refresh(self.action_start)
+
+    # --- workers ---------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="gpu")
+    def detect_gpus(self) -> None:
+        try:
+            gpus = list(self.gpu_probe())
+        except Exception:  # noqa: BLE001 - a broken probe means "no GPU known", never a crash
+            gpus = []
+        self.post_message(self.GpusDetected(gpus))
+
+    def effective_config(self) -> RunConfig | None:
+        """The chosen preset with the overrides applied, or None while they do not apply."""
+        if self.base is None:
+            return None
+        try:
+            return apply_overrides(self.base, self.query_one(OverridesPanel).all_overrides())
+        except FwtuiError:
+            return None
+
+    def refresh_plan(self) -> None:
+        config = self.effective_config()
+        if config is None:
+            if self.base is not None:
+                self.query_one(PlanPanel).show_message("fix the overrides to see the plan", self.base.name)
+            return
+        gpu = self.gpus[0] if self.gpus else None
+        self.compute_plan(config, self.data, gpu)
+
+    @work(thread=True, exclusive=True, group="plan")
+    def compute_plan(self, config: RunConfig, data: str | None, gpu: Any) -> None:
+        """Count the dataset's tokens (once per path) and ask the planner; post the Plan."""
+        worker = get_current_worker()
+        note = ""
+        tokens, exact = None, False
+        if data:
+            if data not in self._token_counts:
+                try:
+                    from trainer.ingest import count_tokens
+
+                    self._token_counts[data] = count_tokens([data])
+                except (ImportError, FwtuiError, OSError, ValueError) as err:
+                    self._token_counts[data] = str(err)
+            counted = self._token_counts[data]
+            if isinstance(counted, str):
+                note = f"dataset tokens unknown: {counted}"
+            else:
+                tokens, exact = counted.tokens, counted.exact
+        try:
+            from trainer.plan import make_plan
+        except ImportError:
+            if not worker.is_cancelled:
+                self.post_message(self.PlanReady(None, config.name, "the planner (trainer.plan) is not installed"))
+            return
+        from trainer.hardware import cpu_name, resolve_peak
+
+        name = gpu.name if gpu is not None else cpu_name()
+        peak = resolve_peak(name, self.peak_tflops)[0] if (gpu is not None or self.peak_tflops) else None
+        try:
+            plan = make_plan(config, dataset_tokens=tokens, dataset_tokens_exact=exact, device_name=name,
+                             device_memory_bytes=gpu.memory_bytes if gpu is not None else None,
+                             peak_flops=peak, runs_dir=self.runs_dir)
+        except FwtuiError as err:
+            plan, note = None, str(err)
+        if not worker.is_cancelled:
+            self.post_message(self.PlanReady(plan, config.name, note))
+
+    @work(thread=True, exclusive=True, group="fits")
+    def compute_fits(self, gpu: Any) -> None:
+        """The planner's memory estimate of every preset against the card: name -> fits."""
+        try:
+            from trainer.plan import make_plan
+        except ImportError:
+            return  # no planner yet: no marks (the widget never guesses)
+        fits: dict[str, bool | None] = {}
+        for config in self.presets:
+            try:
+                plan = make_plan(config, device_name=gpu.name, device_memory_bytes=gpu.memory_bytes)
+                fits[config.name] = (None if plan.est_memory_bytes is None
+                                     else plan.est_memory_bytes <= gpu.memory_bytes)
+            except FwtuiError:
+                fits[config.name] = None
+        self.post_message(self.FitsReady(fits))
+
+    @work(thread=True, exclusive=True, group="demo")
+    def build_demo(self) -> None:
+        try:
+            from trainer.demo import build_demo_corpus
+
+            self.post_message(self.DemoReady(str(build_demo_corpus())))
+        except (ImportError, FwtuiError, OSError) as err:
+            self.post_message(self.DemoReady(None, str(err)))
+
+    # --- messages from workers and widgets ---------------------------------------------------------
+    def on_setup_screen_gpus_detected(self, event: GpusDetected) -> None:
+        self.gpus = event.gpus
+        if event.gpus:
+            gpu = event.gpus[0]
+            more = f" (+{len(event.gpus) - 1} more)" if len(event.gpus) > 1 else ""
+            line = f"GPU {gpu.name} · {gigabytes(gpu.memory_bytes)}{more}"
+            self.compute_fits(gpu)
+        else:
+            line = "CPU (nvidia-smi found no NVIDIA GPU)"
+        self.query_one("#setup-title", Static).update(f"fwtui · set up a run   {line}")
+        self.refresh_plan()
+
+    def on_setup_screen_plan_ready(self, event: PlanReady) -> None:
+        panel = self.query_one(PlanPanel)
+        if event.plan is None:
+            panel.show_message(event.note or "no plan", event.title)
+        else:
+            panel.show_plan(event.plan, event.title)
+
+    def on_setup_screen_fits_ready(self, event: FitsReady) -> None:
+        self.query_one(PresetList).set_fits(event.fits)
+
+    def on_setup_screen_demo_ready(self, event: DemoReady) -> None:
+        if event.path is None:
+            self.notify(f"demo corpus failed: {event.error}", severity="error")
+            return
+        self.query_one(FilePicker).set_path(event.path)
+        if self.start_at_once:
+            self.action_start()
+
+    def on_preset_list_highlighted(self, event: PresetList.Highlighted) -> None:
+        self._set_preset(event.config)
+
+    def on_preset_list_chosen(self, event: PresetList.Chosen) -> None:
+        self._set_preset(event.config)
+        if self.data:
+            self.query_one("#start", Button).focus()
+        else:
+            self.query_one("#data-path").focus()
+
+    def _set_preset(self, config: RunConfig) -> None:
+        if self.base is config:
+            return
+        self.base = config
+        self.query_one(OverridesPanel).set_base(config)
+        self.refresh_plan()
+
+    def on_file_picker_picked(self, event: FilePicker.Picked) -> None:
+        self.data = event.path
+        self._show_start_problem(None)
+        self.refresh_plan()
+        if self.focused is not None and self.focused.id == "data-path":
+            self.query_one("#start", Button).focus()
+
+    def on_file_picker_demo_requested(self, event: FilePicker.DemoRequested) -> None:
+        self.action_demo()
+
+    def on_overrides_panel_changed(self, event: OverridesPanel.Changed) -> None:
+        self.refresh_plan()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            event.stop()
+            self.action_start()
+
+    # --- actions -----------------------------------------------------------------------------------
+    def start_problem(self) -> str | None:
+        """Why the run cannot start yet, in one line; None when it can."""
+        if self.base is None:
+            return "choose a preset"
+        picker = self.query_one(FilePicker)
+        text = picker.path_text or (self.data or "")
+        problem = data_path_problem(text)
+        if problem is not None:
+            return f"data: {problem}"
+        self.data = text
+        overrides = self.query_one(OverridesPanel)
+        if overrides.validate() is not None:
+            return f"overrides: {overrides.problem}"
+        return None
+
+    def _show_start_problem(self, problem: str | None) -> None:
+        line = self.query_one("#start-problem", Static)
+        line.update(problem or "")
+        line.display = problem is not None
+
+    def action_start(self) -> None:
+        if self.started:
+            return
+        problem = self.start_problem()
+        self._show_start_problem(problem)
+        if problem is not None:
+            return
+        assert self.base is not None and self.data is not None
+        self.started = True
+        self.post_message(self.StartRequested(StartChoice(
+            preset=self.base, overrides=self.query_one(OverridesPanel).all_overrides(), data=self.data)))
+
+    def action_filter(self) -> None:
+        self.query_one(PresetList).open_filter()
+
+    def action_preset(self, number: int) -> None:
+        self.query_one(PresetList).choose_number(number)
+
+    def action_demo(self) -> None:
+        self.notify("building the demo corpus from Python's docstrings…", timeout=3)
+        self.build_demo()

@@ -1,0 +1,106 @@
+"""The engine worker: one Textual thread worker runs trainer.run.run_training and posts its events.
+
+The sink only calls `app.post_message` (thread-safe, returns at once), so the trainer never waits on the
+UI. torch and trainer.run are imported inside the worker: the setup screen never pays for them. The
+thread is the trainer's until the trainer returns: the app asks it to stop only through `controls`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+
+from fwtui.messages import EngineDone, EngineEvent
+from trainer.events import Event, Failed, RunStarted
+
+
+@dataclass
+class RunArgs:
+    """What run_training needs (trainer.run.RunRequest's fields), kept free of torch imports."""
+
+    preset: Any
+    """A preset name, a path, or a RunConfig."""
+    data: str
+    out: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    peak_tflops: float | None = None
+
+
+class EngineSession:
+    """One training run inside the app: the worker, its controls, and what it reported."""
+
+    def __init__(self, app: App, args: RunArgs, controls: Any) -> None:
+        self.app = app
+        self.args = args
+        self.controls = controls
+        self.done = threading.Event()
+        """Set when run_training has returned or raised (the run's files are complete)."""
+        self.run_dir: str | None = str(args.out) if args.out else None
+        self.failed = False
+        self.error: str | None = None
+        self.worker = None
+        self.channel: Any = None
+        """The RUN/control/ watcher, so `fwtui attach` can steer this run (after a hang-up too)."""
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and not self.done.is_set()
+
+    def start(self) -> None:
+        # The same as decorating with @work(thread=True, exit_on_error=False, group="engine").
+        self.worker = self.app.run_worker(self._run, name="engine", group="engine", thread=True,
+                                          exit_on_error=False, exclusive=True)
+
+    def sink(self, event: Event) -> None:
+        """Called on the trainer's thread for every event: note what matters here, post it, return."""
+        if isinstance(event, RunStarted):
+            self.run_dir = event.run_dir
+            self._open_control_channel(event.run_dir)
+        elif isinstance(event, Failed):
+            self.failed = True
+        try:
+            self.app.post_message(EngineEvent(event))
+        except Exception:  # noqa: BLE001 - the app is gone (terminal closed): the run goes on headless
+            pass
+
+    def _open_control_channel(self, run_dir: str) -> None:
+        """Serve RUN/control/ for this run, unless the engine already does (then RUN/control exists)."""
+        from trainer.control_channel import ControlChannelServer, control_dir
+
+        if self.channel is not None or control_dir(run_dir).exists():
+            return
+        try:
+            self.channel = ControlChannelServer(run_dir, self.controls).start()
+        except Exception:  # noqa: BLE001 - without the channel the run still trains; attach is read-only
+            self.channel = None
+
+    def _run(self) -> None:
+        run_dir: str | None = None
+        try:
+            from trainer.run import RunRequest, run_training
+
+            request = RunRequest(preset=self.args.preset, data=self.args.data, out=self.args.out,
+                                 overrides=list(self.args.overrides), peak_tflops=self.args.peak_tflops)
+            run_dir = str(run_training(request, self.sink, self.controls))
+            self.run_dir = run_dir
+        except BaseException as err:  # noqa: BLE001 - an engine failure is shown, never crashes the app
+            from trainer.errors import FwtuiError
+
+            if isinstance(err, FwtuiError):
+                self.error = str(err)
+            else:
+                self.error = f"internal error: {type(err).__name__}: {err}"
+            if not self.failed:  # run_training emits Failed for its own errors; not for an import error
+                self.sink(Failed(message=self.error))
+        finally:
+            if self.channel is not None:
+                self.channel.stop()
+            self.done.set()
+            try:
+                self.app.post_message(EngineDone(run_dir or self.run_dir, self.error))
+            except Exception:  # noqa: BLE001 - no app to tell
+                pass

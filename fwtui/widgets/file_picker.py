@@ -1,0 +1,181 @@
+"""The parquet picker: a path input, a directory tree of folders and .parquet files, and recent files.
+
+When no parquet file is in reach (none under the current directory within a few levels, and no recent
+file), it offers the demo corpus instead: the screen builds it on `d` or the button.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Iterable
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Button, DirectoryTree, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+SCAN_DEPTH = 3
+"""Folder levels below the start directory searched for a parquet file (the tree shows them all)."""
+SCAN_MAX_DIRS = 2000
+"""Folders looked into at most, so a huge home directory never stalls the scan."""
+
+
+def find_parquet(root: Path, max_depth: int = SCAN_DEPTH, max_dirs: int = SCAN_MAX_DIRS) -> Path | None:
+    """The first .parquet file under `root` within `max_depth` levels (hidden folders skipped), or None."""
+    queue: list[tuple[Path, int]] = [(root, 0)]
+    seen = 0
+    while queue and seen < max_dirs:
+        folder, depth = queue.pop(0)
+        seen += 1
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_file() and entry.name.endswith(".parquet"):
+                    return Path(entry.path)
+                if entry.is_dir(follow_symlinks=False) and depth < max_depth:
+                    queue.append((Path(entry.path), depth + 1))
+            except OSError:
+                continue
+    return None
+
+
+def data_path_problem(text: str) -> str | None:
+    """Why `text` cannot be used as training data, in one line; None when it can (file, folder, glob)."""
+    text = text.strip()
+    if not text:
+        return "type a path to a .parquet file, a folder of them, or a glob"
+    path = Path(text).expanduser()
+    if any(ch in text for ch in "*?["):
+        return None if glob.glob(str(path)) else f"{text}: the glob matches no file"
+    if not path.exists():
+        return f"{text}: no such file or folder; check the path or pick one in the tree"
+    if path.is_file() and path.suffix not in (".parquet", ".bin"):
+        return f"{text}: not a .parquet file; pick a FineWeb parquet shard"
+    return None
+
+
+class ParquetTree(DirectoryTree):
+    """A DirectoryTree showing only folders (not hidden) and .parquet files.
+
+    Plain-text icons: emoji widths differ between terminals, which garbles lines over SSH."""
+
+    ICON_NODE = "▸ "
+    ICON_NODE_EXPANDED = "▾ "
+    ICON_FILE = "  "
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        return [p for p in paths
+                if not p.name.startswith(".") and (p.suffix == ".parquet" or _is_dir(p))]
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+class FilePicker(Vertical):
+    """Path input + tree + recent list; posts Picked(path) when a usable path is chosen."""
+
+    class Picked(Message):
+        def __init__(self, path: str) -> None:
+            super().__init__()
+            self.path = path
+
+    class DemoRequested(Message):
+        """The user asked for the demo corpus (the button)."""
+
+    class ScanDone(Message):
+        """The background scan finished; `found` is a parquet file under the root, or None."""
+
+        def __init__(self, found: Path | None) -> None:
+            super().__init__()
+            self.found = found
+
+    def __init__(self, root: Path, recent: list[str], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.root = root
+        self.recent = recent
+        self.border_title = "data"
+        self.border_subtitle = "Enter picks · d demo corpus"
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="path to .parquet, folder or glob", id="data-path", compact=True)
+        yield Static("", id="data-problem", classes="problem")
+        yield Static("No parquet file here or in your recent files: press d to build a demo corpus "
+                     "from Python's own docstrings (nothing to download).", id="demo-offer")
+        yield Button("demo corpus (d)", id="demo-button", compact=True)
+        yield ParquetTree(self.root, id="data-tree")
+        yield OptionList(*[Option(p, id=p) for p in self.recent], id="data-recent", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#data-problem").display = False
+        self.query_one("#data-recent").display = bool(self.recent)
+        self.query_one("#data-recent").border_title = "recent"
+        self.set_demo_offer(False)
+        if not self.recent:
+            self.scan()
+
+    @work(thread=True, exclusive=True, group="parquet-scan")
+    def scan(self) -> None:
+        """Look for any parquet file under the root (a worker: a big tree must not stall the screen)."""
+        self.post_message(self.ScanDone(find_parquet(self.root)))
+
+    def on_file_picker_scan_done(self, event: ScanDone) -> None:
+        event.stop()
+        self.set_demo_offer(event.found is None and not self.recent)
+
+    def set_demo_offer(self, show: bool) -> None:
+        self.query_one("#demo-offer").display = show
+        self.query_one("#demo-button").display = show
+
+    @property
+    def demo_offered(self) -> bool:
+        return bool(self.query_one("#demo-offer").display)
+
+    @property
+    def path_text(self) -> str:
+        return self.query_one("#data-path", Input).value.strip()
+
+    def set_path(self, path: str, announce: bool = True) -> bool:
+        """Put `path` in the input and check it; post Picked when usable. Returns whether it is usable."""
+        self.query_one("#data-path", Input).value = path
+        return self._check(path, announce)
+
+    def _check(self, text: str, announce: bool = True) -> bool:
+        problem = data_path_problem(text)
+        line = self.query_one("#data-problem", Static)
+        line.update(problem or "")
+        line.display = problem is not None
+        if problem is None and announce:
+            self.post_message(self.Picked(text.strip()))
+        return problem is None
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "data-path":
+            event.stop()
+            self._check(event.value)
+
+    def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        event.stop()
+        self.set_path(str(event.path))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id == "data-recent":
+            event.stop()
+            self.set_path(event.option.id or "")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "demo-button":
+            event.stop()
+            self.post_message(self.DemoRequested())

@@ -1,0 +1,85 @@
+"""The plan panel: what the chosen run will cost, drawn from trainer.plan's Plan fields.
+
+It computes nothing: every figure is a Plan field (the planner's named formulas and estimates), formatted.
+Estimates carry "≈", what nobody knows says "unknown".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from fwtui.format import UNKNOWN, approx, compact, count, duration, gb_number, gigabytes, percent
+
+
+def _flops(value: float | None) -> str:
+    """Total FLOPs in engineering notation (3.2e18), the unit people compare training budgets in."""
+    return UNKNOWN if value is None else f"{value:.2e}"
+
+
+def plan_rows(plan: Any) -> list[tuple[str, str]]:
+    """(label, value) lines for a Plan; one place so the tests can read them without a screen."""
+    rows = [("parameters", count(plan.params)),
+            ("tokens/iter", count(plan.tokens_per_iter))]
+    if plan.dataset_tokens is None:
+        rows.append(("dataset", "no data chosen"))
+    elif plan.dataset_tokens_exact:
+        rows.append(("dataset", f"{count(plan.dataset_tokens)} tokens"))
+    else:
+        rows.append(("dataset", approx(f"{compact(plan.dataset_tokens)} tokens (estimate)")))
+    if plan.epochs is None:
+        rows.append(("epochs", UNKNOWN))
+    else:
+        epochs = f"{plan.epochs:.2f}"
+        rows.append(("epochs", epochs if plan.dataset_tokens_exact else approx(epochs)))
+    rows.append(("total FLOPs", _flops(plan.total_flops)))
+    if plan.est_seconds is None:
+        rows.append(("time", UNKNOWN))
+    else:
+        rows.append(("time", approx(duration(plan.est_seconds))))
+    if plan.expected_mfu is not None:
+        rows.append(("MFU", approx(f"{percent(plan.expected_mfu)} ({plan.expected_mfu_source})")))
+    memory = plan.est_memory_bytes
+    if memory is None:
+        rows.append(("memory", UNKNOWN))
+    elif plan.device_memory_bytes:
+        rows.append(("memory", approx(f"{gb_number(memory)} of {gigabytes(plan.device_memory_bytes)}")))
+    else:
+        rows.append(("memory", approx(f"{gigabytes(memory)} (no GPU)")))
+    if plan.max_fitting_batch is not None:
+        rows.append(("fits batch", f"≤ {plan.max_fitting_batch} (estimate)"))
+    return rows
+
+
+class PlanPanel(Static):
+    """Shows a Plan, or a one-line state ("computing…", an error) while there is none."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.border_title = "plan"
+        self.plan: Any = None
+
+    def show_plan(self, plan: Any, title: str = "") -> None:
+        self.plan = plan
+        self.border_title = f"plan · {title}" if title else "plan"
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column()
+        over = (plan.est_memory_bytes is not None and plan.device_memory_bytes
+                and plan.est_memory_bytes > plan.device_memory_bytes)
+        for label, value in plan_rows(plan):
+            if label == "memory" and over:
+                table.add_row(label, Text(value + " ✗ too big", style="bold red"))
+            else:
+                table.add_row(label, value)
+        for warning in plan.warnings:
+            table.add_row(Text("!", style="bold yellow"), Text(warning, style="yellow"))
+        self.update(table)
+
+    def show_message(self, text: str, title: str = "") -> None:
+        self.plan = None
+        self.border_title = f"plan · {title}" if title else "plan"
+        self.update(Text(text))

@@ -1,0 +1,164 @@
+"""The preset list: one row per preset with its VRAM tier, exact parameters and tokens per iteration.
+
+Rows are numbered 1-9 for the digit keys, a `/` filter narrows them by name, tier or description, and a
+mark says whether the planner expects the preset to fit the detected card (✓ fits, ✗ too big, blank
+when nothing is known). The marks come from the screen (the planner's memory estimate); this widget
+only draws them.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, OptionList
+from textual.widgets.option_list import Option
+
+from trainer.config import RunConfig
+from trainer.formulas import count_params, format_count
+
+FITS, TOO_BIG = "✓", "✗"
+
+
+def preset_row(number: int | None, config: RunConfig, fits: bool | None, name_width: int) -> Text:
+    """`1 ✓ rtx4070-12gb   12 GB  63.52M  524.29k`: number, fit mark, name, tier, params, tokens/iter."""
+    mark = " " if fits is None else (FITS if fits else TOO_BIG)
+    row = Text(no_wrap=True, overflow="ellipsis")
+    row.append(f"{number if number is not None and number <= 9 else ' '} ", style="dim")
+    row.append(f"{mark} ", style="green" if fits else ("red" if fits is False else ""))
+    row.append(f"{config.name:<{name_width}}", style="bold")
+    row.append(f" {config.vram_tier or '-':>6}")
+    row.append(f"{format_count(count_params(config).nanogpt):>8}")
+    row.append(f"{format_count(config.tokens_per_iter):>8}", style="dim")
+    return row
+
+
+class PresetList(Vertical):
+    """A filter input (shown on `/`) above an OptionList of presets."""
+
+    class Highlighted(Message):
+        """The cursor moved to a preset (the plan follows it)."""
+
+        def __init__(self, config: RunConfig) -> None:
+            super().__init__()
+            self.config = config
+
+    class Chosen(Message):
+        """A preset was chosen with Enter or a digit."""
+
+        def __init__(self, config: RunConfig) -> None:
+            super().__init__()
+            self.config = config
+
+    def __init__(self, presets: list[RunConfig], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.presets = presets
+        self.fits: dict[str, bool | None] = {}
+        self.filter_text = ""
+        self.border_title = "presets"
+        self.border_subtitle = "tier · params · tok/iter"
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter presets (Enter/Esc: back to the list)", id="preset-filter", compact=True)
+        yield OptionList(id="preset-options", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#preset-filter", Input).display = False
+        self._rebuild()
+
+    # --- what is shown ---------------------------------------------------------------------------
+    @property
+    def visible(self) -> list[RunConfig]:
+        """The presets the filter lets through, in list order (digit N picks the Nth of these)."""
+        needle = self.filter_text.lower().strip()
+        if not needle:
+            return list(self.presets)
+        return [p for p in self.presets
+                if needle in p.name.lower() or needle in p.vram_tier.lower() or needle in p.description.lower()]
+
+    def _rebuild(self, keep: str | None = None) -> None:
+        options = self.query_one("#preset-options", OptionList)
+        keep = keep or self.highlighted_name
+        shown = self.visible
+        width = max((len(p.name) for p in self.presets), default=8)
+        options.clear_options()
+        options.add_options(
+            [Option(preset_row(i + 1, p, self.fits.get(p.name), width), id=p.name) for i, p in enumerate(shown)]
+        )
+        names = [p.name for p in shown]
+        if shown:
+            options.highlighted = names.index(keep) if keep in names else 0
+
+    def set_fits(self, fits: dict[str, bool | None]) -> None:
+        """Marks from the planner: name -> True (fits the card), False (too big), None (unknown)."""
+        self.fits = dict(fits)
+        self._rebuild()
+
+    @property
+    def highlighted_name(self) -> str | None:
+        options = self.query_one("#preset-options", OptionList)
+        option = options.highlighted_option
+        return option.id if option is not None else None
+
+    def config_named(self, name: str) -> RunConfig | None:
+        return next((p for p in self.presets if p.name == name), None)
+
+    # --- keys the screen forwards --------------------------------------------------------------
+    def choose_number(self, number: int) -> RunConfig | None:
+        """Digit key: highlight and choose the Nth visible preset (1-based); None when there is none."""
+        shown = self.visible
+        if not 1 <= number <= len(shown):
+            return None
+        self.query_one("#preset-options", OptionList).highlighted = number - 1
+        self.post_message(self.Chosen(shown[number - 1]))
+        return shown[number - 1]
+
+    def select_name(self, name: str) -> None:
+        """Highlight a preset by name (from --preset), clearing a filter that would hide it."""
+        if name not in [p.name for p in self.visible]:
+            self.filter_text = ""
+            self.query_one("#preset-filter", Input).value = ""
+        self._rebuild(keep=name)
+
+    def open_filter(self) -> None:
+        box = self.query_one("#preset-filter", Input)
+        box.display = True
+        box.focus()
+
+    def focus_list(self) -> None:
+        self.query_one("#preset-options", OptionList).focus()
+
+    # --- events -------------------------------------------------------------------------------------
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "preset-filter":
+            event.stop()
+            self.filter_text = event.value
+            self._rebuild()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "preset-filter":
+            event.stop()
+            self._close_filter()
+
+    def key_escape(self) -> None:
+        if self.query_one("#preset-filter", Input).has_focus:
+            self._close_filter()
+
+    def _close_filter(self) -> None:
+        box = self.query_one("#preset-filter", Input)
+        if not box.value:
+            box.display = False
+        self.focus_list()
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        config = self.config_named(event.option.id or "")
+        if config is not None:
+            self.post_message(self.Highlighted(config))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        config = self.config_named(event.option.id or "")
+        if config is not None:
+            self.post_message(self.Chosen(config))
