@@ -228,3 +228,14 @@ def test_cli_sample_refuses_a_character_level_checkpoint(tmp_path, capsys):
     save_ckpt(tiny(vocab_size=65), tmp_path / "ckpt.pt")
     assert cli_main(["sample", str(tmp_path / "ckpt.pt"), "--device", "cpu"]) == 2
     assert "vocab_size 65" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_sampling_on_cuda_leaves_the_cuda_rng_alone(encoding):
+    model = tiny().cuda()
+    torch.cuda.manual_seed(7)
+    before = torch.cuda.get_rng_state()
+    a = generate_text(model, encoding, "On the GPU", max_new_tokens=16, seed=4)  # bf16/fp16 autocast
+    assert torch.equal(torch.cuda.get_rng_state(), before)
+    assert a and a == generate_text(model, encoding, "On the GPU", max_new_tokens=16, seed=4)
