@@ -1,0 +1,110 @@
+"""`fwtui view LOG [--summary] [--gpu NAME]`: a nanoGPT stdout log or one of our events.jsonl, opened in the
+dashboard read-only, or summarized: the figures our users worked out by hand from their logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fwtui import format as fmt
+from trainer.errors import DataError
+from trainer.events import Event
+from trainer.nanogpt_log import log_to_events, parse_nanogpt_log, read_log_text
+from trainer.run_summary import RunSummary, rescaled_mfu, summarize_events, summarize_nanogpt
+from trainer.runlog import EVENTS_FILE, parse_line
+
+
+def is_event_log(text: str) -> bool:
+    """Our events.jsonl starts with the fwtui header line."""
+    first = text.lstrip().split("\n", 1)[0]
+    try:
+        header = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(header, dict) and header.get("schema") == "fwtui.events"
+
+
+def load(path_arg: str, gpu: str | None) -> tuple[list[Event], RunSummary, str]:
+    """(events for the dashboard, the summary, a title) for a log path or a run directory."""
+    path = Path(path_arg)
+    if path.is_dir() and (path / EVENTS_FILE).is_file():
+        path = path / EVENTS_FILE
+    text = read_log_text(path)
+    if is_event_log(text):
+        events = [e for e in map(parse_line, text.split("\n")) if e is not None]
+        title = path.parent.name if path.name == EVENTS_FILE else path.name
+        return events, summarize_events(events), title
+    log = parse_nanogpt_log(text)
+    if not log.iters:
+        raise DataError(f"{path}: no nanoGPT `iter` lines and no fwtui header; pass a nanoGPT stdout log "
+                        "(`iter N: loss ..., time ...ms, mfu ...%` lines) or a run's events.jsonl")
+    peak, source = None, ""
+    if gpu:
+        _, label, peak = rescaled_mfu(summarize_nanogpt(log), gpu)  # checks the name first
+        source = f"table: {label} bf16 dense {peak / 1e12:g} TFLOP/s (--gpu)"
+    start = path.stat().st_mtime - sum(it.seconds for it in log.iters)  # so the last line is the file's time
+    events = log_to_events(log, start_time=start, peak_flops=peak, peak_source=source, name=path.stem,
+                           source=str(path))
+    return events, summarize_nanogpt(log), path.name
+
+
+def summary_lines(s: RunSummary, gpu: str | None) -> list[str]:
+    def secs(value: float | None) -> str:
+        return "unknown" if value is None else f"{value:.2f} s"
+
+    def loss(value: float | None) -> str:
+        return "unknown" if value is None else f"{value:.4f}"  # nanoGPT's own precision
+
+    covered = f"{s.first_iter} to {s.last_iter}, " if s.first_iter is not None else ""
+    every = "every iteration logged" if s.log_interval == 1 else f"one line every {s.log_interval} iterations"
+    total = "unknown" if s.total_seconds is None else f"{s.total_seconds:.1f} s ({fmt.duration(s.total_seconds)})"
+    if not s.total_exact:
+        total = f"≈ {total} (estimate: unlogged iterations counted at the logged times)"
+    lines = [
+        f"iterations          {s.iterations:,} ({covered}{every})",
+        f"total time          {total}",
+        f"average iteration   {secs(s.avg_iter_seconds)} (total / iterations, evaluations included)",
+        f"plain iteration     {secs(s.plain_iter_seconds)} (mean without an eval or checkpoint; first excluded)",
+        f"first iteration     {secs(s.first_iter_seconds)} (compile and warm-up"
+        + (", and a step-0 evaluation if one ran)" if s.source == "nanoGPT log" else ")"),
+        f"evaluations         {s.evals} ({s.checkpoints} checkpoints): {s.eval_lost_seconds:.1f} s lost"
+        + (" (their iterations' time above the plain one)" if s.source == "nanoGPT log" else " (measured)"),
+        f"final train loss    {loss(s.final_train_loss)}",
+        f"final val loss      {loss(s.final_val_loss)}",
+        f"last iteration loss {loss(s.last_loss)}",
+    ]
+    if s.mfu_avg is None:
+        lines.append("average MFU         unknown (no measured MFU in the log)")
+    else:
+        lines.append(f"average MFU         {s.mfu_avg * 100:.2f}% of {s.mfu_peak_source} "
+                     f"({s.mfu_samples} measured line{'s' if s.mfu_samples != 1 else ''})")
+    if gpu:
+        mfu, label, peak = rescaled_mfu(s, gpu)
+        value = "unknown" if mfu is None else f"{mfu * 100:.2f}%"
+        lines.append(f"MFU on {label:<12} {value} of {peak / 1e12:g} TFLOP/s "
+                     "(the same FLOP/s against the card's own peak)")
+    if s.malformed_lines:
+        what = "line that looked like a log line but did" if s.malformed_lines == 1 else \
+            "lines that looked like log lines but did"
+        lines.append(f"skipped             {s.malformed_lines} {what} not parse (a truncated last line?)")
+    return lines
+
+
+def main(args: argparse.Namespace) -> int:
+    events, summary, title = load(args.log, args.gpu)
+    if args.summary:
+        print(f"{summary.source}: {args.log}")
+        for line in summary_lines(summary, args.gpu):
+            print(line)
+        return 0
+    from fwtui.commands.attach import ViewerApp
+
+    remaining = [events]
+
+    def once() -> list[Event]:
+        return remaining.pop() if remaining else []
+
+    ViewerApp(once, controls=None, title=title).run()
+    return 0
