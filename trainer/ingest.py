@@ -37,7 +37,7 @@ from trainer.tokenizer import EOT, encode_document, get_encoding, tokenizer_info
 
 CACHE_LAYOUT = 1
 """Bump when the bytes prepare writes for the same inputs change, so old cache entries are not reused."""
-BATCH_ROWS = 1024
+BATCH_ROWS = 256
 """Documents per encode task: big enough that thread hand-offs cost nothing, small enough to bound memory."""
 PROGRESS_INTERVAL = 0.25
 """Seconds between PrepareProgress events (a few a second at most)."""
