@@ -203,7 +203,7 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
         check_text_column(pf, path, text_column)
     rows = sum(pf.metadata.num_rows for _, pf in files)
     if rows == 0:
-        raise DataError(f"the inputs hold no rows ({', '.join(str(s.path) for s in sources)}); "
+        raise DataError(f"the inputs hold no rows ({_names(sources)}); "
                         "pass parquet files that contain documents")
     bytes_total = sum(sum(column_chunk_bytes(pf, text_column)) for _, pf in files)
     _check_disk(directory, sum(column_text_bytes(pf, text_column) for _, pf in files))
@@ -256,7 +256,7 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
                     last_emit = now
                     progress(_progress_event(tally, bytes_done, bytes_total, now - started, source))
             if tally["train_docs"] + tally["val_docs"] < 2:
-                raise DataError(f"the inputs hold {tally['train_docs'] + tally['val_docs']} document(s) with text "
+                raise DataError(f"{_names(sources)}: {tally['train_docs'] + tally['val_docs']} document(s) with text "
                                 f"({tally['null']} null, {tally['empty']} empty or whitespace-only skipped); "
                                 "training needs at least 2: pass more data or the right --text-column")
             if tally["val_docs"] == 0:
@@ -295,6 +295,11 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
     }
     write_meta(directory, meta)
     return open_prepared(directory, cached=False)
+
+
+def _names(sources: list[Source]) -> str:
+    shown = ", ".join(str(s.path) for s in sources[:3])
+    return shown + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
 
 
 def _write(f, tokens: np.ndarray, path: Path) -> None:
