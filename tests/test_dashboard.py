@@ -295,3 +295,14 @@ def test_dashboard_and_panels_do_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_events_fed_before_the_screen_is_shown_appear_once_it_is():
+    app = DashApp(FakeControls())
+    for event in scripted_run(300):  # e.g. a replay read before the app pushed the screen
+        app.dash.feed(event)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert app.dash.iteration == 300
+        assert "iter 300 / 6,000" in text_of(app, "#header-right")
+        assert "iter 250 eval" in log_text(app.dash)

@@ -77,6 +77,7 @@ class DashboardScreen(Screen[None]):
         self._log_pending: deque[str] = deque(maxlen=1000)
         self._flush_scheduled = False
         self._charts_dirty = True
+        self._ready = False  # True once mounted: before that, feed() only stores (on_mount draws it all)
 
     # --- what tests and the app read -------------------------------------------------------------------
     @property
@@ -131,6 +132,7 @@ class DashboardScreen(Screen[None]):
         self.query_one("#memory").border_title = "memory"
         self.query_one("#time").border_title = "time"
         self.set_interval(CHART_REDRAW_SECONDS, self._redraw_charts_if_dirty)
+        self._ready = True
         self._flush()
 
     # --- events ----------------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ class DashboardScreen(Screen[None]):
         self._charts_dirty = True
 
     def _forward_sample(self, sample: Sample) -> None:
-        if not self.is_mounted:
+        if not self._ready:
             return
         for screen in self.app.screen_stack:
             if isinstance(screen, SampleModal):
@@ -192,7 +194,7 @@ class DashboardScreen(Screen[None]):
 
     def _schedule_flush(self) -> None:
         # One flush per batch of events: a replay of thousands redraws the panels once, not per event.
-        if not self._flush_scheduled and self.is_mounted:
+        if not self._flush_scheduled and self._ready:
             self._flush_scheduled = True
             self.call_later(self._flush)
 
@@ -210,7 +212,7 @@ class DashboardScreen(Screen[None]):
     def _flush(self) -> None:
         """Redraw the text panels from the stored events (the charts have their own timer)."""
         self._flush_scheduled = False
-        if not self.is_mounted:
+        if not self._ready:
             return
         self.set_class(self.run is not None, "-running")
         self.set_class(self.failed is not None, "-failed")
@@ -224,7 +226,7 @@ class DashboardScreen(Screen[None]):
         if self.failed is not None:
             self.query_one(ErrorPanel).show(self.failed.message, self.failed.iter)
         if self._log_pending:
-            self.query_one(EventLog).write_lines(list(self._log_pending))
+            self.query_one(EventLog).add_lines(list(self._log_pending))
             self._log_pending.clear()
 
     def _redraw_charts_if_dirty(self) -> None:
@@ -234,6 +236,8 @@ class DashboardScreen(Screen[None]):
     def redraw_now(self) -> None:
         """Draw everything at once (the app calls it after a replay; snapshot tests before the picture)."""
         self._flush()
+        if not self._ready:
+            return
         self._charts_dirty = False
         self.query_one(LossChart).redraw()
         self.query_one(ThroughputChart).redraw()

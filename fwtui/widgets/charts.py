@@ -77,6 +77,13 @@ class _Chart(PlotextPlot):
     def draw(self, plt, legend: bool) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    @staticmethod
+    def iteration_ticks(plt, xs: list[float]) -> None:
+        """Whole iterations on the x axis (plotext would print 47.5 for a range of 190)."""
+        if xs:
+            lo, hi = int(xs[0]), int(xs[-1])
+            plt.xticks(sorted({round(lo + (hi - lo) * k / 4) for k in range(5)}))
+
 
 class LossChart(_Chart):
     """Train loss per logged step (braille line) and val loss at each eval ("o" points), nats/token."""
@@ -91,6 +98,7 @@ class LossChart(_Chart):
         if len(self.train) or self.train.latest:
             xs, ys = self.train.series(most)
             plt.plot(xs, ys, marker="braille", color="cyan", label="train" if legend else None)
+            self.iteration_ticks(plt, xs)
         if len(self.val) or self.val.latest:
             xs, ys = self.val.series(most)
             plt.scatter(xs, ys, marker="o", color="orange", label="val" if legend else None)
@@ -119,3 +127,4 @@ class ThroughputChart(_Chart):
             return
         xs, ys = history.series(most)
         plt.plot(xs, ys, marker="braille", color="green", label=label if legend else None)
+        self.iteration_ticks(plt, xs)

@@ -172,6 +172,13 @@ class EventLog(Log):
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(max_lines=LOG_LINES, highlight=False, auto_scroll=True, id=id)
         self.border_title = "events"
+        self._written = False
+
+    def add_lines(self, lines: list[str]) -> None:
+        """Append lines without leaving an empty line at the bottom (write_lines would end on one)."""
+        if lines:
+            self.write(("\n" if self._written else "") + "\n".join(lines))
+            self._written = True
 
 
 def log_line(event) -> str | None:
