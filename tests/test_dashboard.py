@@ -306,3 +306,14 @@ async def test_events_fed_before_the_screen_is_shown_appear_once_it_is():
         assert app.dash.iteration == 300
         assert "iter 300 / 6,000" in text_of(app, "#header-right")
         assert "iter 250 eval" in log_text(app.dash)
+
+
+async def test_a_lone_step_after_a_redraw_still_shows():
+    from fwtui.screens.dashboard import PANEL_REFRESH_SECONDS
+    app = DashApp(FakeControls())
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.dash.feed(run_started())
+        await pilot.pause()
+        app.dash.feed(step(10))  # right after a redraw: throttled to the next panel refresh, not dropped
+        await pilot.pause(PANEL_REFRESH_SECONDS + 0.2)
+        assert "iter 10 / 6,000" in text_of(app, "#header-right")

@@ -9,6 +9,7 @@ control-channel client); controls=None is a read-only replay.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from datetime import tzinfo
 from typing import Any
@@ -30,6 +31,10 @@ from trainer.events import (Eval, Event, Failed, Finished, PrepareDone, PrepareP
 
 CHART_REDRAW_SECONDS = 0.5
 """Charts redraw at most twice a second: plotting costs milliseconds, events can come by the thousand."""
+
+PANEL_REFRESH_SECONDS = 0.25
+"""Step events redraw the text panels at most four times a second (the UI thread shares the GIL with the
+trainer); any other event (eval, pause, failure...) shows at once."""
 
 SAMPLE_SETTINGS = {"max_new_tokens": 200, "temperature": 0.8, "top_k": 200}
 """What `s` asks for: 200 new tokens at temperature 0.8, top-k 200 (nanoGPT's sample.py defaults)."""
@@ -75,7 +80,9 @@ class DashboardScreen(Screen[None]):
         self.mfu_percent = History(history_points)
         self.tokens_per_sec = History(history_points)
         self._log_pending: deque[str] = deque(maxlen=1000)
-        self._flush_scheduled = False
+        self._flush_scheduled = False  # a call_later flush is queued
+        self._flush_timer: Any = None  # a throttled flush is waiting on this timer
+        self._last_flush = 0.0  # time.monotonic() of the last panel redraw
         self._charts_dirty = True
         self._ready = False  # True once mounted: before that, feed() only stores (on_mount draws it all)
 
@@ -169,7 +176,7 @@ class DashboardScreen(Screen[None]):
         line = log_line(event)
         if line is not None:
             self._log_pending.append(line)
-        self._schedule_flush()
+        self._schedule_flush(urgent=not isinstance(event, Step))
         if isinstance(event, (Finished, Failed)) and self.stopping:
             self.app.exit()
 
@@ -192,11 +199,20 @@ class DashboardScreen(Screen[None]):
             if isinstance(screen, SampleModal):
                 screen.show_sample(sample)
 
-    def _schedule_flush(self) -> None:
-        # One flush per batch of events: a replay of thousands redraws the panels once, not per event.
-        if not self._flush_scheduled and self._ready:
+    def _schedule_flush(self, urgent: bool) -> None:
+        # One flush per batch of events (a replay of thousands redraws the panels once), and for a stream of
+        # Steps at most one per PANEL_REFRESH_SECONDS.
+        if not self._ready or self._flush_scheduled:
+            return
+        wait = PANEL_REFRESH_SECONDS - (time.monotonic() - self._last_flush)
+        if urgent or wait <= 0:
+            if self._flush_timer is not None:
+                self._flush_timer.stop()
+                self._flush_timer = None
             self._flush_scheduled = True
             self.call_later(self._flush)
+        elif self._flush_timer is None:
+            self._flush_timer = self.set_timer(wait, self._flush)
 
     def _status(self) -> str:
         if self.failed is not None:
@@ -212,8 +228,12 @@ class DashboardScreen(Screen[None]):
     def _flush(self) -> None:
         """Redraw the text panels from the stored events (the charts have their own timer)."""
         self._flush_scheduled = False
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+            self._flush_timer = None
         if not self._ready:
             return
+        self._last_flush = time.monotonic()
         self.set_class(self.run is not None, "-running")
         self.set_class(self.failed is not None, "-failed")
         self.query_one(HeaderLine).show(title=self.run_title, run=self.run, step=self.last_step,
