@@ -169,6 +169,12 @@ def bad_file(tmp_path, kind):
         pq.write_table(pa.table({"text": pa.array([1, 2], pa.int64())}), path)
     elif kind == "binary-text":
         pq.write_table(pa.table({"text": pa.array([b"a"], pa.binary())}), path)
+    elif kind == "corrupted-page":
+        good = write_fineweb_parquet(tmp_path / "good.parquet", synthetic_texts(200), row_group_size=50)
+        data = bytearray(good.read_bytes())
+        offset = pq.ParquetFile(good).metadata.row_group(2).column(0).data_page_offset
+        data[offset + 10:offset + 400] = b"\x17" * 390  # garbage over row group 2's first text page
+        path.write_bytes(bytes(data))
     elif kind == "zero-rows":
         write_fineweb_parquet(path, [])
     elif kind == "all-null":
@@ -183,6 +189,7 @@ def bad_file(tmp_path, kind):
     ("no-text-column", r"no column 'text' \(columns: content, url; its text columns: content, url\)"),
     ("int-text", "holds int64, not text"),
     ("binary-text", "holds binary, not text"),
+    ("corrupted-page", "could not be read at row group 2"),
     ("zero-rows", "hold no rows"),
     ("all-null", r"0 document\(s\) with text \(1 null, 1 empty"),
 ])
@@ -249,3 +256,17 @@ def test_prepare_writes_nothing_in_cwd(tiny_parquet, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "cwd")
     data = prepare([tiny_parquet])
     assert os.listdir(tmp_path / "cwd") == [] and data.dir.is_dir()
+
+
+def test_too_little_disk_space_fails_before_writing(tiny_parquet, tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 1000})())
+    with pytest.raises(DataError, match=r"needs about .* GB .* GB free"):
+        prepare([tiny_parquet], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bin_directory_without_meta_is_not_taken_for_prepared_data(tmp_path):
+    (tmp_path / "train.bin").write_bytes(b"\0\0")
+    (tmp_path / "val.bin").write_bytes(b"\0\0")
+    with pytest.raises(DataError, match="no meta.json"):
+        resolve_data(tmp_path)

@@ -75,6 +75,9 @@ def resolve_data(spec: str | Path, *, text_column: str = "text", val_fraction: f
     path = Path(os.path.expanduser(str(spec)))
     if is_prepared_dir(path):
         return open_prepared(path, cached=True)
+    if path.is_dir() and (path / TRAIN_NAME).exists() and not any(path.rglob("*.parquet")):
+        raise DataError(f"{path} holds {TRAIN_NAME} but no {META_NAME} (nanoGPT's own data, or a prepare that "
+                        "was interrupted); pass the parquet files instead, fwtui prepares them once")
     return prepare([spec], None, text_column=text_column, val_fraction=val_fraction, workers=workers,
                    progress=progress, tokenizer_file=tokenizer_file)
 
