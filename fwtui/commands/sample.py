@@ -45,6 +45,7 @@ def main(args: argparse.Namespace) -> int:
     from trainer.tokenizer import get_encoding
 
     path = checkpoint_path(args.run)
+    encoding = get_encoding()  # before loading the model: a missing tokenizer fails fast
     device = detect_device(args.device).device
     model, ckpt = load_model(path, device=device,
                              on_warning=lambda text: print(f"fwtui: warning: {text}", file=sys.stderr))
@@ -53,7 +54,6 @@ def main(args: argparse.Namespace) -> int:
             f"{path}: vocab_size {model.args.vocab_size} is smaller than GPT-2's 50257 (a character-level "
             f"nanoGPT model?); fwtui sample decodes GPT-2 BPE tokens only"
         )
-    encoding = get_encoding()
     iter_num = ckpt.get("iter_num", "unknown")
     print(f"loaded {path}: iteration {iter_num}, {format_count(model.num_params())} parameters, on {device}",
           file=sys.stderr)
