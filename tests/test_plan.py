@@ -227,3 +227,16 @@ def test_cli_human_output_and_errors(capsys):
     assert "add --probe" in capsys.readouterr().err
     assert main(["plan", "--json"]) == 2
     assert "--preset" in capsys.readouterr().err
+
+
+def test_cli_counts_parquet_tokens(tmp_path, capsys):
+    from fwtui.cli import main
+    from tests.conftest import synthetic_texts, write_fineweb_parquet
+
+    parquet = write_fineweb_parquet(tmp_path / "tiny.parquet", synthetic_texts(50))
+    assert main(["plan", "--preset", "cpu-tiny", "--set", "device=cpu", "--data", str(parquet), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["dataset_tokens"] > 50 * 100 and data["dataset_tokens_exact"] is False  # no token_count: estimate
+    assert data["dataset_source"].startswith("estimate")
+    assert main(["plan", "--preset", "cpu-tiny", "--data", str(tmp_path / "missing.parquet")]) == 2
+    assert "--data" in capsys.readouterr().err

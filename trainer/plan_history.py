@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.events import RunStarted, Step
-from trainer.runlog import EVENTS_FILE, read_events
+from trainer.runlog import EVENTS_FILE, parse_line, read_events
 
 WARMUP_ITERS = 10
 """Iterations after a run's start iteration whose timings are skipped (compile and warm-up)."""
@@ -47,6 +47,16 @@ def _run_medians(events: list) -> tuple[float | None, float | None] | None:
     return None if mfu is None and rate is None else (mfu, rate)
 
 
+def _first_run_started(log: Path) -> RunStarted | None:
+    """The log's RunStarted, reading only up to it (prepare events may come first)."""
+    with open(log, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            event = parse_line(line)
+            if isinstance(event, RunStarted):
+                return event
+    return None
+
+
 def earlier_runs(runs_dir: Path, preset_name: str, device_name: str) -> RunHistory | None:
     """The earlier runs of `preset_name` on `device_name` under `runs_dir`, or None when there are none."""
     if not runs_dir.is_dir():
@@ -56,12 +66,12 @@ def earlier_runs(runs_dir: Path, preset_name: str, device_name: str) -> RunHisto
     runs = 0
     for log in sorted(runs_dir.glob(f"*/{EVENTS_FILE}")):
         try:
-            events = read_events(log)
+            started = _first_run_started(log)
+            if started is None or started.config.get("name") != preset_name or started.device_name != device_name:
+                continue
+            events = read_events(log)  # the whole log only for a matching run
         except OSError:
             continue  # a run directory being deleted or unreadable: not a measurement
-        started = next((e for e in events if isinstance(e, RunStarted)), None)
-        if started is None or started.config.get("name") != preset_name or started.device_name != device_name:
-            continue
         medians = _run_medians(events)
         if medians is None:
             continue

@@ -41,8 +41,8 @@ def dataset_size(spec: str | None, text_column: str) -> tuple[int | None, bool, 
     except ImportError:
         return None, False, "unknown: counting parquet tokens needs trainer.ingest (not installed here)"
     count = count_tokens([spec], text_column=text_column)
-    how = f"exact: {count.how}" if count.exact else f"estimate: {count.how}"
-    return count.tokens, count.exact, how + " (includes the small validation share)"
+    # What prepare writes (one <|endoftext|> per document more); the validation share (0.05%) is included.
+    return count.prepared_tokens, count.exact, f"{count.how}; + 1 end-of-text token a document"
 
 
 def detect(config: RunConfig, args: argparse.Namespace):
