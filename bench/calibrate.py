@@ -100,7 +100,8 @@ def main() -> int:
             reserved, micro_seconds = measure(config, args.steps, compiled)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            print(f"| {name} | {config.batch_size} | {estimate.allocator_bytes / 2**30:.1f} | out of memory | | | | | |")
+            print(f"| {name} | {config.batch_size} | {estimate.allocator_bytes / 2**30:.1f} | out of memory "
+                  "| | | | | |")
             continue
         iter_seconds = micro_seconds * config.gradient_accumulation_steps
         flops = flops_per_token(config) * config.tokens_per_iter

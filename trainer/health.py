@@ -79,7 +79,8 @@ def _plateau(evals: list[Eval]) -> list[Finding]:
         return []
     losses = ", ".join(f"{e.val_loss:.2f}" for e in window)
     return [Finding("plateau", f"val loss plateau: {losses} over the last {PLATEAU_EVALS} evals (iters "
-                               f"{window[0].iter:,}-{window[-1].iter:,}; best gain {max(gain, 0):.2f} < {PLATEAU_NATS:g} nats)")]
+                               f"{window[0].iter:,}-{window[-1].iter:,}; best gain {max(gain, 0):.2f} < "
+                               f"{PLATEAU_NATS:g} nats)")]
 
 
 def _spikes(steps: list[Step]) -> list[Finding]:
