@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import trainer.ingest as ingest
+import trainer.prepared_writer as prepared_writer
 from fwtui.cli import main as cli_main
 from trainer.dataset import open_prepared
 from trainer.errors import ConfigError, DataError
@@ -96,24 +97,32 @@ def test_cache_hit_then_miss_when_the_file_changes(tmp_path, cache_dir):
     assert not other_fraction.cached and other_fraction.dir != changed.dir
 
 
-def test_interrupted_prepare_leaves_nothing_complete_looking(tiny_parquet, tmp_path, monkeypatch):
+def test_interrupted_prepare_leaves_nothing_complete_looking_and_resumes(tiny_parquet, tmp_path, monkeypatch):
+    straight = prepare([tiny_parquet], tmp_path / "straight", val_fraction=0.05)
     out = tmp_path / "out"
     real_encode, calls = ingest._encode, []
 
     def failing(*args):
         calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # the user pressed Ctrl-C mid-run
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C in the third of four row groups
         return real_encode(*args)
 
+    monkeypatch.setattr(ingest, "JOURNAL_INTERVAL", 0.0)
     monkeypatch.setattr(ingest, "_encode", failing)
     with pytest.raises(KeyboardInterrupt):
-        prepare([tiny_parquet], out, workers=1)
-    assert sorted(p.name for p in out.iterdir()) == []
+        prepare([tiny_parquet], out, val_fraction=0.05, workers=1)
+    assert not {"meta.json", "train.bin", "val.bin"} & {p.name for p in out.iterdir()}
     with pytest.raises(DataError, match="not a prepared dataset"):
         open_prepared(out)
+
     monkeypatch.setattr(ingest, "_encode", real_encode)
-    assert not prepare([tiny_parquet], out).cached
+    resumed = prepare([tiny_parquet], out, val_fraction=0.05)
+    assert resumed.meta["resumed"] and not resumed.cached
+    assert read_bin(resumed.train_path) == read_bin(straight.train_path)
+    assert read_bin(resumed.val_path) == read_bin(straight.val_path)
+    assert resumed.meta["splits"] == straight.meta["splits"]
+    assert sorted(p.name for p in out.iterdir()) == [".prepare.lock", "meta.json", "train.bin", "val.bin"]
 
 
 def test_truncated_bin_is_refused_and_prepared_again(tiny_parquet, tmp_path):
@@ -259,7 +268,7 @@ def test_prepare_writes_nothing_in_cwd(tiny_parquet, tmp_path, monkeypatch):
 
 
 def test_too_little_disk_space_fails_before_writing(tiny_parquet, tmp_path, monkeypatch):
-    monkeypatch.setattr(ingest.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 1000})())
+    monkeypatch.setattr(prepared_writer.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 1000})())
     with pytest.raises(DataError, match=r"needs about .* GB .* GB free"):
         prepare([tiny_parquet], tmp_path / "out")
     assert not (tmp_path / "out").exists()

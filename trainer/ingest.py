@@ -2,20 +2,18 @@
 
 The pipeline: one reader thread streams the text column (parquet_source), a pool of `workers` threads
 encodes batches of documents (tiktoken releases the GIL while encoding), and this thread writes each
-batch's tokens, in input order, to temporary files that are renamed at the end; meta.json comes last and
-marks the directory complete. Each document is its tokens then <|endoftext|> (50256), as nanoGPT's
+batch's tokens, in input order, through a PreparedWriter (partial files, a journal to resume from after
+the last finished row group, renames at the end); meta.json comes last and marks the directory complete. Each document is its tokens then <|endoftext|> (50256), as nanoGPT's
 prepare.py writes them. Whether a document goes to validation depends only on its global row index, so
 the split is the same for any batch size or thread count.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
 import queue
-import shutil
 import threading
 import time
 from collections import deque
@@ -26,10 +24,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from trainer.dataset import (META_NAME, TRAIN_NAME, VAL_NAME, PreparedData, cache_root, is_prepared_dir,
+from trainer.dataset import (META_NAME, TOKEN_BYTES, TRAIN_NAME, PreparedData, cache_root, is_prepared_dir,
                              open_prepared, write_meta)
 from trainer.errors import ConfigError, DataError
 from trainer.events import PrepareProgress
+from trainer.prepared_writer import JOURNAL_INTERVAL, PreparedWriter, Tally, check_disk
 from trainer.parquet_source import (Source, TextBatch, check_text_column, column_chunk_bytes, column_text_bytes,
                                     describe, iter_text_batches, open_parquet, resolve_paths)
 from trainer.token_count import TokenCount, count_tokens  # noqa: F401 - part of this module's API
@@ -116,13 +115,13 @@ class _Encoded:
     val: np.ndarray
     train_docs: int
     val_docs: int
-    last_train_doc: np.ndarray | None
-    """The last train document's tokens + EOT: the fallback validation document if none was drawn."""
+    last_train_len: int
+    """Tokens (with EOT) of this batch's last train document, 0 if it has none."""
     null: int
     empty: int
     replaced: int
-    compressed_bytes: int
-    source: str
+    batch: TextBatch
+    """The batch it came from (texts dropped): its row group, rows and bytes."""
 
 
 def _encode(encoding, batch: TextBatch, val_fraction: float) -> _Encoded:
@@ -137,10 +136,12 @@ def _encode(encoding, batch: TextBatch, val_fraction: float) -> _Encoded:
             empty += 1
         else:
             parts[is_val].append(encode_document(encoding, text))
-    train, val = _join(parts[False]), _join(parts[True])
-    last = train[-(len(parts[False][-1]) + 1):] if parts[False] else None
-    return _Encoded(train, val, len(parts[False]), len(parts[True]), last, null, empty, batch.replaced_utf8,
-                    batch.compressed_bytes, batch.source)
+    last = len(parts[False][-1]) + 1 if parts[False] else 0
+    rows_read = len(batch.texts)
+    batch.texts = [None] * 0  # the text is done with: free it before the result waits in line
+    batch.first_row += rows_read  # now: the next row's index
+    return _Encoded(_join(parts[False]), _join(parts[True]), len(parts[False]), len(parts[True]), last, null,
+                    empty, batch.replaced_utf8, batch)
 
 
 def _join(docs: list[np.ndarray]) -> np.ndarray:
@@ -155,36 +156,10 @@ def _join(docs: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _check_disk(directory: Path, text_bytes: int) -> None:
-    need = int(text_bytes / MIN_TEXT_BYTES_PER_TOKEN * 2) + (16 << 20)
-    probe = directory
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < need:
-        raise DataError(f"{directory} needs about {need / 1e9:.2f} GB for the tokens but its disk has "
-                        f"{free / 1e9:.2f} GB free; free some space or pass --out DIR on a larger disk")
-
-
-def _remove_stale_temporaries(directory: Path) -> None:
-    """Delete temporary files left by a prepare that was killed (its process no longer exists)."""
-    for tmp in directory.glob("*.tmp-*"):
-        try:
-            pid = int(tmp.name.rsplit("-", 1)[1])
-            if pid != os.getpid():
-                os.kill(pid, 0)
-                continue  # another prepare is writing it now
-        except ProcessLookupError:
-            pass
-        except (ValueError, PermissionError):
-            continue
-        tmp.unlink(missing_ok=True)
-
-
-def _reader(files, text_column: str, out: queue.Queue, stop: threading.Event) -> None:
+def _reader(files, text_column: str, start: tuple[int, int], out: queue.Queue, stop: threading.Event) -> None:
     """Reader thread: put TextBatches on `out`, then None; an exception is put instead and ends it."""
     try:
-        for batch in iter_text_batches(files, text_column, BATCH_ROWS):
+        for batch in iter_text_batches(files, text_column, BATCH_ROWS, *start):
             while not stop.is_set():
                 try:
                     out.put(batch, timeout=0.1)
@@ -206,97 +181,86 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
         check_text_column(pf, path, text_column)
     rows = sum(pf.metadata.num_rows for _, pf in files)
     if rows == 0:
-        raise DataError(f"the inputs hold no rows ({_names(sources)}); "
-                        "pass parquet files that contain documents")
+        raise DataError(f"the inputs hold no rows ({_names(sources)}); pass parquet files that contain documents")
     bytes_total = sum(sum(column_chunk_bytes(pf, text_column)) for _, pf in files)
-    _check_disk(directory, sum(column_text_bytes(pf, text_column) for _, pf in files))
+    text_bytes = sum(column_text_bytes(pf, text_column) for _, pf in files)
+    check_disk(directory, int(text_bytes / MIN_TEXT_BYTES_PER_TOKEN * TOKEN_BYTES) + (16 << 20))
     encoding = get_encoding(tokenizer_file)
     tokenizer = tokenizer_info(tokenizer_file)
 
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / META_NAME).unlink(missing_ok=True)  # the old dataset here is no longer complete
-    _remove_stale_temporaries(directory)
-    tmp = {name: directory / f"{name}.tmp-{os.getpid()}" for name in (TRAIN_NAME, VAL_NAME)}
-    tally = dict(train_tokens=0, val_tokens=0, train_docs=0, val_docs=0, null=0, empty=0, replaced=0)
-    batches: queue.Queue = queue.Queue(maxsize=2 * workers)
-    stop = threading.Event()
-    reader = threading.Thread(target=_reader, args=(files, text_column, batches, stop), daemon=True,
-                              name="fwtui-prepare-reader")
-    last_train: np.ndarray | None = None
-    bytes_done = 0
-    source = ""
-    last_emit = started
-    try:
-        with open(tmp[TRAIN_NAME], "wb") as train_f, open(tmp[VAL_NAME], "wb") as val_f, \
-                ThreadPoolExecutor(workers, thread_name_prefix="fwtui-encode") as pool:
-            reader.start()
-            pending: deque = deque()  # encode futures in input order: at most 2 per worker in flight
-            finished = False
-            while True:
-                while not finished and len(pending) < 2 * workers:
-                    item = batches.get()
-                    if isinstance(item, BaseException):
-                        raise item
-                    if item is None:
-                        finished = True
-                    else:
-                        pending.append(pool.submit(_encode, encoding, item, val_fraction))
-                if not pending:
-                    break
-                done: _Encoded = pending.popleft().result()
-                _write(train_f, done.train, tmp[TRAIN_NAME])
-                _write(val_f, done.val, tmp[VAL_NAME])
-                if done.last_train_doc is not None:
-                    last_train = done.last_train_doc
-                for name, value in (("train_tokens", len(done.train)), ("val_tokens", len(done.val)),
-                                    ("train_docs", done.train_docs), ("val_docs", done.val_docs),
-                                    ("null", done.null), ("empty", done.empty), ("replaced", done.replaced)):
-                    tally[name] += value
-                bytes_done += done.compressed_bytes
-                source = done.source
-                now = time.monotonic()
-                if progress is not None and now - last_emit >= PROGRESS_INTERVAL:
-                    last_emit = now
-                    progress(_progress_event(tally, bytes_done, bytes_total, now - started, source))
-            if tally["train_docs"] + tally["val_docs"] < 2:
-                raise DataError(f"{_names(sources)}: {tally['train_docs'] + tally['val_docs']} document(s) with text "
-                                f"({tally['null']} null, {tally['empty']} empty or whitespace-only skipped); "
-                                "training needs at least 2: pass more data or the right --text-column")
-            if tally["val_docs"] == 0:
-                # Too few documents for the fraction to draw one: the last train document becomes validation.
-                train_f.truncate(train_f.tell() - len(last_train) * 2)
-                _write(val_f, last_train, tmp[VAL_NAME])
-                for name, delta in (("train_tokens", -len(last_train)), ("val_tokens", len(last_train)),
-                                    ("train_docs", -1), ("val_docs", 1)):
-                    tally[name] += delta
-            for f in (train_f, val_f):
-                f.flush()
-                os.fsync(f.fileno())
+    with PreparedWriter(directory, key) as writer:
+        reused = _reuse(directory, key)  # a concurrent prepare of the same data may have just finished it
+        if reused is not None:
+            return reused
+        resumed = writer.start()
+        tally = writer.tally
+        batches: queue.Queue = queue.Queue(maxsize=2 * workers)
+        stop = threading.Event()
+        reader = threading.Thread(target=_reader, daemon=True, name="fwtui-prepare-reader",
+                                  args=(files, text_column, (writer.next_group, writer.next_row), batches, stop))
+        source, last_emit, last_journal = "", started, started
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="fwtui-encode") as pool:
+                reader.start()
+                pending: deque = deque()  # encode futures in input order: at most 2 per worker in flight
+                finished = False
+                while True:
+                    while not finished and len(pending) < 2 * workers:
+                        item = batches.get()
+                        if isinstance(item, BaseException):
+                            raise item
+                        if item is None:
+                            finished = True
+                        else:
+                            pending.append(pool.submit(_encode, encoding, item, val_fraction))
+                    if not pending:
+                        break
+                    done: _Encoded = pending.popleft().result()
+                    writer.append(done.train, done.val)
+                    tally.train_tokens += len(done.train)
+                    tally.val_tokens += len(done.val)
+                    tally.train_docs += done.train_docs
+                    tally.val_docs += done.val_docs
+                    tally.null += done.null
+                    tally.empty += done.empty
+                    tally.replaced += done.replaced
+                    tally.bytes_done += done.batch.compressed_bytes
+                    tally.last_train_len = done.last_train_len or tally.last_train_len
+                    source = done.batch.source
+                    now = time.monotonic()
+                    if done.batch.ends_group and now - last_journal >= JOURNAL_INTERVAL:
+                        writer.checkpoint(done.batch.group + 1, done.batch.first_row)
+                        last_journal = now
+                    if progress is not None and now - last_emit >= PROGRESS_INTERVAL:
+                        last_emit = now
+                        progress(_progress_event(tally, bytes_total, now - started, source))
+        finally:
+            stop.set()
+        if tally.train_docs + tally.val_docs < 2:
+            raise DataError(f"{_names(sources)}: {tally.train_docs + tally.val_docs} document(s) with text "
+                            f"({tally.null} null, {tally.empty} empty or whitespace-only skipped); "
+                            "training needs at least 2: pass more data or the right --text-column")
         if progress is not None:
-            progress(_progress_event(tally, bytes_done, bytes_total, time.monotonic() - started, source))
-        os.replace(tmp[TRAIN_NAME], directory / TRAIN_NAME)
-        os.replace(tmp[VAL_NAME], directory / VAL_NAME)
-    finally:
-        stop.set()
-        for path in tmp.values():
-            path.unlink(missing_ok=True)
-    meta = {
-        "key": key,
-        "sources": [s.to_meta() for s in sources],
-        "tokenizer": {"name": tokenizer.name, "sha256": tokenizer.sha256, "eot": EOT},
-        "dtype": "uint16",
-        "splits": {"train": {"documents": tally["train_docs"], "tokens": tally["train_tokens"]},
-                   "val": {"documents": tally["val_docs"], "tokens": tally["val_tokens"]}},
-        "rows": rows,
-        "skipped": {"null": tally["null"], "empty": tally["empty"]},
-        "skipped_note": "null: the text is null; empty: empty or whitespace-only text",
-        "invalid_utf8_replaced": tally["replaced"],
-        "elapsed_seconds": round(time.monotonic() - started, 3),
-        "settings": {"text_column": text_column, "val_fraction": val_fraction, "workers": workers,
-                     "layout": CACHE_LAYOUT},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    write_meta(directory, meta)
+            progress(_progress_event(tally, bytes_total, time.monotonic() - started, source))
+        tally = writer.finish()
+        meta = {
+            "key": key,
+            "sources": [s.to_meta() for s in sources],
+            "tokenizer": {"name": tokenizer.name, "sha256": tokenizer.sha256, "eot": EOT},
+            "dtype": "uint16",
+            "splits": {"train": {"documents": tally.train_docs, "tokens": tally.train_tokens},
+                       "val": {"documents": tally.val_docs, "tokens": tally.val_tokens}},
+            "rows": rows,
+            "skipped": {"null": tally.null, "empty": tally.empty},
+            "skipped_note": "null: the text is null; empty: empty or whitespace-only text",
+            "invalid_utf8_replaced": tally.replaced,
+            "elapsed_seconds": round(time.monotonic() - started, 3),
+            "resumed": resumed,
+            "settings": {"text_column": text_column, "val_fraction": val_fraction, "workers": workers,
+                         "layout": CACHE_LAYOUT},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        write_meta(directory, meta)
     return open_prepared(directory, cached=False)
 
 
@@ -305,21 +269,11 @@ def _names(sources: list[Source]) -> str:
     return shown + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
 
 
-def _write(f, tokens: np.ndarray, path: Path) -> None:
-    try:
-        f.write(memoryview(tokens).cast("B"))
-    except OSError as err:
-        if err.errno == errno.ENOSPC:
-            raise DataError(f"the disk filled up while writing {path}; free some space or pass --out DIR on a "
-                            "larger disk, then prepare again") from None
-        raise DataError(f"cannot write {path} ({err.strerror}); check the directory and its disk") from None
-
-
-def _progress_event(tally: dict, bytes_done: int, bytes_total: int, elapsed: float, source: str) -> PrepareProgress:
-    tokens = tally["train_tokens"] + tally["val_tokens"]
+def _progress_event(tally: Tally, bytes_total: int, elapsed: float, source: str) -> PrepareProgress:
+    tokens, bytes_done = tally.train_tokens + tally.val_tokens, tally.bytes_done
     rate = bytes_done / elapsed if elapsed > 0 else 0.0
     eta = (bytes_total - bytes_done) / rate if rate > 0 else None
-    return PrepareProgress(documents=tally["train_docs"] + tally["val_docs"], bytes_done=bytes_done,
+    return PrepareProgress(documents=tally.train_docs + tally.val_docs, bytes_done=bytes_done,
                            bytes_total=bytes_total, tokens=tokens,
                            tokens_per_sec=tokens / elapsed if elapsed > 0 else 0.0, eta_seconds=eta,
                            source=source)

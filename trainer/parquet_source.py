@@ -51,7 +51,10 @@ class TextBatch:
     replaced_utf8: int
     """Documents whose invalid UTF-8 bytes were replaced by U+FFFD."""
     source: str
-    row_group: int
+    group: int
+    """Ordinal of this batch's row group over all inputs (0, 1, ...): where a resumed prepare restarts."""
+    ends_group: bool
+    """The last batch of its row group: after it is written, the group is finished."""
 
 
 def resolve_paths(specs: Sequence[str | Path]) -> list[Path]:
@@ -172,12 +175,19 @@ def to_texts(array: pa.Array) -> tuple[list, int]:
 
 
 def iter_text_batches(files: Iterable[tuple[Path, pq.ParquetFile]], column: str, batch_rows: int = 1024,
-                      start_row: int = 0) -> Iterator[TextBatch]:
-    """Every document of every file, in order, `batch_rows` at a time, with global row indices."""
-    row = start_row
+                      start_group: int = 0, start_row: int = 0) -> Iterator[TextBatch]:
+    """Every document of every file, in order, `batch_rows` at a time, with global row indices.
+
+    `start_group` skips that many row groups (counted over all inputs; `start_row` is the global index of
+    the first row after them), to resume after the last finished row group.
+    """
+    row, group = start_row, -1
     for path, pf in files:
         chunk_bytes = column_chunk_bytes(pf, column)
         for rg in range(pf.metadata.num_row_groups):
+            group += 1
+            if group < start_group:
+                continue
             rg_rows = pf.metadata.row_group(rg).num_rows
             done_rows = done_bytes = 0
             try:
@@ -187,7 +197,7 @@ def iter_text_batches(files: Iterable[tuple[Path, pq.ParquetFile]], column: str,
                     done_rows += len(texts)
                     share = chunk_bytes[rg] * done_rows // max(rg_rows, 1) - done_bytes
                     done_bytes += share
-                    yield TextBatch(texts, row, share, replaced, str(path), rg)
+                    yield TextBatch(texts, row, share, replaced, str(path), group, done_rows >= rg_rows)
                     row += len(texts)
             except (pa.ArrowException, OSError, ValueError, KeyError) as err:
                 reason = str(err).splitlines()[0] if str(err) else type(err).__name__
