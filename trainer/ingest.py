@@ -121,7 +121,9 @@ class _Encoded:
     empty: int
     replaced: int
     batch: TextBatch
-    """The batch it came from (texts dropped): its row group, rows and bytes."""
+    """The batch it came from (texts dropped): its row group and bytes."""
+    next_row: int
+    """Global index of the row after this batch."""
 
 
 def _encode(encoding, batch: TextBatch, val_fraction: float) -> _Encoded:
@@ -137,11 +139,10 @@ def _encode(encoding, batch: TextBatch, val_fraction: float) -> _Encoded:
         else:
             parts[is_val].append(encode_document(encoding, text))
     last = len(parts[False][-1]) + 1 if parts[False] else 0
-    rows_read = len(batch.texts)
-    batch.texts = [None] * 0  # the text is done with: free it before the result waits in line
-    batch.first_row += rows_read  # now: the next row's index
+    next_row = batch.first_row + len(batch.texts)
+    batch.texts = []  # done with: free the text while the result waits its turn to be written
     return _Encoded(_join(parts[False]), _join(parts[True]), len(parts[False]), len(parts[True]), last, null,
-                    empty, batch.replaced_utf8, batch)
+                    empty, batch.replaced_utf8, batch, next_row)
 
 
 def _join(docs: list[np.ndarray]) -> np.ndarray:
@@ -229,7 +230,7 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
                     source = done.batch.source
                     now = time.monotonic()
                     if done.batch.ends_group and now - last_journal >= JOURNAL_INTERVAL:
-                        writer.checkpoint(done.batch.group + 1, done.batch.first_row)
+                        writer.checkpoint(done.batch.group + 1, done.next_row)
                         last_journal = now
                     if progress is not None and now - last_emit >= PROGRESS_INTERVAL:
                         last_emit = now
