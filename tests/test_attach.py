@@ -30,6 +30,7 @@ async def test_replay_of_a_finished_run(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         board = app.dashboard
+        assert app.screen is board and board.query_one("#header").region.height == 1  # dashboard.tcss applied
         assert board.iteration == 4 and board.finished_reason == "completed" and board.loss_points == 5
         await pilot.press("c")  # the run is over: nothing is sent
         await pilot.pause()

@@ -39,10 +39,9 @@ class ViewerApp(App[None]):
         self.poll_seconds = poll_seconds
         self.dashboard = DashboardScreen(controls, title=title, attach=attach, **screen_options)
 
-    def get_default_screen(self) -> DashboardScreen:
-        return self.dashboard
-
     def on_mount(self) -> None:
+        # Pushed, not the default screen: a pushed screen gets its CSS_PATH (dashboard.tcss) loaded.
+        self.push_screen(self.dashboard)
         self.poll_events()  # the replay: everything written so far, in one batch
         self.call_after_refresh(self.dashboard.redraw_now)
         self.set_interval(self.poll_seconds, self.poll_events)
