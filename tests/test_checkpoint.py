@@ -1,0 +1,149 @@
+"""Checkpoints: atomic saves that leave the old file intact, safe loads, fallback, RNG states, space checks."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+from collections import namedtuple
+
+import numpy as np
+import pytest
+import torch
+
+from trainer import checkpoint as ck
+from trainer.errors import CheckpointError
+
+
+def payload(value: float) -> dict:
+    return {"model": {"w": torch.full((64, 64), value)}, "iter_num": int(value), "config": {"name": "t"}}
+
+
+def test_save_then_load_weights_only(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    size = ck.save_checkpoint(path, payload(3.0))
+    assert size == path.stat().st_size > 64 * 64 * 4
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    data = torch.load(path, weights_only=True)  # the format itself loads without unpickling objects
+    assert data["iter_num"] == 3
+    assert torch.equal(ck.load_checkpoint(tmp_path)["model"]["w"], torch.full((64, 64), 3.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_second_save_keeps_the_previous_as_prev(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    ck.save_checkpoint(path, payload(1.0))
+    ck.save_checkpoint(path, payload(2.0))
+    assert ck.load_checkpoint(path)["iter_num"] == 2
+    assert torch.load(tmp_path / ck.PREV_FILE, weights_only=True)["iter_num"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.prev.pt", "ckpt.pt"]
+
+
+def test_a_save_that_raises_midway_leaves_the_old_checkpoint_intact(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    ck.save_checkpoint(path, payload(1.0))
+    before = path.read_bytes()
+
+    def torn_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a zip")  # some bytes reach the temp file, then the writer dies
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ck.torch, "save", torn_save)
+    with pytest.raises(CheckpointError, match="previous checkpoint is kept"):
+        ck.save_checkpoint(path, payload(2.0))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temp file left
+
+
+def test_keyboard_interrupt_during_a_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    ck.save_checkpoint(path, payload(1.0))
+
+    def interrupted(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ck.torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ck.save_checkpoint(path, payload(2.0))
+    assert ck.load_checkpoint(path)["iter_num"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_free_space_is_checked_before_writing(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    ck.save_checkpoint(path, payload(1.0))
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(ck.shutil, "disk_usage", lambda d: Usage(10**9, 10**9, 1000))
+    with pytest.raises(CheckpointError, match="free"):
+        ck.save_checkpoint(path, payload(2.0))
+    assert ck.load_checkpoint(path)["iter_num"] == 1
+
+
+def test_corrupt_checkpoint_falls_back_to_previous_with_a_warning(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    ck.save_checkpoint(path, payload(1.0))
+    ck.save_checkpoint(path, payload(2.0))
+    path.write_bytes(path.read_bytes()[:300])  # truncated
+    warnings: list[str] = []
+    data = ck.load_checkpoint(tmp_path, on_warning=warnings.append)
+    assert data["iter_num"] == 1
+    assert len(warnings) == 1 and "previous checkpoint" in warnings[0]
+
+
+def test_corrupt_checkpoint_without_previous_is_a_clear_error(tmp_path):
+    (tmp_path / "ckpt.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        ck.load_checkpoint(tmp_path)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        ck.load_checkpoint(tmp_path)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_a_malicious_pickle_is_refused_not_unpickled(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model": {}, "evil": Exploit()}, path)
+    called = []
+    monkeypatch.setattr(os, "system", lambda cmd: called.append(cmd))
+    with pytest.raises(CheckpointError, match="refused"):
+        ck.load_checkpoint(path)
+    assert called == []
+
+
+def test_orphan_temp_files_are_removed(tmp_path):
+    (tmp_path / "ckpt.pt").write_bytes(b"x")
+    orphan = tmp_path / f"ckpt.pt{ck.TEMP_MARK}123-456"
+    orphan.write_bytes(b"half")
+    removed = ck.remove_orphan_temps(tmp_path)
+    assert removed == [orphan]
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
+    random.seed(1)
+    np.random.seed(2)
+    torch.manual_seed(3)
+    state = ck.capture_rng_state()
+    ck.save_checkpoint(tmp_path / "ckpt.pt", {"rng": state})
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(99)
+    np.random.seed(99)
+    torch.manual_seed(99)
+    ck.restore_rng_state(ck.load_checkpoint(tmp_path)["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_unsafe_pickle_error_text_names_the_file(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"x": Exploit()}, f)  # not even a torch zip: still never executed
+    with pytest.raises(CheckpointError) as err:
+        ck.load_checkpoint(path)
+    assert str(path) in str(err.value)

@@ -1,0 +1,310 @@
+"""The Trainer on a very small model (vocabulary 256, so each step takes milliseconds on CPU): controls,
+resume parity, NaN skipping, out-of-memory handling, compile fallback, batches and metrics."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from trainer import events as ev
+from trainer.batches import BatchLoader
+from trainer.checkpoint import load_checkpoint
+from trainer.config import RunConfig
+from trainer.controls import Controls
+from trainer.dataset import open_prepared, write_meta
+from trainer.errors import FwtuiError
+from trainer.loop import MAX_BAD_STEPS, Trainer, TrainingDiverged
+from trainer.metrics import EtaEstimator, evals_to_come, mfu
+from trainer.model import GPT
+from trainer.signals import stop_on_signals
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A prepared directory of ids below 256: a noisy repeating pattern a small model learns quickly."""
+    directory = tmp_path_factory.mktemp("prepared")
+    rng = np.random.default_rng(0)
+    counts = {}
+    for split, n in (("train", 20_000), ("val", 2_000)):
+        tokens = (np.arange(n) * 7 % 61).astype(np.uint16)
+        noise = rng.random(n) < 0.1
+        tokens[noise] = rng.integers(0, 256, noise.sum())
+        tokens.tofile(directory / f"{split}.bin")
+        counts[split] = {"tokens": n, "documents": 1}
+    write_meta(directory, {"splits": counts, "tokenizer": {"name": "synthetic", "sha256": "0" * 64}})
+    return open_prepared(directory)
+
+
+def tiny(**changes) -> RunConfig:
+    base = dict(name="tiny", n_layer=1, n_head=2, n_embd=32, block_size=32, vocab_size=256, batch_size=4,
+                gradient_accumulation_steps=1, learning_rate=1e-2, min_lr=1e-3, max_iters=40, warmup_iters=5,
+                lr_decay_iters=40, eval_interval=10, eval_iters=2, log_interval=1, compile=False, device="cpu")
+    base.update(changes)
+    return RunConfig(**base)
+
+
+class Recorder:
+    """A sink keeping every event; `on_step(step)` may act (a control from 'another face')."""
+
+    def __init__(self, on_step=None):
+        self.events: list[ev.Event] = []
+        self.on_step = on_step
+
+    def __call__(self, event):
+        self.events.append(event)
+        if self.on_step is not None and isinstance(event, ev.Step):
+            self.on_step(event)
+
+    def of(self, cls):
+        return [e for e in self.events if isinstance(e, cls)]
+
+
+def train(data, run_dir, config=None, controls=None, on_step=None, **kw) -> tuple[Recorder, Trainer, str]:
+    rec = Recorder(on_step)
+    trainer = Trainer(config or tiny(), data, run_dir, sink=rec, controls=controls, **kw)
+    reason = trainer.run()
+    return rec, trainer, reason
+
+
+def test_trains_evaluates_and_checkpoints(data, tmp_path):
+    rec, trainer, reason = train(data, tmp_path)
+    assert reason == "completed"
+    started = rec.of(ev.RunStarted)[0]
+    assert started.precision == "float32" and started.compiled is False and started.start_iter == 0
+    steps = rec.of(ev.Step)
+    assert [s.iter for s in steps] == list(range(40))
+    assert steps[-1].loss < steps[0].loss - 1.0
+    assert [e.iter for e in rec.of(ev.Eval)] == [0, 10, 20, 30, 40]
+    assert [(c.iter, c.reason) for c in rec.of(ev.CheckpointSaved)] == [(10, "eval"), (20, "eval"), (30, "eval"),
+                                                                        (40, "final")]
+    finished = rec.of(ev.Finished)[0]
+    assert (finished.iter, finished.reason) == (40, "completed")
+    assert finished.final_val_loss == rec.of(ev.Eval)[-1].val_loss
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt["iter_num"] == 40 and ckpt["data_position"]["position"] == 40
+    assert not any(k.startswith("_orig_mod.") for k in ckpt["model"])
+
+
+def test_mfu_is_unknown_on_cpu_and_measured_with_a_given_peak(data, tmp_path):
+    rec, _, _ = train(data, tmp_path / "a", tiny(max_iters=3))
+    started = rec.of(ev.RunStarted)[0]
+    assert started.peak_flops is None and started.peak_flops_source.startswith("unknown")
+    assert all(s.mfu is None for s in rec.of(ev.Step))
+    assert all(s.mem_reserved_bytes and s.mem_reserved_bytes > 0 for s in rec.of(ev.Step))  # RSS on CPU
+    rec, _, _ = train(data, tmp_path / "b", tiny(max_iters=3), peak_tflops=1.0)
+    assert rec.of(ev.RunStarted)[0].peak_flops == 1e12
+    assert all(s.mfu is not None and s.mfu > 0 for s in rec.of(ev.Step))
+
+
+def test_resume_continues_with_bitwise_equal_losses(data, tmp_path):
+    straight, _, _ = train(data, tmp_path / "straight", tiny(dropout=0.1))
+    controls = Controls()
+
+    def stop_at_17(step):
+        if step.iter == 17:
+            controls.stop("test")
+
+    first, _, reason = train(data, tmp_path / "split", tiny(dropout=0.1), controls=controls, on_step=stop_at_17)
+    assert reason == "stopped"
+    assert [(c.iter, c.reason) for c in first.of(ev.CheckpointSaved)][-1] == (18, "stop")
+    assert first.of(ev.Finished)[0].reason == "stopped"
+    second, _, reason = train(data, tmp_path / "split", tiny(dropout=0.1), resume=True)
+    assert reason == "completed"
+    assert second.of(ev.RunStarted)[0].start_iter == 18
+    resumed = {s.iter: s.loss for s in second.of(ev.Step)}
+    expected = {s.iter: s.loss for s in straight.of(ev.Step) if s.iter >= 18}
+    assert resumed == expected  # bitwise: dropout RNG, data position, optimizer and schedule all restored
+    assert second.of(ev.Eval)[-1].val_loss == straight.of(ev.Eval)[-1].val_loss
+
+
+def test_resume_refuses_another_model_shape_or_a_finished_run(data, tmp_path):
+    train(data, tmp_path, tiny(max_iters=10))
+    with pytest.raises(FwtuiError, match="n_embd"):
+        train(data, tmp_path, tiny(max_iters=20, n_embd=64), resume=True)
+    with pytest.raises(FwtuiError, match="max_iters"):
+        train(data, tmp_path, tiny(max_iters=10), resume=True)
+
+
+def test_requests_and_pause_from_another_thread(data, tmp_path):
+    controls = Controls()
+    paused = threading.Event()
+
+    def sink_pause(step):
+        if step.iter == 12:
+            controls.pause()
+
+    rec = Recorder(sink_pause)
+
+    def watch(event):
+        rec(event)
+        if isinstance(event, ev.StateChanged) and event.state == "paused":
+            paused.set()
+
+    def other_face():
+        assert paused.wait(30)
+        controls.request_eval()
+        controls.request_checkpoint()
+        controls.request_sample("ab", max_new_tokens=5)
+        controls.resume()
+
+    helper = threading.Thread(target=other_face)
+    helper.start()
+    trainer = Trainer(tiny(max_iters=20), data, tmp_path, sink=watch, controls=controls)
+    assert trainer.run() == "completed"
+    helper.join()
+    kinds = [(e.kind, getattr(e, "iter", None)) for e in rec.events if e.kind != "step"]
+    i = kinds.index(("state", 13))
+    assert ("eval", 13) in kinds[i:] and ("checkpoint", 13) in kinds[i:]
+    states = [e.state for e in rec.of(ev.StateChanged)]
+    assert states == ["paused", "running"]
+    assert [c.reason for c in rec.of(ev.CheckpointSaved) if c.iter == 13] == ["requested"]
+    samples = rec.of(ev.Sample)
+    warnings = [w.message for w in rec.of(ev.Warning)]
+    assert len(samples) == 1 or any("sample failed" in m for m in warnings)
+    assert [s.iter for s in rec.of(ev.Step)] == list(range(20))  # nothing skipped, nothing repeated
+
+
+def test_stop_while_paused_checkpoints_and_finishes(data, tmp_path):
+    controls = Controls()
+
+    def on_step(step):
+        if step.iter == 4:
+            controls.pause()
+            threading.Timer(0.3, controls.stop).start()
+
+    rec, _, reason = train(data, tmp_path, controls=controls, on_step=on_step)
+    assert reason == "stopped"
+    assert rec.of(ev.CheckpointSaved)[-1].reason == "stop"
+    assert rec.of(ev.Finished)[0].iter == 5
+    assert load_checkpoint(tmp_path)["iter_num"] == 5
+
+
+def test_compile_failure_falls_back_to_eager(data, tmp_path, monkeypatch):
+    class Broken(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, *args, **kwargs):
+            raise RuntimeError("backend compiler exploded")
+
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: Broken(module))
+    rec, trainer, reason = train(data, tmp_path, tiny(compile=True, max_iters=12))
+    assert reason == "completed" and trainer.compiled is False
+    assert rec.of(ev.RunStarted)[0].compiled is True
+    assert any("torch.compile failed" in w.message for w in rec.of(ev.Warning))
+    assert [s.iter for s in rec.of(ev.Step)] == list(range(12))
+
+
+def nan_forward(monkeypatch, bad_calls):
+    """Make the training forward pass return a NaN loss on the given call numbers (0-based)."""
+    original = GPT.forward
+    calls = {"n": 0}
+
+    def forward(self, idx, targets=None):
+        logits, loss = original(self, idx, targets)
+        if self.training and targets is not None:
+            if bad_calls(calls["n"]):
+                loss = loss * float("nan")
+            calls["n"] += 1
+        return logits, loss
+
+    monkeypatch.setattr(GPT, "forward", forward)
+
+
+def test_nan_loss_skips_the_step_and_training_goes_on(data, tmp_path, monkeypatch):
+    nan_forward(monkeypatch, lambda n: n in (3, 4))
+    rec, trainer, reason = train(data, tmp_path, tiny(max_iters=12))
+    assert reason == "completed"
+    warnings = [w.message for w in rec.of(ev.Warning)]
+    assert len(warnings) == 2 and all("step skipped" in m for m in warnings)
+    assert all(torch.isfinite(p).all() for p in trainer.raw_model.parameters())
+    assert math.isfinite(rec.of(ev.Eval)[-1].val_loss)
+
+
+def test_nan_in_a_row_rolls_back_and_stops(data, tmp_path, monkeypatch):
+    nan_forward(monkeypatch, lambda n: n >= 23)
+    with pytest.raises(TrainingDiverged, match="iter 20"):
+        train(data, tmp_path)
+    assert load_checkpoint(tmp_path)["iter_num"] == 20  # the last good checkpoint is untouched
+
+
+def fake_oom(monkeypatch, on_call):
+    original = Trainer._step
+    calls = {"n": 0}
+
+    def step(self, lr):
+        calls["n"] += 1
+        if calls["n"] == on_call:
+            self.loader.next()  # half a step happened: the retry must rewind the data position
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, lr)
+
+    monkeypatch.setattr(Trainer, "_step", step)
+
+
+def test_out_of_memory_with_auto_batch_halves_the_micro_batch(data, tmp_path, monkeypatch):
+    fake_oom(monkeypatch, on_call=3)
+    changed = []
+    rec, trainer, reason = train(data, tmp_path, tiny(max_iters=8, batch_size=4, gradient_accumulation_steps=1),
+                                 auto_batch=True, on_config_change=changed.append)
+    assert reason == "completed"
+    assert (trainer.config.batch_size, trainer.config.gradient_accumulation_steps) == (2, 2)
+    assert trainer.config.tokens_per_iter == 4 * 32
+    assert changed and changed[0].batch_size == 2
+    assert any("out of memory at micro-batch 4" in w.message for w in rec.of(ev.Warning))
+    assert [s.iter for s in rec.of(ev.Step)] == list(range(8))
+
+
+def test_out_of_memory_without_auto_batch_is_one_clear_error(data, tmp_path, monkeypatch):
+    fake_oom(monkeypatch, on_call=2)
+    with pytest.raises(FwtuiError, match="batch_size=2 --set gradient_accumulation_steps=2"):
+        train(data, tmp_path, tiny(max_iters=8))
+
+
+def test_batches_resume_exactly_and_eval_streams_are_separate(data):
+    a = BatchLoader(data.train_path, block_size=32, batch_size=4, seed=1, device="cpu")
+    for _ in range(5):
+        a.next()
+    a.prefetch()
+    state = a.state()
+    expected = [a.next() for _ in range(3)]
+    b = BatchLoader(data.train_path, block_size=32, batch_size=4, seed=1, device="cpu")
+    b.load_state(state)
+    for (x1, y1), (x2, y2) in zip(expected, [b.next() for _ in range(3)]):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+        assert torch.equal(x1[:, 1:], y1[:, :-1])  # targets are the inputs shifted by one
+    other = BatchLoader(data.train_path, block_size=32, batch_size=4, seed=1, stream=1, device="cpu")
+    assert not np.array_equal(other.offsets(0), a.offsets(0))
+
+
+def test_eta_leaves_out_warmup_and_counts_evals_to_come():
+    eta = EtaEstimator(warmup_steps=2)
+    for seconds in (30.0, 10.0, 1.0, 1.0):
+        eta.add_step(seconds)
+    assert eta.step_seconds == 1.0
+    eta.add_eval(5.0)
+    eta.add_checkpoint(2.0)
+    assert eta.eta(10, evals_left=2, checkpoints_left=2) == 10 * 1.0 + 2 * 5.0 + 2 * 2.0
+    assert evals_to_come(1, 100, 50) == 2  # at 50, and the final one at 100
+    assert evals_to_come(50, 100, 50) == 2
+    assert evals_to_come(51, 100, 50) == 1
+    assert mfu(1000.0, 1e6, None) is None and mfu(1000.0, 1e6, 1e10) == 0.1
+
+
+def test_signals_only_ask_for_a_stop_and_handlers_are_restored():
+    controls = Controls()
+    before = signal.getsignal(signal.SIGTERM)
+    heard = []
+    with stop_on_signals(controls, notify=heard.append):
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGHUP)
+    assert controls.stop_requested and controls.stop_reason == "SIGTERM received"
+    assert len(heard) == 2 and "already stopping" in heard[1]
+    assert signal.getsignal(signal.SIGTERM) == before

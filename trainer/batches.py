@@ -1,0 +1,89 @@
+"""Training batches from a flat uint16 token file, with an explicit position that a checkpoint saves.
+
+Like nanoGPT, each batch is `batch_size` windows of block_size + 1 tokens at random offsets. Unlike
+nanoGPT, the offsets of batch k come from a generator seeded by (seed, stream, k) alone: no hidden RNG
+state, so the loader's whole state is `position` (batches handed out) and a resume at position k yields
+exactly the batches an uninterrupted run would have. Evaluation uses its own streams, so evaluating never
+moves the training batches. On CUDA the batch is built in pinned memory and copied with non_blocking=True;
+the next batch is fetched while the GPU runs the current one (`prefetch`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TRAIN_STREAM = 0
+EVAL_TRAIN_STREAM = 1
+EVAL_VAL_STREAM = 2
+
+
+class BatchLoader:
+    def __init__(self, path: str | Path, *, block_size: int, batch_size: int, seed: int, stream: int = 0,
+                 device: str = "cpu") -> None:
+        self.path = Path(path)
+        self.block_size = block_size
+        self.batch_size = batch_size
+        self.seed = seed
+        self.stream = stream
+        self.device = device
+        self.cuda = device.startswith("cuda")
+        self.tokens = self.path.stat().st_size // 2  # uint16
+        if self.tokens <= block_size + 1:
+            from trainer.errors import DataError
+
+            raise DataError(f"{self.path} holds {self.tokens} tokens, fewer than block_size + 1 "
+                            f"({block_size + 1}); use more data or a smaller --set block_size")
+        self.position = 0
+        """Batches handed out so far; the index of the next batch."""
+        self._ready: tuple[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def offsets(self, index: int) -> np.ndarray:
+        """Start offsets (batch_size,) of batch `index`: a pure function of (seed, stream, index)."""
+        rng = np.random.default_rng([self.seed, self.stream, index])
+        return rng.integers(0, self.tokens - self.block_size - 1, size=self.batch_size, endpoint=True)
+
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # A fresh memmap each batch (as nanoGPT): a long-lived one keeps every page it touched counted in
+        # the process's resident memory.
+        data = np.memmap(self.path, dtype=np.uint16, mode="r")
+        windows = np.stack([data[o:o + self.block_size + 1] for o in self.offsets(index)]).astype(np.int64)
+        buf = torch.from_numpy(windows)  # (B, T + 1)
+        x, y = buf[:, :-1], buf[:, 1:]  # inputs and next-token targets, each (B, T)
+        if self.cuda:
+            x = x.pin_memory().to(self.device, non_blocking=True)
+            y = y.pin_memory().to(self.device, non_blocking=True)
+        else:
+            x, y = x.contiguous(), y.contiguous()
+        return x, y
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch at `position` (prefetched if `prefetch` was called), then position += 1."""
+        if self._ready is not None and self._ready[0] == self.position:
+            batch = self._ready[1]
+        else:
+            batch = self._load(self.position)
+        self._ready = None
+        self.position += 1
+        return batch
+
+    def prefetch(self) -> None:
+        """Build the next batch now (its host->device copy runs while the GPU is busy)."""
+        if self._ready is None or self._ready[0] != self.position:
+            self._ready = (self.position, self._load(self.position))
+
+    def state(self) -> dict:
+        """What a checkpoint stores to continue exactly here (plain ints and strings)."""
+        return {"position": self.position, "batch_size": self.batch_size, "block_size": self.block_size,
+                "seed": self.seed, "stream": self.stream, "tokens": self.tokens}
+
+    def load_state(self, state: dict) -> None:
+        self.position = int(state["position"])
+        self._ready = None
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """A smaller micro-batch after out-of-memory; the position keeps counting batches handed out."""
+        self.batch_size = batch_size
+        self._ready = None

@@ -1,0 +1,204 @@
+"""RUN/ckpt.pt written atomically and read back safely, plus the RNG states an exact resume needs.
+
+Save: check free space (twice the last checkpoint), write a temp file in the same directory, flush,
+fsync, keep the current checkpoint as ckpt.prev.pt (a hard link, so ckpt.pt never disappears), os.replace
+the temp over ckpt.pt, fsync the directory. A save that fails or is killed leaves ckpt.pt as it was and at
+most an orphan temp file, removed at the next start. Load: torch.load(weights_only=True) only; a
+checkpoint that is corrupt falls back to ckpt.prev.pt with a warning; one that holds arbitrary Python
+objects is refused, never unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import shutil
+import time
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from trainer.errors import CheckpointError
+
+CKPT_FILE = "ckpt.pt"
+PREV_FILE = "ckpt.prev.pt"
+TEMP_MARK = ".tmp-"
+
+NANOGPT_KEYS = ("model", "optimizer", "model_args", "iter_num", "best_val_loss", "config")
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # some filesystems cannot open a directory; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def payload_bytes(payload: dict) -> int:
+    """Bytes of the tensors in a payload (a floor for the file size), for the free-space check."""
+    total = 0
+    stack = [payload]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            total += item.numel() * item.element_size()
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return total
+
+
+def check_free_space(directory: Path, needed_bytes: int) -> None:
+    free = shutil.disk_usage(directory).free
+    if free < needed_bytes:
+        raise CheckpointError(
+            f"only {free / 1e6:.0f} MB free in {directory}, a checkpoint needs about {needed_bytes / 1e6:.0f} MB "
+            "(twice its size); free some space: the old checkpoint is kept and the save is retried")
+
+
+def save_checkpoint(path: str | Path, payload: dict, *, keep_previous: bool = True) -> int:
+    """Write `payload` to `path` atomically; returns the file's size in bytes. Raises CheckpointError
+    (old checkpoint intact, temp file removed) when space is short or the write fails."""
+    path = Path(path)
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    previous = path.stat().st_size if path.exists() else payload_bytes(payload)
+    check_free_space(directory, 2 * previous)
+    tmp = directory / f"{path.name}{TEMP_MARK}{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if keep_previous and path.exists():
+            _link_previous(path, directory / PREV_FILE)
+        os.replace(tmp, path)
+        _fsync_dir(directory)
+        return path.stat().st_size
+    except BaseException as err:  # KeyboardInterrupt too: never leave a partial file behind
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if isinstance(err, Exception) and not isinstance(err, CheckpointError):
+            raise CheckpointError(f"could not write {path}: {err}; the previous checkpoint is kept") from err
+        raise
+
+
+def _link_previous(path: Path, prev: Path) -> None:
+    """Make `prev` the current checkpoint's content without a moment where `path` is missing."""
+    staging = prev.with_name(prev.name + TEMP_MARK + str(os.getpid()))
+    try:
+        os.link(path, staging)
+    except OSError:  # no hard links here (some network filesystems): copy instead
+        shutil.copy2(path, staging)
+    os.replace(staging, prev)
+
+
+def remove_orphan_temps(directory: str | Path) -> list[Path]:
+    """Delete temp files left by a save that was killed; returns what was removed."""
+    removed = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return removed
+    for item in directory.iterdir():
+        if item.name.startswith((CKPT_FILE + TEMP_MARK, PREV_FILE + TEMP_MARK)):
+            try:
+                item.unlink()
+                removed.append(item)
+            except OSError:
+                pass
+    return removed
+
+
+def _load_one(path: Path) -> dict:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        if "GLOBAL" in text or "Unsupported global" in text:
+            # A file that asks to build arbitrary Python objects: refuse, never unpickle it fully.
+            raise CheckpointError(
+                f"{path}: refused, it holds Python objects beyond tensors and plain values (unsafe to load); "
+                "use a checkpoint you trust") from None
+        raise _Corrupt(f"{path}: unreadable (not a complete torch checkpoint)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise _Corrupt(f"{path}: unreadable ({first})") from None
+    if not isinstance(data, dict):
+        raise _Corrupt(f"{path}: not a checkpoint (holds a {type(data).__name__}, not a dict)")
+    return data
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def load_checkpoint(path: str | Path, *, on_warning: Callable[[str], None] | None = None) -> dict:
+    """A checkpoint dict from a run directory or a ckpt.pt. A corrupt ckpt.pt falls back to ckpt.prev.pt
+    beside it (reported through `on_warning`); an unsafe one raises CheckpointError."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CKPT_FILE
+    prev = path.with_name(PREV_FILE)
+    if not path.exists():
+        if prev.exists():
+            if on_warning:
+                on_warning(f"{path} is missing; using the previous checkpoint {prev}")
+            path = prev
+        else:
+            raise CheckpointError(f"no checkpoint at {path}; train first, or point to a run directory "
+                                  "that holds ckpt.pt")
+    try:
+        return _load_one(path)
+    except _Corrupt as err:
+        if path != prev and prev.exists():
+            try:
+                data = _load_one(prev)
+            except _Corrupt as err2:
+                raise CheckpointError(f"{err}; the previous one too: {err2}") from None
+            if on_warning:
+                on_warning(f"{err}; resuming from the previous checkpoint {prev} (iter {data.get('iter_num')})")
+            return data
+        raise CheckpointError(f"{err}; no previous checkpoint to fall back to") from None
+
+
+# --- RNG states as plain values (weights_only=True accepts tensors, ints, floats, strings, lists, dicts) ---
+
+def capture_rng_state() -> dict:
+    version, internal, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_cached = np.random.get_state()
+    state = {
+        "python": {"version": version, "state": list(internal), "gauss": gauss},
+        "numpy": {"name": str(np_name), "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    npst = state["numpy"]
+    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"],
+                         npst["has_gauss"], npst["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)

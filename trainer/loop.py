@@ -1,0 +1,420 @@
+"""The training loop: nanoGPT's train.py as a Trainer that reports events and obeys controls.
+
+Iteration `it` runs optimizer step `it` (0-based). Between steps is a *step boundary*: evaluations, the
+checkpoints, controls (stop, pause, eval, checkpoint, sample) happen there and nowhere else. A checkpoint
+taken at boundary `it` stores iter_num = it (steps 0..it-1 done), so a resume starts with step `it`.
+
+GPU syncs: one per optimizer step, after the backward pass: the loss and the gradient norm come to the
+host as two floats (`tolist`), needed to skip a non-finite step before optimizer.step. The next batch is
+already queued by then, so the GPU idles only for the launch of the optimizer kernels (tens of
+microseconds against a step of 100+ ms). Evaluations sync once per split. Nothing else syncs.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from trainer import events as ev
+from trainer.batches import EVAL_TRAIN_STREAM, EVAL_VAL_STREAM, TRAIN_STREAM, BatchLoader
+from trainer.checkpoint import CKPT_FILE, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from trainer.config import RunConfig
+from trainer.controls import Controls, Requests
+from trainer.errors import CheckpointError, FwtuiError
+from trainer.formulas import count_params, flops_per_token
+from trainer.hardware import DeviceInfo, detect_device
+from trainer.metrics import EtaEstimator, evals_to_come, memory_stats, mfu
+from trainer.model import GPT, ModelArgs, strip_compile_prefix
+from trainer.resume import PreparedLike, best_val_loss_of, check_resume, dataset_identity
+from trainer.schedule import lr_at
+
+MAX_BAD_STEPS = 5  # non-finite steps in a row before the run rolls back and stops
+
+
+class TrainingDiverged(FwtuiError):
+    """Loss or gradient norm stayed NaN/inf: the run stopped at its last good checkpoint."""
+
+
+def resolve_precision(dtype: str, device: DeviceInfo) -> str:
+    """"bfloat16", "float16" or "float32": auto is bf16 on CUDA where supported, else fp16; fp32 on CPU."""
+    if dtype != "auto":
+        return dtype
+    if device.is_cuda:
+        return "bfloat16" if device.bf16 else "float16"
+    return "float32"
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, data: PreparedLike, run_dir: str | Path, *, sink: ev.EventSink,
+                 controls: Controls | None = None, device_info: DeviceInfo | None = None,
+                 peak_tflops: float | None = None, resume: bool = False, auto_batch: bool = False,
+                 on_config_change: Callable[[RunConfig], None] | None = None) -> None:
+        self.config = config
+        self.data = data
+        self.run_dir = Path(run_dir)
+        self.sink = sink
+        self.controls = controls or Controls()
+        self.info = device_info or detect_device(config.device, peak_tflops)
+        self.resume = resume
+        self.auto_batch = auto_batch
+        self.on_config_change = on_config_change
+        self.iter_num = 0
+        self.best_val_loss = math.inf
+        self.last_losses: dict[str, float] = {}
+        self.eta = EtaEstimator()
+        self._last_saved_iter: int | None = None
+        self._bad_steps = 0
+        self._encoding = None
+        self._started = time.perf_counter()
+
+    # --- events ------------------------------------------------------------------------------------------
+    def emit(self, event: ev.Event) -> None:
+        try:
+            self.sink(event)
+        except Exception:  # noqa: BLE001 - a broken sink never stops training
+            pass
+
+    def warn(self, message: str) -> None:
+        self.emit(ev.Warning(message=message))
+
+    # --- setup -------------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg, info = self.config, self.info
+        self.device = info.device
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        if info.is_cuda:
+            torch.cuda.set_device(self.device)
+            torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for any fp32 matmul left outside autocast
+            torch.backends.cudnn.allow_tf32 = True
+            torch.set_float32_matmul_precision("high")
+        self.precision = resolve_precision(cfg.dtype, info)
+        device_type = "cuda" if info.is_cuda else info.device
+        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(self.precision)
+        self.autocast = torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
+        self.scaler = torch.amp.GradScaler(device_type, enabled=self.precision == "float16")
+
+        self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.raw_model.optimizer_groups(cfg.weight_decay), lr=cfg.learning_rate,
+                                           betas=(cfg.beta1, cfg.beta2), fused=True if info.is_cuda else None)
+        self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
+        loader_args = dict(block_size=cfg.block_size, batch_size=cfg.batch_size, seed=cfg.seed, device=self.device)
+        self.loader = BatchLoader(self.data.train_path, stream=TRAIN_STREAM, **loader_args)
+        self.eval_loaders = {"train": BatchLoader(self.data.train_path, stream=EVAL_TRAIN_STREAM, **loader_args),
+                             "val": BatchLoader(self.data.val_path, stream=EVAL_VAL_STREAM, **loader_args)}
+        self.identity = dataset_identity(self.data)
+        if self.resume:
+            self._load_resume_state()
+        self.start_iter = self.iter_num
+
+        want_compile = cfg.compile if cfg.compile is not None else info.is_cuda
+        self.model, self.compiled = self.raw_model, False
+        if want_compile:
+            try:
+                self.model, self.compiled = torch.compile(self.raw_model), True
+            except Exception as err:  # noqa: BLE001 - any compiler failure means: run eager
+                self.warn(f"torch.compile failed ({type(err).__name__}: {err}); running eager (slower)")
+
+    def _load_resume_state(self) -> None:
+        ckpt = load_checkpoint(self.run_dir, on_warning=self.warn)
+        check_resume(ckpt, self.config, self.identity, self.run_dir / CKPT_FILE)
+        self.raw_model.load_state_dict(strip_compile_prefix(ckpt["model"]))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.iter_num = int(ckpt["iter_num"])
+        self._last_saved_iter = self.iter_num
+        self.best_val_loss = best_val_loss_of(ckpt)
+        if "data_position" in ckpt:
+            self.loader.load_state(ckpt["data_position"])
+        if "rng" in ckpt:
+            restore_rng_state(ckpt["rng"])
+
+    # --- the run -----------------------------------------------------------------------------------------
+    def run(self) -> str:
+        """Train to max_iters or until stopped; returns "completed" or "stopped". Raises FwtuiError."""
+        self.setup()
+        cfg, info = self.config, self.info
+        counts = count_params(cfg)
+        self.flops_per_token = flops_per_token(cfg)
+        self.emit(ev.RunStarted(
+            run_dir=str(self.run_dir), config=cfg.to_dict(), params=counts.nanogpt,
+            params_with_embeddings=counts.total, device=info.device, device_name=info.name,
+            device_memory_bytes=info.memory_bytes, peak_flops=info.peak_flops, peak_flops_source=info.peak_source,
+            flops_per_token=self.flops_per_token, tokens_per_iter=cfg.tokens_per_iter,
+            dataset_tokens=self.data.train_tokens, start_iter=self.start_iter, max_iters=cfg.max_iters,
+            precision=self.precision, compiled=self.compiled, data_dir=str(self.data.dir)))
+        self.raw_model.train()
+        window_seconds, window_steps = 0.0, 0
+        it = self.iter_num
+        while True:
+            self.iter_num = it
+            if self._step_boundary(it):
+                return "stopped"
+            if it >= self.config.max_iters:
+                break
+            lr = lr_at(it, self.config)
+            t0 = time.perf_counter()
+            loss, norm, stepped = self._guarded_step(lr)
+            dt = time.perf_counter() - t0
+            window_seconds += dt
+            window_steps += 1
+            self.eta.add_step(dt)
+            self._check_finite(it, loss, norm, stepped)
+            if it % self.config.log_interval == 0 or it == self.config.max_iters - 1:
+                self._emit_step(it, loss, norm, lr, window_seconds, window_steps)
+                window_seconds, window_steps = 0.0, 0
+            it += 1
+        # The end: a final evaluation and checkpoint at iter max_iters.
+        self._evaluate_and_save(it, final=True)
+        self.emit(ev.Finished(iter=it, reason="completed", seconds=time.perf_counter() - self._started,
+                              final_train_loss=self.last_losses.get("train"),
+                              final_val_loss=self.last_losses.get("val")))
+        return "completed"
+
+    def _emit_step(self, it: int, loss: float, norm: float, lr: float, seconds: float, steps: int) -> None:
+        cfg = self.config
+        step_seconds = seconds / max(steps, 1)
+        tokens_per_sec = cfg.tokens_per_iter / step_seconds if step_seconds > 0 else 0.0
+        mem = memory_stats(self.device, self.info.memory_bytes)
+        tokens_seen = (it + 1) * cfg.tokens_per_iter
+        evals_left = evals_to_come(it + 1, cfg.max_iters, cfg.eval_interval)
+        self.emit(ev.Step(
+            iter=it, loss=loss, lr=lr, step_seconds=step_seconds, tokens_per_sec=tokens_per_sec,
+            mfu=mfu(tokens_per_sec, self.flops_per_token, self.info.peak_flops),
+            mem_allocated_bytes=mem.allocated_bytes, mem_reserved_bytes=mem.reserved_bytes,
+            mem_peak_bytes=mem.peak_bytes, mem_total_bytes=mem.total_bytes, tokens_seen=tokens_seen,
+            epoch=tokens_seen / max(self.data.train_tokens, 1), elapsed_seconds=time.perf_counter() - self._started,
+            eta_seconds=self.eta.eta(cfg.max_iters - it - 1, evals_left,
+                                     evals_left if cfg.always_save_checkpoint else 1),
+            grad_norm=norm if math.isfinite(norm) else None))
+
+    # --- one optimizer step ------------------------------------------------------------------------------
+    def _step(self, lr: float) -> tuple[float, float, bool]:
+        """Forward/backward over the micro-batches, clip, and step unless non-finite.
+        Returns (loss of the last micro-batch, gradient norm before clipping, stepped)."""
+        cfg = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        accum = cfg.gradient_accumulation_steps
+        for _ in range(accum):
+            x, y = self.loader.next()  # (B, T) each, already on the device
+            with self.autocast:
+                _, loss = self.model(x, y)
+            self.loader.prefetch()  # the next micro-batch's host work and copy overlap the backward pass
+            self.scaler.scale(loss / accum).backward()  # mean over micro-batches
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(self.optimizer)
+        if cfg.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+        # The step's one host sync: two floats.
+        loss_value, norm_value = torch.stack([loss.detach().float(), norm.detach().float()]).tolist()
+        # fp16: an inf gradient is the GradScaler's business (it skips and lowers the scale), not a fault.
+        ok = math.isfinite(loss_value) and (math.isfinite(norm_value) or self.scaler.is_enabled())
+        if ok:
+            self.scaler.step(self.optimizer)
+        if self.scaler.is_enabled():
+            self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_value, norm_value, ok
+
+    def _guarded_step(self, lr: float) -> tuple[float, float, bool]:
+        """`_step`, with the compile fallback and the out-of-memory handling around it."""
+        position = self.loader.position
+        try:
+            return self._step(lr)
+        except torch.OutOfMemoryError as err:
+            self._recover_from_oom(err)
+        except Exception as err:
+            if not self.compiled or isinstance(err, FwtuiError):
+                raise
+            self._fall_back_to_eager(err)
+        self.loader.load_state({"position": position})  # retry the same step on the same batches
+        return self._guarded_step(lr)
+
+    def _fall_back_to_eager(self, err: Exception) -> None:
+        # torch.compile fails lazily, at the first forward or backward (or a recompile at eval).
+        self.optimizer.zero_grad(set_to_none=True)
+        self.model, self.compiled = self.raw_model, False
+        self.eta.skip_next(2)
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        self.warn(f"torch.compile failed ({type(err).__name__}: {first}); continuing eager (slower)")
+
+    def _recover_from_oom(self, err: BaseException) -> None:
+        cfg = self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        gc.collect()
+        if self.info.is_cuda:
+            torch.cuda.empty_cache()
+        b, a = cfg.batch_size, cfg.gradient_accumulation_steps
+        smaller = next((d for d in range(b // 2, 0, -1) if b % d == 0), None) if b > 1 else None
+        if not self.auto_batch or smaller is None:
+            hint = (f"try --set batch_size={b // 2} --set gradient_accumulation_steps={a * 2} (same tokens per "
+                    "iteration), or --auto-batch" if b > 1 else "use a smaller model or block_size")
+            raise FwtuiError(f"out of memory on {self.info.name} at micro-batch {b} x block {cfg.block_size} "
+                             f"(gradient_accumulation_steps {a}); {hint}") from None
+        new_a = a * b // smaller
+        self.config = cfg.replace(batch_size=smaller, gradient_accumulation_steps=new_a)
+        for loader in (self.loader, *self.eval_loaders.values()):
+            loader.set_batch_size(smaller)
+        self.eta.skip_next(2)
+        self.warn(f"out of memory at micro-batch {b}: continuing with batch_size {smaller} x "
+                  f"{new_a} accumulation steps (same {cfg.tokens_per_iter:,} tokens per iteration)")
+        if self.on_config_change is not None:
+            self.on_config_change(self.config)
+
+    def _check_finite(self, it: int, loss: float, norm: float, stepped: bool) -> None:
+        if stepped:
+            self._bad_steps = 0
+            return
+        self._bad_steps += 1
+        self.warn(f"iter {it}: loss {loss} / gradient norm {norm} is not finite; step skipped "
+                  f"({self._bad_steps} of {MAX_BAD_STEPS} in a row)")
+        if self._bad_steps >= MAX_BAD_STEPS:
+            self._roll_back()
+            where = (f"RUN/ckpt.pt (iter {self._last_saved_iter}) is the last good state; --resume continues from it"
+                     if self._last_saved_iter is not None else "no checkpoint was saved yet")
+            raise TrainingDiverged(f"loss or gradient norm not finite for {MAX_BAD_STEPS} steps in a row at iter "
+                                   f"{it}; {where}; lower learning_rate or raise warmup_iters (--set ...)")
+
+    def _roll_back(self) -> None:
+        """Put the model and optimizer back to the last checkpoint (the file itself is untouched)."""
+        if self._last_saved_iter is None:
+            return
+        try:
+            ckpt = load_checkpoint(self.run_dir, on_warning=self.warn)
+            self.raw_model.load_state_dict(strip_compile_prefix(ckpt["model"]))
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.iter_num = int(ckpt["iter_num"])
+        except CheckpointError as err:
+            self.warn(f"roll back failed: {err}")
+
+    # --- step boundaries ---------------------------------------------------------------------------------
+    def _step_boundary(self, it: int) -> bool:
+        """Evaluations, checkpoints and controls between steps; True when the run must stop here."""
+        cfg = self.config
+        resumed_here = self.resume and it == self.start_iter  # evaluated and saved just before the stop
+        if it % cfg.eval_interval == 0 and it < cfg.max_iters and not resumed_here:
+            self._evaluate_and_save(it)
+        self._serve(self.controls.take(), it)
+        if self.controls.paused and not self.controls.stop_requested:
+            self.emit(ev.StateChanged(iter=it, state="paused"))
+            while self.controls.wait_while_paused(0.2):
+                self._serve(self.controls.take(), it)
+            self._serve(self.controls.take(), it)
+            self.emit(ev.StateChanged(iter=it, state="running"))
+        if self.controls.stop_requested:
+            if self._last_saved_iter != it:
+                self._save(it, "stop", must_succeed=True)
+            self.emit(ev.Finished(iter=it, reason="stopped", seconds=time.perf_counter() - self._started,
+                                  final_train_loss=self.last_losses.get("train"),
+                                  final_val_loss=self.last_losses.get("val")))
+            return True
+        return False
+
+    def _serve(self, requests: Requests, it: int) -> None:
+        if requests.evaluate:
+            self._evaluate_and_save(it, save=False)
+        if requests.checkpoint:
+            self._save(it, "requested")
+        for request in requests.samples:
+            self._sample(request, it)
+
+    def _evaluate_and_save(self, it: int, final: bool = False, save: bool = True) -> None:
+        t0 = time.perf_counter()
+        try:
+            losses = self._evaluate()
+        except Exception as err:
+            if not self.compiled or isinstance(err, (FwtuiError, torch.OutOfMemoryError)):
+                raise
+            self._fall_back_to_eager(err)
+            losses = self._evaluate()
+        seconds = time.perf_counter() - t0
+        self.eta.add_eval(seconds)
+        self.last_losses = losses
+        improved = losses["val"] < self.best_val_loss
+        self.best_val_loss = min(self.best_val_loss, losses["val"])
+        self.emit(ev.Eval(iter=it, train_loss=losses["train"], val_loss=losses["val"],
+                          best_val_loss=self.best_val_loss, seconds=seconds))
+        if final:
+            self._save(it, "final", must_succeed=True)
+        elif save and it > 0 and (self.config.always_save_checkpoint or improved):
+            self._save(it, "eval" if self.config.always_save_checkpoint else "improved")
+
+    @torch.no_grad()
+    def _evaluate(self) -> dict[str, float]:
+        """Mean loss over eval_iters batches of each split; the same batches every time (own streams)."""
+        self.model.eval()
+        try:
+            out = {}
+            for split, loader in self.eval_loaders.items():
+                loader.load_state({"position": 0})
+                losses = torch.zeros(self.config.eval_iters, device=self.device)
+                for k in range(self.config.eval_iters):
+                    x, y = loader.next()
+                    with self.autocast:
+                        _, loss = self.model(x, y)
+                    losses[k] = loss
+                out[split] = losses.mean().item()  # one sync per split
+            return out
+        finally:
+            self.model.train()
+
+    def checkpoint_payload(self, it: int, reason: str) -> dict:
+        cfg = self.config
+        return {
+            "model": self.raw_model.state_dict(),  # the uncompiled module: no _orig_mod. prefix
+            "optimizer": self.optimizer.state_dict(),
+            "model_args": cfg.model_args(),
+            "iter_num": it,
+            "best_val_loss": self.best_val_loss,
+            "config": cfg.to_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "rng": capture_rng_state(),
+            "data_position": self.loader.state(),
+            "dataset": self.identity,
+            "fwtui": {"format": 1, "reason": reason, "time": time.time()},
+        }
+
+    def _save(self, it: int, reason: str, must_succeed: bool = False) -> None:
+        t0 = time.perf_counter()
+        path = self.run_dir / CKPT_FILE
+        try:
+            size = save_checkpoint(path, self.checkpoint_payload(it, reason))
+        except CheckpointError as err:
+            if must_succeed:
+                raise
+            self.warn(f"checkpoint not saved: {err}; retrying at the next interval")
+            return
+        seconds = time.perf_counter() - t0
+        self.eta.add_checkpoint(seconds)
+        self._last_saved_iter = it
+        self.emit(ev.CheckpointSaved(iter=it, path=str(path), bytes=size, seconds=seconds, reason=reason))
+
+    def _sample(self, request, it: int) -> None:
+        t0 = time.perf_counter()
+        try:
+            from trainer.sampling import generate_text
+
+            if self._encoding is None:
+                from trainer.tokenizer import get_encoding
+
+                self._encoding = get_encoding()  # only now: training never needs the tokenizer
+            text = generate_text(self.raw_model, self._encoding, request.prompt,
+                                 max_new_tokens=request.max_new_tokens, temperature=request.temperature,
+                                 top_k=request.top_k, device=self.device)
+        except Exception as err:  # noqa: BLE001 - a failed sample never stops training
+            self.warn(f"sample failed: {type(err).__name__}: {err}")
+            return
+        self.emit(ev.Sample(iter=it, prompt=request.prompt, text=text, seconds=time.perf_counter() - t0))

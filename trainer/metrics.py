@@ -1,0 +1,130 @@
+"""Measured run figures: MFU against the card's own peak, the ETA, and memory in use.
+
+The loop only feeds these (step times, eval and checkpoint costs); they own the smoothing and the
+formulas, so the headless printer, the app and the benchmark show the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass
+
+
+def mfu(tokens_per_sec: float, flops_per_token: float, peak_flops: float | None) -> float | None:
+    """Model FLOPs utilisation: achieved FLOP/s over the peak (0.41 = 41%); None when the peak is unknown."""
+    if not peak_flops or peak_flops <= 0:
+        return None
+    return tokens_per_sec * flops_per_token / peak_flops
+
+
+class EtaEstimator:
+    """ETA = remaining iterations x smoothed step time + mean eval cost x evals to come + mean checkpoint
+    cost x checkpoints to come.
+
+    The first `warmup_steps` step times of a run (or of a resume, or after a compile fallback) are left
+    out: they hold compilation and allocator warm-up and would inflate the estimate for the whole run.
+    """
+
+    def __init__(self, warmup_steps: int = 2, smoothing: float = 0.1) -> None:
+        self.smoothing = smoothing  # EMA weight of the newest step
+        self._skip = warmup_steps
+        self.step_seconds: float | None = None
+        self._eval_total = 0.0
+        self._eval_count = 0
+        self._ckpt_total = 0.0
+        self._ckpt_count = 0
+
+    def skip_next(self, n: int = 2) -> None:
+        """Leave the next n step times out (after a recompile or a batch-size change)."""
+        self._skip = max(self._skip, n)
+
+    def add_step(self, seconds: float) -> None:
+        if self._skip > 0:
+            self._skip -= 1
+            return
+        if self.step_seconds is None:
+            self.step_seconds = seconds
+        else:
+            self.step_seconds += self.smoothing * (seconds - self.step_seconds)
+
+    def add_eval(self, seconds: float) -> None:
+        self._eval_total += seconds
+        self._eval_count += 1
+
+    def add_checkpoint(self, seconds: float) -> None:
+        self._ckpt_total += seconds
+        self._ckpt_count += 1
+
+    @property
+    def eval_seconds(self) -> float | None:
+        return self._eval_total / self._eval_count if self._eval_count else None
+
+    @property
+    def checkpoint_seconds(self) -> float | None:
+        return self._ckpt_total / self._ckpt_count if self._ckpt_count else None
+
+    def eta(self, remaining_iters: int, evals_left: int, checkpoints_left: int) -> float | None:
+        """Seconds left, or None until a step time has been measured past the warm-up."""
+        if self.step_seconds is None:
+            return None
+        seconds = remaining_iters * self.step_seconds
+        # An eval or checkpoint not yet measured (a resume) counts as nothing until it is: never a guess.
+        seconds += (self.eval_seconds or 0.0) * evals_left
+        seconds += (self.checkpoint_seconds or 0.0) * checkpoints_left
+        return seconds
+
+
+def evals_to_come(next_iter: int, max_iters: int, eval_interval: int) -> int:
+    """Evaluations still ahead when the next step to run is `next_iter`: one at each multiple of
+    eval_interval in [next_iter, max_iters), plus the final one at max_iters."""
+    if next_iter >= max_iters:
+        return 1
+    first = -(-next_iter // eval_interval) * eval_interval  # ceil to a multiple
+    periodic = 0 if first >= max_iters else (max_iters - 1 - first) // eval_interval + 1
+    return periodic + 1
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStats:
+    allocated_bytes: int | None
+    reserved_bytes: int | None
+    """CUDA allocator's reserved bytes; on CPU the process's resident set size."""
+    peak_bytes: int | None
+    total_bytes: int | None
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def process_rss_bytes() -> int | None:
+    """Resident memory of this process now (Linux /proc/self/statm), else None."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_peak_rss_bytes() -> int | None:
+    """The process's peak resident memory (ru_maxrss is KiB on Linux)."""
+    try:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    except (OSError, ValueError):
+        return None
+
+
+def memory_stats(device: str, total_bytes: int | None = None) -> MemoryStats:
+    """Memory in use on `device`: CUDA allocator statistics, or the process's RSS on CPU. On CUDA these
+    are host-side counters (no device sync)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return MemoryStats(
+            allocated_bytes=torch.cuda.memory_allocated(device),
+            reserved_bytes=torch.cuda.memory_reserved(device),
+            peak_bytes=torch.cuda.max_memory_reserved(device),
+            total_bytes=total_bytes if total_bytes is not None
+            else torch.cuda.get_device_properties(device).total_memory,
+        )
+    return MemoryStats(None, process_rss_bytes(), process_peak_rss_bytes(), total_bytes)

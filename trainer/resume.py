@@ -1,0 +1,93 @@
+"""What ties a checkpoint to its run: the dataset's identity, and the checks before a resume.
+
+A resume must continue the same model on the same tokens; anything else would silently train a
+different run under the old name. Each check fails with one line naming the value and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+from trainer.config import RunConfig
+from trainer.errors import CheckpointError
+
+SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias")
+SAMPLE_BYTES = 1 << 20  # hashed from each end of train.bin: enough to tell datasets apart, cheap to read
+
+
+class PreparedLike(Protocol):
+    """What the trainer needs of trainer.dataset.PreparedData."""
+
+    dir: Path
+    train_tokens: int
+    val_tokens: int
+    meta: dict
+
+    @property
+    def train_path(self) -> Path: ...
+
+    @property
+    def val_path(self) -> Path: ...
+
+
+def _edges_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(SAMPLE_BYTES))
+        if size > 2 * SAMPLE_BYTES:
+            f.seek(size - SAMPLE_BYTES)
+            h.update(f.read(SAMPLE_BYTES))
+    return h.hexdigest()[:16]
+
+
+def dataset_identity(data: PreparedLike) -> dict[str, Any]:
+    """Token counts, tokenizer and a content hash of train.bin's ends (plain values for the checkpoint)."""
+    meta = data.meta or {}
+    tokenizer = meta.get("tokenizer", "r50k_base")
+    if isinstance(tokenizer, dict):  # trainer.ingest writes {"name", "sha256", "eot"}
+        tokenizer = f"{tokenizer.get('name', '?')}:{str(tokenizer.get('sha256', ''))[:16]}"
+    return {
+        "dir": str(data.dir),
+        "train_tokens": int(data.train_tokens),
+        "val_tokens": int(data.val_tokens),
+        "tokenizer": str(tokenizer),
+        "train_sha256_edges": _edges_sha256(Path(data.train_path)),
+    }
+
+
+def check_resume(ckpt: dict, config: RunConfig, identity: dict[str, Any], where: str | Path) -> None:
+    """Raise CheckpointError unless `ckpt` can continue with this config and data."""
+    for key in ("model", "optimizer", "model_args", "iter_num"):
+        if key not in ckpt:
+            raise CheckpointError(f"{where}: checkpoint has no {key!r}; it cannot be resumed (start a new --out)")
+    args = ckpt["model_args"]
+    for key in SHAPE_KEYS:
+        if key in args and args[key] != getattr(config, key):
+            raise CheckpointError(
+                f"{where}: the checkpoint's model has {key} = {args[key]!r} but the config says "
+                f"{getattr(config, key)!r}; resume with the run's own shape (drop that --set) or use a new --out")
+    iter_num = int(ckpt["iter_num"])
+    if config.max_iters <= iter_num:
+        raise CheckpointError(
+            f"{where}: the checkpoint is at iter {iter_num} and max_iters is {config.max_iters}: nothing left "
+            f"to train; raise it, e.g. --set max_iters={iter_num * 2}")
+    saved = ckpt.get("dataset")
+    if saved:
+        for key in ("train_tokens", "val_tokens", "tokenizer", "train_sha256_edges"):
+            if key in saved and saved[key] != identity.get(key):
+                raise CheckpointError(
+                    f"{where}: the run trained on other data ({key} {saved[key]!r}, now {identity.get(key)!r}); "
+                    f"pass the run's own --data ({saved.get('dir', 'see config.toml')}) or use a new --out")
+
+
+def best_val_loss_of(ckpt: dict) -> float:
+    value = ckpt.get("best_val_loss", math.inf)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.inf

@@ -1,0 +1,150 @@
+"""One training run from a request: config, data, run directory, event log, then the Trainer.
+
+Every face (the headless `fwtui train`, the app's engine worker, the tests) starts a run here, so a run
+directory always holds the same three files: config.toml (exactly what ran), events.jsonl (every event,
+appended on resume) and ckpt.pt.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer import events as ev
+from trainer.checkpoint import CKPT_FILE, remove_orphan_temps
+from trainer.config import RunConfig, apply_overrides, config_to_toml, load_preset
+from trainer.controls import Controls
+from trainer.errors import ConfigError, DataError, FwtuiError
+from trainer.loop import Trainer
+from trainer.runlog import EventLogWriter
+
+CONFIG_FILE = "config.toml"
+
+
+@dataclass
+class RunRequest:
+    preset: str | Path | RunConfig | None
+    """A preset name or file, or a RunConfig; on --resume it may be None (RUN/config.toml is used)."""
+    data: str | Path | None
+    """Parquet file/dir/glob or a prepared directory; on --resume None means the run's own data."""
+    out: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    resume: bool = False
+    peak_tflops: float | None = None
+    auto_batch: bool = False
+
+
+def default_run_dir(config: RunConfig, runs_root: Path = Path("runs")) -> Path:
+    return runs_root / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def resolve_config(request: RunRequest) -> RunConfig:
+    """The preset (or, on resume, RUN/config.toml) with the --set overrides applied, validated."""
+    saved = Path(request.out) / CONFIG_FILE if request.out is not None else None
+    if request.resume and saved is not None and saved.is_file():
+        config = load_preset(saved)  # what the run trained with, including an --auto-batch change
+    elif isinstance(request.preset, RunConfig):
+        config = request.preset
+    elif request.preset is not None:
+        config = load_preset(request.preset)
+    elif request.resume:
+        raise ConfigError(f"--resume: {saved} is missing; pass --preset with the run's preset")
+    else:
+        raise ConfigError("no preset given; pass --preset NAME (`fwtui presets` lists them)")
+    return apply_overrides(config, list(request.overrides)).validate()
+
+
+def prepare_run_dir(request: RunRequest, config: RunConfig) -> Path:
+    """Create (or, on resume, check) the run directory, owner-only."""
+    if request.resume:
+        if request.out is None:
+            raise ConfigError("--resume needs --out RUN: the run directory to continue")
+        run_dir = Path(request.out)
+        if not (run_dir / CKPT_FILE).exists() and not (run_dir / "ckpt.prev.pt").exists():
+            raise ConfigError(f"--resume: no checkpoint in {run_dir}; train it first, or drop --resume")
+    else:
+        run_dir = Path(request.out) if request.out is not None else default_run_dir(config)
+        if (run_dir / CKPT_FILE).exists():
+            raise ConfigError(f"{run_dir} already holds a run (ckpt.pt); add --resume to continue it, "
+                              "or pass another --out")
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(run_dir, 0o700)
+    return run_dir
+
+
+def write_config(run_dir: Path, config: RunConfig) -> None:
+    """RUN/config.toml, atomically (a rewrite after --auto-batch must never leave half a file)."""
+    path = run_dir / CONFIG_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(config_to_toml(config))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def resolve_run_data(spec: str | Path | None, config: RunConfig, sink: ev.EventSink, run_dir: Path,
+                     resume: bool):
+    """The prepared dataset: prepares parquet through the cache (PrepareProgress events), then PrepareDone."""
+    from trainer.ingest import resolve_data
+
+    if spec is None:
+        if not resume:
+            raise DataError("no --data given; pass parquet file(s), a directory, a glob or a prepared directory")
+        spec = _data_dir_of_run(run_dir)
+    t0 = time.perf_counter()
+    data = resolve_data(spec, text_column=config.text_column, val_fraction=config.val_fraction, progress=sink)
+    sink(ev.PrepareDone(data_dir=str(data.dir), train_tokens=data.train_tokens, val_tokens=data.val_tokens,
+                        documents=data.documents, seconds=time.perf_counter() - t0, cached=data.cached))
+    for split, tokens in (("train", data.train_tokens), ("val", data.val_tokens)):
+        if tokens <= config.block_size + 1:
+            raise DataError(f"{data.dir}: the {split} split holds {tokens} tokens, not more than block_size + 1 "
+                            f"({config.block_size + 1}); use more data, a larger val_fraction, or a smaller "
+                            "--set block_size")
+    return data
+
+
+def _data_dir_of_run(run_dir: Path) -> str:
+    from trainer.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(run_dir)
+    directory = (ckpt.get("dataset") or {}).get("dir")
+    if not directory:
+        raise DataError(f"{run_dir}/ckpt.pt does not say which data it trained on; pass --data")
+    return directory
+
+
+def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | None = None) -> Path:
+    """Run (or resume) training to the end or a stop; returns the run directory. Blocks.
+
+    Emits PrepareProgress/PrepareDone, RunStarted, Step, Eval, CheckpointSaved, Sample, StateChanged,
+    Warning and Finished; on an error, Failed(message) and then the error is raised (FwtuiError for
+    anything the user can fix).
+    """
+    controls = controls or Controls()
+    config = resolve_config(request)
+    run_dir = prepare_run_dir(request, config)
+    log = EventLogWriter(run_dir)
+    out = ev.FanOut(log, sink)
+    trainer: Trainer | None = None
+    try:
+        for orphan in remove_orphan_temps(run_dir):
+            out(ev.Warning(message=f"removed {orphan.name}, left by a checkpoint save that was interrupted"))
+        write_config(run_dir, config)
+        data = resolve_run_data(request.data, config, out, run_dir, request.resume)
+        trainer = Trainer(config, data, run_dir, sink=out, controls=controls, peak_tflops=request.peak_tflops,
+                          resume=request.resume, auto_batch=request.auto_batch,
+                          on_config_change=lambda changed: write_config(run_dir, changed))
+        trainer.run()
+        return run_dir
+    except FwtuiError as err:
+        out(ev.Failed(message=str(err), iter=trainer.iter_num if trainer else None))
+        raise
+    except Exception as err:
+        out(ev.Failed(message=f"{type(err).__name__}: {err}", iter=trainer.iter_num if trainer else None))
+        raise
+    finally:
+        log.close()
