@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.control_channel import ControlChannelServer, ControlClient, control_dir
+from trainer.control_channel import ControlChannelError, ControlChannelServer, ControlClient, control_dir, is_served
 from trainer.controls import Controls, SampleRequest
 from trainer.events import RunStarted, StateChanged
 
@@ -39,15 +39,16 @@ def channel(tmp_path: Path):
     server.stop()
 
 
-def test_directory_and_files_are_owner_only(channel) -> None:
-    run, _, server, _ = channel
+def test_directory_and_files_are_owner_only(tmp_path: Path) -> None:
+    run = tmp_path
+    server = ControlChannelServer(run, Controls()).start(poll_thread=False)  # files stay to be looked at
     info = os.stat(control_dir(run))
     assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
-    server.stop()  # keep the file in place to look at it
     path = ControlClient(run).send("eval")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert json.loads(path.read_text()) == {"cmd": "eval"}
-    assert not [n for n in os.listdir(control_dir(run)) if n.startswith(".")]  # no temp file left behind
+    assert not [n for n in os.listdir(control_dir(run)) if n.endswith(".tmp")]  # no temp file left behind
+    server.stop()
 
 
 def test_every_command_reaches_the_controls(channel) -> None:
@@ -67,7 +68,7 @@ def test_every_command_reaches_the_controls(channel) -> None:
     client.stop("stopped from attach")
     assert wait_until(lambda: controls.stop_requested)
     assert controls.stop_reason == "stopped from attach"
-    assert os.listdir(control_dir(run)) == [] and warnings == []  # applied commands are deleted
+    assert commands(run) == [] and warnings == []  # applied commands are deleted
 
 
 def test_toggle_pause_uses_what_the_viewer_saw(channel) -> None:
@@ -101,9 +102,10 @@ def test_client_in_another_process(channel) -> None:
     assert taken.checkpoint and taken.samples == [SampleRequest("From afar", 20, 1.0, 5)]
 
 
-def test_refused_files(channel) -> None:
-    run, controls, server, warnings = channel
-    server.stop()  # drive the polls by hand so each case is seen alone
+def test_refused_files(tmp_path: Path) -> None:
+    run, controls, warnings = tmp_path, Controls(), []
+    # polled by hand so each case is seen alone
+    server = ControlChannelServer(run, controls, on_warning=warnings.append).start(poll_thread=False)
     client = ControlClient(run)
     loose = client.send("stop", reason="from a group-writable file")
     os.chmod(loose, 0o666)  # as if another user could have written it
@@ -120,27 +122,54 @@ def test_refused_files(channel) -> None:
     assert server.poll_once() == 1  # only the real eval behind the symlink
     taken = controls.take()
     assert taken.evaluate and taken.samples == [] and not controls.stop_requested
-    assert os.listdir(control_dir(run)) == []
+    assert commands(run) == []
+    server.stop()
     joined = "\n".join(warnings)
     assert "0-link.json" in joined and "not a JSON command" in joined and "format_disk" in joined
     assert "bad arguments for 'sample'" in joined
 
 
 def test_stale_commands_are_dropped_at_start(tmp_path: Path) -> None:
+    first = ControlChannelServer(tmp_path, Controls()).start(poll_thread=False)
     ControlClient(tmp_path).stop("left over from a run that died")
+    first.stop()  # its process ended before reading it
     controls = Controls()
-    server = ControlChannelServer(tmp_path, controls)
-    server.start()
+    server = ControlChannelServer(tmp_path, controls).start(poll_thread=False)
     try:
-        assert os.listdir(control_dir(tmp_path)) == []
+        assert commands(tmp_path) == []
         server.poll_once()
         assert not controls.stop_requested
     finally:
         server.stop()
 
 
+def test_nobody_listening_is_one_line_not_a_crash(tmp_path: Path) -> None:
+    errors: list[str] = []
+    client = ControlClient(tmp_path, on_error=errors.append)
+    client.request_checkpoint()  # no trainer: nothing is written, the viewer hears why
+    assert not is_served(tmp_path) and len(errors) == 1 and "no trainer is taking commands" in errors[0]
+    assert client.toggle_pause() is None and client.last_error
+    with pytest.raises(ControlChannelError):
+        client.send("eval")
+    assert not control_dir(tmp_path).exists() or commands(tmp_path) == []
+    server = ControlChannelServer(tmp_path, Controls()).start(poll_thread=False)
+    try:
+        assert is_served(tmp_path)
+        with pytest.raises(ControlChannelError, match="already takes this run's commands"):
+            ControlChannelServer(tmp_path, Controls()).start()  # one trainer per run
+    finally:
+        server.stop()
+    assert not is_served(tmp_path)  # released with the server
+
+
 def test_loosened_directory_is_tightened(tmp_path: Path) -> None:
     control_dir(tmp_path).mkdir(mode=0o777)
     os.chmod(control_dir(tmp_path), 0o777)
-    ControlClient(tmp_path).request_eval()
+    server = ControlChannelServer(tmp_path, Controls()).start(poll_thread=False)
+    server.stop()
     assert stat.S_IMODE(os.stat(control_dir(tmp_path)).st_mode) == 0o700
+
+
+def commands(run: Path) -> list[str]:
+    """Command files waiting in RUN/control (the server's own lock file aside)."""
+    return [n for n in os.listdir(control_dir(run)) if n.endswith(".json")]

@@ -12,6 +12,7 @@ a CheckpointSaved, a StateChanged), which is how every viewer sees it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -24,6 +25,9 @@ from trainer.controls import Controls
 from trainer.errors import FwtuiError
 
 CONTROL_DIR = "control"
+SERVER_LOCK = ".server"
+"""RUN/control/.server: flock-held by the process taking the run's commands (so a client can tell whether
+anyone listens, and a second server on the same run is refused). The kernel drops it when that process ends."""
 COMMANDS = ("sample", "stop", "pause", "resume", "toggle_pause", "eval", "checkpoint")
 MAX_COMMAND_BYTES = 64 * 1024
 POLL_SECONDS = 0.2
@@ -69,25 +73,50 @@ class ControlChannelServer:
         self.poll_seconds = poll_seconds
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock_fd: int | None = None
         self.applied = 0
         """Commands applied so far (for tests and the lead's checks)."""
 
-    def start(self) -> "ControlChannelServer":
-        self.path = ensure_control_dir(self.run_dir)
+    def start(self, *, poll_thread: bool = True) -> "ControlChannelServer":
+        """Take the run's commands: lock RUN/control/.server, drop stale commands, start polling.
+
+        ControlChannelError if another server (this process or another) already serves the run.
+        `poll_thread=False` leaves polling to `poll_once()` calls (tests).
+        """
+        try:
+            self.path = ensure_control_dir(self.run_dir)
+            fd = os.open(self.path / SERVER_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as err:  # a read-only or foreign run directory: the run trains, unsteerable
+            raise ControlChannelError(f"{control_dir(self.run_dir)}: cannot set up the control channel "
+                                      f"({err.strerror or err})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ControlChannelError(f"{self.run_dir}: another trainer already takes this run's commands") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
         # Commands left from an earlier process were meant for a run that is gone: a stale "stop" must not
         # end the resumed one.
         for name in os.listdir(self.path):
-            _remove(self.path / name)
+            if name != SERVER_LOCK:
+                _remove(self.path / name)
         self._halt.clear()
-        self._thread = threading.Thread(target=self._loop, name="fwtui-control", daemon=True)
-        self._thread.start()
+        if poll_thread:
+            self._thread = threading.Thread(target=self._loop, name="fwtui-control", daemon=True)
+            self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop polling and release the run's commands (clients then hear that nobody listens)."""
         self._halt.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> "ControlChannelServer":
         return self.start()
@@ -202,16 +231,35 @@ def _remove(path: Path) -> None:
         pass
 
 
+def is_served(run_dir: str | Path) -> bool:
+    """Whether a trainer takes this run's commands now (holds RUN/control/.server)."""
+    try:
+        fd = os.open(control_dir(run_dir) / SERVER_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 class ControlClient:
     """The request methods of trainer.controls.Controls, delivered to a run in another process.
 
-    Methods return at once; what the trainer did appears in events.jsonl. `observe(event)` lets a viewer
-    tell the client the run's state (StateChanged), so `toggle_pause` sends an explicit pause or resume
-    — two viewers pressing `p` together then agree instead of cancelling out.
+    Methods return at once and never raise (a viewer's key must not crash it): when no trainer takes the
+    run's commands, or the file cannot be written, `on_error` gets one line and `last_error` keeps it.
+    What the trainer did appears in events.jsonl. `observe(event)` lets a viewer tell the client the run's
+    state, so `toggle_pause` sends an explicit pause or resume — two viewers pressing `p` together then
+    agree instead of cancelling out.
     """
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, *, on_error: Callable[[str], None] | None = None) -> None:
         self.run_dir = Path(run_dir)
+        self.on_error = on_error
+        self.last_error = ""
         self.paused: bool | None = None
         """The run's last known state from observed events; None until one is seen."""
         self._seq = 0
@@ -225,9 +273,15 @@ class ControlClient:
             self.paused = event.state == "paused"
 
     def send(self, cmd: str, **args: Any) -> Path:
-        """Drop one command file (0600, atomic rename) into RUN/control/; returns its path."""
+        """Drop one command file (0600, atomic rename) into RUN/control/; returns its path.
+
+        ControlChannelError when no trainer takes this run's commands (the run ended, or is not running).
+        """
         if cmd not in COMMANDS:
             raise ValueError(f"unknown control command {cmd!r}")
+        if not is_served(self.run_dir):
+            raise ControlChannelError(f"{self.run_dir.name}: no trainer is taking commands for this run "
+                                      "(it has ended, or was started without a control channel)")
         path = ensure_control_dir(self.run_dir)
         with self._lock:
             self._seq += 1
@@ -240,30 +294,45 @@ class ControlClient:
         os.replace(tmp, final)
         return final
 
+    def _deliver(self, cmd: str, **args: Any) -> bool:
+        try:
+            self.send(cmd, **args)
+        except (ControlChannelError, OSError) as err:
+            self.last_error = str(err) if isinstance(err, ControlChannelError) else \
+                f"cannot send {cmd!r} to the run: {err.strerror or err}"
+            if self.on_error is not None:
+                self.on_error(self.last_error)
+            return False
+        self.last_error = ""
+        return True
+
     # --- the Controls interface ---
     def stop(self, reason: str = "stop requested from another terminal") -> None:
-        self.send("stop", reason=reason)
+        self._deliver("stop", reason=reason)
 
     def pause(self) -> None:
-        self.send("pause")
+        self._deliver("pause")
 
     def resume(self) -> None:
-        self.send("resume")
+        self._deliver("resume")
 
     def toggle_pause(self) -> bool | None:
-        """Ask for the other state; returns True when asking to pause, None when the state is unknown."""
+        """Ask for the other state; returns True when asking to pause, False when asking to resume, None when
+        the state is unknown (a plain toggle was sent) or nothing could be sent."""
         if self.paused is None:
-            self.send("toggle_pause")
+            self._deliver("toggle_pause")
             return None
-        self.send("resume" if self.paused else "pause")
+        if not self._deliver("resume" if self.paused else "pause"):
+            return None
         return not self.paused
 
     def request_eval(self) -> None:
-        self.send("eval")
+        self._deliver("eval")
 
     def request_checkpoint(self) -> None:
-        self.send("checkpoint")
+        self._deliver("checkpoint")
 
     def request_sample(self, prompt: str = "\n", max_new_tokens: int = 200, temperature: float = 0.8,
                        top_k: int | None = 200) -> None:
-        self.send("sample", prompt=prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k)
+        self._deliver("sample", prompt=prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                      top_k=top_k)

@@ -77,8 +77,11 @@ def build_attach_app(run: str | Path, **options: Any) -> ViewerApp:
     log = events_path(run)
     run_dir = log.parent
     follower = EventLogFollower(log)
-    return ViewerApp(follower.poll, controls=ControlClient(run_dir), title=run_dir.resolve().name,
-                     attach=True, **options)
+    client = ControlClient(run_dir)
+    app = ViewerApp(follower.poll, controls=client, title=run_dir.resolve().name, attach=True, **options)
+    # A key pressed when no trainer listens (the run ended, or predates the channel) says so on screen.
+    client.on_error = lambda message: app.notify(message, severity="error")
+    return app
 
 
 def main(args: argparse.Namespace) -> int:
