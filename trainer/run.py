@@ -130,7 +130,9 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
     log = EventLogWriter(run_dir)
     out = ev.FanOut(log, sink)
     trainer: Trainer | None = None
+    channel = None
     try:
+        channel = _open_control_channel(run_dir, controls, out)
         for orphan in remove_orphan_temps(run_dir):
             out(ev.Warning(message=f"removed {orphan.name}, left by a checkpoint save that was interrupted"))
         write_config(run_dir, config)
@@ -146,5 +148,22 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
     except Exception as err:
         out(ev.Failed(message=f"{type(err).__name__}: {err}", iter=trainer.iter_num if trainer else None))
         raise
+    except BaseException:  # a third Ctrl-C: still leave a last line in the log
+        out(ev.Failed(message="interrupted", iter=trainer.iter_num if trainer else None))
+        raise
     finally:
+        if channel is not None:
+            channel.stop()
         log.close()
+
+
+def _open_control_channel(run_dir: Path, controls: Controls, out: ev.EventSink):
+    """RUN/control/: `fwtui attach` and `fwtui serve` steer this run through it (stop, sample, ...)."""
+    from trainer.control_channel import ControlChannelServer
+
+    try:
+        return ControlChannelServer(run_dir, controls,
+                                    on_warning=lambda message: out(ev.Warning(message=message))).start()
+    except FwtuiError as err:  # without it the run still trains; other terminals can only watch
+        out(ev.Warning(message=f"control channel unavailable: {err}"))
+        return None

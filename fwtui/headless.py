@@ -1,0 +1,104 @@
+"""The headless printer: a sink that turns engine events into one plain line each, for `fwtui train`.
+
+It formats what the events carry and computes nothing. Lines go to a stream (stdout), flushed, so a
+`tee` or an SSH log shows them as they come; prepare progress prints at most one line every few seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from fwtui import format as fmt
+from trainer import events as ev
+from trainer.formulas import format_count
+
+PREPARE_EVERY = 3.0  # seconds between prepare progress lines
+
+
+class HeadlessPrinter:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.max_iters: int | None = None
+        self._last_prepare = 0.0
+
+    def line(self, text: str) -> None:
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed terminal (SSH dropped) must not stop the run: it goes on, logged to events.jsonl
+
+    note = line  # what the signal handlers call
+
+    def __call__(self, event: ev.Event) -> None:
+        handler = getattr(self, f"_{event.kind}", None)
+        if handler is not None:
+            handler(event)
+
+    # --- one method per event kind -------------------------------------------------------------------------
+    def _prepare_progress(self, e: ev.PrepareProgress) -> None:
+        now = time.monotonic()
+        if now - self._last_prepare < PREPARE_EVERY:
+            return
+        self._last_prepare = now
+        done = fmt.percent(e.bytes_done / e.bytes_total, 0) if e.bytes_total else fmt.UNKNOWN
+        self.line(f"preparing: {done} · {e.documents:,} documents · {e.tokens:,} tokens · "
+                  f"{fmt.rate(e.tokens_per_sec, 'tok')} · ETA {fmt.duration(e.eta_seconds)}")
+
+    def _prepare_done(self, e: ev.PrepareDone) -> None:
+        how = "reused from the cache" if e.cached else f"tokenized in {fmt.seconds(e.seconds)}"
+        self.line(f"data: {e.data_dir} · train {e.train_tokens:,} tokens · val {e.val_tokens:,} tokens · {how}")
+
+    def _run_started(self, e: ev.RunStarted) -> None:
+        self.max_iters = e.max_iters
+        cfg = e.config
+        peak = (f"peak {fmt.tflops(e.peak_flops)} ({e.peak_flops_source})" if e.peak_flops
+                else f"MFU unknown ({e.peak_flops_source})")
+        start = f"resuming at iter {e.start_iter:,}" if e.start_iter else "starting"
+        self.line(f"run: {e.run_dir} · {cfg.get('name', '?')} · {format_count(e.params)} parameters "
+                  f"({format_count(e.params_with_embeddings)} with position embeddings)")
+        self.line(f"device: {e.device_name} ({e.device}, {fmt.gigabytes(e.device_memory_bytes)}) · {e.precision} · "
+                  f"{'compiled' if e.compiled else 'eager'} · {peak}")
+        self.line(f"{start} · {e.max_iters:,} iterations · {e.tokens_per_iter:,} tokens per iteration · "
+                  f"dataset {e.dataset_tokens:,} tokens")
+
+    def _step(self, e: ev.Step) -> None:
+        of = f"/{self.max_iters:,}" if self.max_iters else ""
+        mfu = f"MFU {fmt.percent(e.mfu)}" if e.mfu is not None else "MFU unknown"
+        if e.mem_allocated_bytes is not None:  # CUDA: the allocator's figures against the card
+            mem = (f"mem {fmt.gb_number(e.mem_reserved_bytes)}/{fmt.gigabytes(e.mem_total_bytes)} "
+                   f"(peak {fmt.gb_number(e.mem_peak_bytes)})")
+        else:
+            mem = f"RSS {fmt.gigabytes(e.mem_reserved_bytes)}"
+        eta = fmt.approx(fmt.duration(e.eta_seconds)) if e.eta_seconds is not None else "unknown"
+        self.line(f"iter {e.iter:,}{of}: loss {e.loss:.4f} · lr {e.lr:.2e} · {fmt.rate(e.tokens_per_sec, 'tok')} · "
+                  f"{e.step_seconds * 1000:.0f} ms/iter · {mfu} · {mem} · ETA {eta}")
+
+    def _eval(self, e: ev.Eval) -> None:
+        self.line(f"eval {e.iter:,}: train loss {e.train_loss:.4f} · val loss {e.val_loss:.4f} "
+                  f"(best {e.best_val_loss:.4f}) · {fmt.seconds(e.seconds)}")
+
+    def _checkpoint(self, e: ev.CheckpointSaved) -> None:
+        self.line(f"checkpoint {e.iter:,} ({e.reason}): {e.path} · {fmt.gigabytes(e.bytes)} · {fmt.seconds(e.seconds)}")
+
+    def _sample(self, e: ev.Sample) -> None:
+        self.line(f"sample {e.iter:,}: {e.prompt!r} -> {e.text!r}")
+
+    def _state(self, e: ev.StateChanged) -> None:
+        self.line(f"{e.state} at iter {e.iter:,}")
+
+    def _warning(self, e: ev.Warning) -> None:
+        self.line(f"warning: {e.message}")
+
+    def _finished(self, e: ev.Finished) -> None:
+        val = f" · val loss {e.final_val_loss:.4f}" if e.final_val_loss is not None else ""
+        self.line(f"{e.reason} at iter {e.iter:,} after {fmt.duration(e.seconds)}{val}")
+
+    # Failed is not printed: the CLI prints the error itself as one line (`fwtui: error: ...`).
+
+    def finished_hint(self, run_dir: Path, reason: str | None) -> None:
+        self.line(f"run directory: {run_dir} (continue with: fwtui train --out {run_dir} --resume)"
+                  if reason == "stopped" else f"run directory: {run_dir}")
