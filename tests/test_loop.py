@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +19,7 @@ import torch
 
 from trainer import events as ev
 from trainer.batches import BatchLoader
-from trainer.checkpoint import load_checkpoint
-from trainer.config import RunConfig
+from trainer.checkpoint import load_checkpoint, remove_orphan_temps
 from trainer.controls import Controls
 from trainer.dataset import open_prepared, write_meta
 from trainer.errors import FwtuiError
@@ -23,6 +27,10 @@ from trainer.loop import MAX_BAD_STEPS, Trainer, TrainingDiverged
 from trainer.metrics import EtaEstimator, evals_to_come, mfu
 from trainer.model import GPT
 from trainer.signals import stop_on_signals
+
+from tests.tiny_trainer_child import tiny
+
+CHILD = Path(__file__).with_name("tiny_trainer_child.py")
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +47,6 @@ def data(tmp_path_factory):
         counts[split] = {"tokens": n, "documents": 1}
     write_meta(directory, {"splits": counts, "tokenizer": {"name": "synthetic", "sha256": "0" * 64}})
     return open_prepared(directory)
-
-
-def tiny(**changes) -> RunConfig:
-    base = dict(name="tiny", n_layer=1, n_head=2, n_embd=32, block_size=32, vocab_size=256, batch_size=4,
-                gradient_accumulation_steps=1, learning_rate=1e-2, min_lr=1e-3, max_iters=40, warmup_iters=5,
-                lr_decay_iters=40, eval_interval=10, eval_iters=2, log_interval=1, compile=False, device="cpu")
-    base.update(changes)
-    return RunConfig(**base)
 
 
 class Recorder:
@@ -308,3 +308,65 @@ def test_signals_only_ask_for_a_stop_and_handlers_are_restored():
     assert controls.stop_requested and controls.stop_reason == "SIGTERM received"
     assert len(heard) == 2 and "already stopping" in heard[1]
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def child(data, run, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(CHILD), str(data.dir), str(run), *extra],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def losses_of(lines: list[str]) -> dict[int, float]:
+    return {int(p[1]): float.fromhex(p[2]) for p in (line.split() for line in lines) if p[0] == "step"}
+
+
+def test_resume_in_a_new_process_is_bitwise_equal(data, tmp_path):
+    first = child(data, tmp_path / "split", "--max-iters", "30", "--stop-at", "15")
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 0 and "checkpoint 15" in out
+    resumed, _, _ = train(data, tmp_path / "split", tiny(max_iters=30, lr_decay_iters=30, dropout=0.1), resume=True)
+    straight, _, _ = train(data, tmp_path / "straight", tiny(max_iters=30, lr_decay_iters=30, dropout=0.1))
+    assert {s.iter: s.loss for s in resumed.of(ev.Step)} == {s.iter: s.loss for s in straight.of(ev.Step)
+                                                             if s.iter >= 15}
+
+
+def test_kill_9_at_random_moments_always_resumes_from_the_last_complete_checkpoint(data, tmp_path):
+    run = tmp_path / "run"
+    rng = random.Random(7)
+    last = -1
+    for attempt in range(3):
+        proc = child(data, run, "--max-iters", "400", "--eval-interval", "1", *(["--resume"] if attempt else []))
+        first_step = None
+        for line in proc.stdout:  # wait for its first checkpoint, then kill it at a random moment
+            if line.startswith("step") and first_step is None:
+                first_step = int(line.split()[1])
+            if line.startswith("checkpoint"):
+                break
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        if attempt:
+            assert first_step == last  # the resumed process started at the checkpoint's iteration
+        remove_orphan_temps(run)
+        ckpt = load_checkpoint(run)  # complete, loadable with weights_only=True
+        assert ckpt["iter_num"] >= max(last, 1)
+        last = ckpt["iter_num"]
+
+
+def test_disk_full_at_a_checkpoint_warns_keeps_the_old_one_and_retries(data, tmp_path, monkeypatch):
+    import trainer.checkpoint as ck
+
+    real = ck.check_free_space
+    calls = {"n": 0}
+
+    def full_once(directory, needed):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the save at iter 20
+            raise ck.CheckpointError(f"only 1 MB free in {directory}, a checkpoint needs about 2 MB")
+        real(directory, needed)
+
+    monkeypatch.setattr(ck, "check_free_space", full_once)
+    rec, _, reason = train(data, tmp_path)
+    assert reason == "completed"
+    assert [c.iter for c in rec.of(ev.CheckpointSaved)] == [10, 30, 40]
+    assert any("checkpoint not saved" in w.message and "retrying" in w.message for w in rec.of(ev.Warning))

@@ -102,3 +102,26 @@ def test_a_stop_request_ends_with_a_checkpoint(corpus, tmp_path):
 def test_resume_without_a_checkpoint_is_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint"):
         run_training(RunRequest("cpu-tiny", None, out=tmp_path / "empty", resume=True), lambda e: None)
+
+
+def test_ctrl_c_twice_stops_headless_with_a_loadable_checkpoint(corpus, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    run = tmp_path / "sig"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fwtui.cli", "train", "--preset", "cpu-tiny", "--data", str(corpus), "--out", str(run),
+         *[x for item in FAST[1:] + ["max_iters=10000", "log_interval=1"] for x in ("--set", item)]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ})
+    for line in proc.stdout:
+        if line.startswith("iter 1/"):
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)  # a second Ctrl-C while it stops and saves changes nothing
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopped at iter" in out and "--resume" in out
+    ckpt = torch.load(run / "ckpt.pt", weights_only=True)
+    assert ckpt["fwtui"]["reason"] == "stop" and ckpt["iter_num"] >= 2
