@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from trainer import events as ev
+from trainer.boundary import BoundaryWork
 from trainer.batches import EVAL_TRAIN_STREAM, EVAL_VAL_STREAM, TRAIN_STREAM, BatchLoader
-from trainer.checkpoint import CKPT_FILE, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from trainer.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
 from trainer.config import RunConfig
 from trainer.controls import Controls, Requests
 from trainer.errors import CheckpointError, FwtuiError
@@ -52,7 +53,7 @@ def resolve_precision(dtype: str, device: DeviceInfo) -> str:
     return "float32"
 
 
-class Trainer:
+class Trainer(BoundaryWork):
     def __init__(self, config: RunConfig, data: PreparedLike, run_dir: str | Path, *, sink: ev.EventSink,
                  controls: Controls | None = None, device_info: DeviceInfo | None = None,
                  peak_tflops: float | None = None, resume: bool = False, auto_batch: bool = False,
@@ -351,70 +352,3 @@ class Trainer:
             self._save(it, "final", must_succeed=True)
         elif save and it > 0 and (self.config.always_save_checkpoint or improved):
             self._save(it, "eval" if self.config.always_save_checkpoint else "improved")
-
-    @torch.no_grad()
-    def _evaluate(self) -> dict[str, float]:
-        """Mean loss over eval_iters batches of each split; the same batches every time (own streams)."""
-        self.model.eval()
-        try:
-            out = {}
-            for split, loader in self.eval_loaders.items():
-                loader.load_state({"position": 0})
-                losses = torch.zeros(self.config.eval_iters, device=self.device)
-                for k in range(self.config.eval_iters):
-                    x, y = loader.next()
-                    with self.autocast:
-                        _, loss = self.model(x, y)
-                    losses[k] = loss
-                out[split] = losses.mean().item()  # one sync per split
-            return out
-        finally:
-            self.model.train()
-
-    def checkpoint_payload(self, it: int, reason: str) -> dict:
-        cfg = self.config
-        return {
-            "model": self.raw_model.state_dict(),  # the uncompiled module: no _orig_mod. prefix
-            "optimizer": self.optimizer.state_dict(),
-            "model_args": cfg.model_args(),
-            "iter_num": it,
-            "best_val_loss": self.best_val_loss,
-            "config": cfg.to_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
-            "rng": capture_rng_state(),
-            "data_position": self.loader.state(),
-            "dataset": self.identity,
-            "fwtui": {"format": 1, "reason": reason, "time": time.time()},
-        }
-
-    def _save(self, it: int, reason: str, must_succeed: bool = False) -> None:
-        t0 = time.perf_counter()
-        path = self.run_dir / CKPT_FILE
-        try:
-            size = save_checkpoint(path, self.checkpoint_payload(it, reason))
-        except CheckpointError as err:
-            if must_succeed:
-                raise
-            self.warn(f"checkpoint not saved: {err}; retrying at the next interval")
-            return
-        seconds = time.perf_counter() - t0
-        self.eta.add_checkpoint(seconds)
-        self._last_saved_iter = it
-        self.emit(ev.CheckpointSaved(iter=it, path=str(path), bytes=size, seconds=seconds, reason=reason))
-
-    def _sample(self, request, it: int) -> None:
-        t0 = time.perf_counter()
-        try:
-            from trainer.sampling import generate_text
-
-            if self._encoding is None:
-                from trainer.tokenizer import get_encoding
-
-                self._encoding = get_encoding()  # only now: training never needs the tokenizer
-            text = generate_text(self.raw_model, self._encoding, request.prompt,
-                                 max_new_tokens=request.max_new_tokens, temperature=request.temperature,
-                                 top_k=request.top_k, device=self.device)
-        except Exception as err:  # noqa: BLE001 - a failed sample never stops training
-            self.warn(f"sample failed: {type(err).__name__}: {err}")
-            return
-        self.emit(ev.Sample(iter=it, prompt=request.prompt, text=text, seconds=time.perf_counter() - t0))
