@@ -334,13 +334,16 @@ class Trainer(BoundaryWork):
 
     def _evaluate_and_save(self, it: int, final: bool = False, save: bool = True) -> None:
         t0 = time.perf_counter()
-        try:
-            losses = self._evaluate()
-        except Exception as err:
-            if not self.compiled or isinstance(err, (FwtuiError, torch.OutOfMemoryError)):
-                raise
-            self._fall_back_to_eager(err)
-            losses = self._evaluate()
+        while True:
+            try:
+                losses = self._evaluate()
+                break
+            except torch.OutOfMemoryError as err:  # as in a step: one clear error, or (--auto-batch) smaller
+                self._recover_from_oom(err)
+            except Exception as err:
+                if not self.compiled or isinstance(err, FwtuiError):
+                    raise
+                self._fall_back_to_eager(err)
         seconds = time.perf_counter() - t0
         self.eta.add_eval(seconds)
         self.last_losses = losses
