@@ -56,9 +56,24 @@ class BoundaryWork:
             "fwtui": {"format": 1, "reason": reason, "time": time.time()},
         }
 
+    def _weights_finite(self) -> bool:
+        """False when any weight is NaN or inf (one device sync, at save time only)."""
+        with torch.no_grad():
+            return bool(torch.stack([torch.isfinite(p).all() for p in self.raw_model.parameters()]).all())
+
     def _save(self, it: int, reason: str, must_succeed: bool = False) -> None:
         t0 = time.perf_counter()
         path = self.run_dir / CKPT_FILE
+        if not self._weights_finite():
+            # An update that overflowed (finite loss and norm, NaN weights after): such a model must never
+            # replace the last good checkpoint, which the NaN roll-back and --resume rely on.
+            kept = (f"{CKPT_FILE} (iter {self._last_saved_iter}) is kept" if self._last_saved_iter is not None
+                    else "no checkpoint was saved yet")
+            message = f"checkpoint at iter {it} not saved: the model's weights hold NaN or inf; {kept}"
+            if must_succeed:
+                raise CheckpointError(f"{message}; lower learning_rate or raise warmup_iters (--set ...)")
+            self.warn(message)
+            return
         try:
             size = save_checkpoint(path, self.checkpoint_payload(it, reason))
         except CheckpointError as err:
