@@ -317,3 +317,70 @@ async def test_a_lone_step_after_a_redraw_still_shows():
         app.dash.feed(step(10))  # right after a redraw: throttled to the next panel refresh, not dropped
         await pilot.pause(PANEL_REFRESH_SECONDS + 0.2)
         assert "iter 10 / 6,000" in text_of(app, "#header-right")
+
+
+async def test_health_line_shows_a_nan_and_logs_it_once():
+    import math
+    from dataclasses import replace
+    app = DashApp(FakeControls())
+    async with app.run_test(size=(120, 40)) as pilot:
+        for event in scripted_run(300):
+            app.dash.feed(event)
+        app.dash.redraw_now()
+        await pilot.pause()
+        assert text_of(app, "#health").startswith("health: ok")
+        app.dash.feed(replace(step(310), loss=math.nan))  # a non-finite loss is assessed at the next redraw
+        app.dash.feed(replace(step(320), loss=math.nan))
+        await pilot.pause()
+        health = text_of(app, "#health")
+        assert health.startswith("health: training loss is nan at iter 310; last finite at iter 300")
+        assert app.dash.query_one("#health").has_class("-findings")
+        app.dash.redraw_now()
+        await pilot.pause()
+        assert log_text(app.dash).count("HEALTH: training loss is nan at iter 310") == 1
+
+
+async def test_health_line_shows_a_val_loss_plateau_from_a_replay():
+    from tests.dashboard_script import Eval
+    app = DashApp(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for event in scripted_run(1240):
+            app.dash.feed(event)
+        for i, val in ((1500, 3.41), (1750, 3.40), (2000, 3.41)):  # flat over the last three evals
+            app.dash.feed(step(i))
+            app.dash.feed(Eval(time=T0 + i * 9.34, iter=i, train_loss=val - 0.04, val_loss=val,
+                               best_val_loss=3.38, seconds=20.0))
+        app.dash.redraw_now()
+        await pilot.pause()
+        assert [f.kind for f in app.dash.health] == ["plateau"]
+        assert "health: val loss plateau: 3.41, 3.40, 3.41 over the last 3 evals (iters 1,500-2,000" in \
+            text_of(app, "#health")
+        assert "HEALTH: val loss plateau" in log_text(app.dash)
+
+
+def test_axes_round_up_so_new_points_do_not_move_them():
+    from fwtui.widgets.charts import nice_ceil, tick_values, x_limits, y_limits
+    assert nice_ceil(1130) == 1200 and nice_ceil(0.37) == 0.4 and nice_ceil(1000) == 1000
+    assert x_limits(0, 1240) == (0, 1500) and x_limits(0, 1290) == (0, 1500)  # the axis stays
+    assert tick_values(0, 1500) == [0, 500, 1000, 1500]
+    lo, hi = y_limits(3.31, 10.8)
+    assert lo <= 3.31 and hi >= 10.8 and y_limits(3.33, 10.8) == (lo, hi)
+
+
+async def test_panels_and_charts_repaint_only_what_changed():
+    from fwtui.widgets.charts import LossChart
+    app = DashApp(FakeControls())
+    async with app.run_test(size=(120, 40)) as pilot:
+        for event in scripted_run(1240):
+            app.dash.feed(event)
+        app.dash.redraw_now()
+        await pilot.pause()
+        chart = app.dash.query_one(LossChart)
+        assert chart.redraw() is False  # the same picture: nothing sent to the terminal
+        time_panel = app.dash.query_one("#time")
+        assert time_panel.show_text(time_panel.shown.copy()) is False
+        before = list(chart._lines)
+        app.dash.feed(step(1250))  # inside the axes (0-1,500, 3.2-11.2): only the curve's end changes
+        assert chart.redraw() is True
+        changed = sum(a != b for a, b in zip(before, chart._lines))
+        assert 0 < changed <= 3 and len(chart._lines) == len(before)

@@ -2,13 +2,19 @@
 
 `feed(event)` runs on the UI thread for every event (live, or thousands at once from a replayed
 events.jsonl). It only stores the event and appends to bounded histories; the text panels are refreshed once
-per batch of events (a scheduled flush) and the charts at most twice a second (a timer), so a replay stays fast
-and the trainer never waits on the screen. Keys act through `controls` (trainer.controls.Controls or the
-control-channel client); controls=None is a read-only replay.
+per batch of events (a scheduled flush) and the charts from a timer, so a replay stays fast and the trainer
+never waits on the screen. Keys act through `controls` (trainer.controls.Controls or the control-channel
+client); controls=None is a read-only replay.
+
+Thin links (issue 5: <= 10 KB/s to the terminal at 120x40): Step-driven redraws are throttled (text panels
+once a second, charts every CHART_STEADY_SECONDS), panels repaint only when their text changes, and charts
+repaint only the lines of the picture that changed. Evals, the first points, pauses and the end show at once.
+Run health (trainer.health.assess) is assessed from bounded histories every HEALTH_SECONDS or on an Eval.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from datetime import tzinfo
@@ -24,17 +30,33 @@ from fwtui.screens.confirm import ConfirmModal
 from fwtui.screens.help import HelpModal
 from fwtui.screens.sample_modal import SampleModal
 from fwtui.widgets.charts import HISTORY_POINTS, History, LossChart, ThroughputChart
-from fwtui.widgets.panels import (ErrorPanel, EventLog, HeaderLine, MemoryPanel, PreparePanel, SamplePanel,
-                                  ThroughputPanel, TimePanel, log_line)
+from fwtui.widgets.panels import (ErrorPanel, EventLog, HeaderLine, HealthPanel, MemoryPanel, PreparePanel,
+                                  SamplePanel, ThroughputPanel, TimePanel, log_line)
 from trainer.events import (Eval, Event, Failed, Finished, PrepareDone, PrepareProgress, RunStarted, Sample,
                             StateChanged, Step)
+from trainer.health import Finding, assess
 
 CHART_REDRAW_SECONDS = 0.5
-"""Charts redraw at most twice a second: plotting costs milliseconds, events can come by the thousand."""
+"""Charts redraw at most twice a second (the timer's period): plotting costs milliseconds, events can come by
+the thousand. New train points alone wait CHART_STEADY_SECONDS; an eval or a chart's first points show at once."""
 
-PANEL_REFRESH_SECONDS = 0.25
-"""Step events redraw the text panels at most four times a second (the UI thread shares the GIL with the
-trainer); any other event (eval, pause, failure...) shows at once."""
+CHART_STEADY_SECONDS = 2.0
+"""During steady training the charts redraw at most this often: each redraw sends the changed lines of the
+picture to the terminal (about 1-3 KB), and a curve moving by one point reads the same two seconds later."""
+
+PANEL_REFRESH_SECONDS = 1.0
+"""Step events redraw the text panels at most once a second (the UI thread shares the GIL with the trainer,
+and each repaint goes down the wire); any other event (eval, pause, failure...) shows at once."""
+
+HEALTH_SECONDS = 5.0
+"""Run health is assessed at most this often from Steps alone; an Eval, a non-finite loss or the end of the run
+assess it at the next redraw."""
+
+HEALTH_STEPS = 2000
+"""Steps kept for the health assessment: its windows (spikes: 20 logs, MFU: 10 against the rest) need far fewer;
+more would make each assessment slower, not better."""
+
+HEALTH_EVALS = 500
 
 SAMPLE_SETTINGS = {"max_new_tokens": 200, "temperature": 0.8, "top_k": 200}
 """What `s` asks for: 200 new tokens at temperature 0.8, top-k 200 (nanoGPT's sample.py defaults)."""
@@ -80,10 +102,20 @@ class DashboardScreen(Screen[None]):
         self.mfu_percent = History(history_points)
         self.tokens_per_sec = History(history_points)
         self._log_pending: deque[str] = deque(maxlen=1000)
+        # Run health: bounded histories for trainer.health.assess, its latest findings (None: not assessed).
+        self._health_steps: deque[Step] = deque(maxlen=HEALTH_STEPS)
+        self._health_evals: deque[Eval] = deque(maxlen=HEALTH_EVALS)
+        self.health: list[Finding] | None = None
+        self._health_stale = False  # Steps came since the last assessment
+        self._health_urgent = False  # an Eval, a non-finite loss or the end came: assess at the next redraw
+        self._health_at = 0.0  # time.monotonic() of the last assessment
+        self._health_logged: set[str] = set()  # finding kinds already written to the event log
         self._flush_scheduled = False  # a call_later flush is queued
         self._flush_timer: Any = None  # a throttled flush is waiting on this timer
         self._last_flush = 0.0  # time.monotonic() of the last panel redraw
         self._charts_dirty = True
+        self._charts_urgent = True  # redraw at the next tick even in steady training
+        self._last_chart_redraw = 0.0
         self._ready = False  # True once mounted: before that, feed() only stores (on_mount draws it all)
 
     # --- what tests and the app read -------------------------------------------------------------------
@@ -129,6 +161,7 @@ class DashboardScreen(Screen[None]):
                     yield MemoryPanel(id="memory")
                     yield TimePanel(id="time")
                     yield SamplePanel(id="sample")
+            yield HealthPanel(id="health")
             yield EventLog(id="log")
         yield Footer()
 
@@ -161,9 +194,15 @@ class DashboardScreen(Screen[None]):
                     self.mfu_percent.add(event.iter, event.mfu * 100)
                 self.tokens_per_sec.add(event.iter, event.tokens_per_sec)
                 self._charts_dirty = True
+                self._charts_urgent |= len(self.train_loss) < 3  # the first points show at once
+                self._health_steps.append(event)
+                self._health_stale = True
+                self._health_urgent |= not math.isfinite(event.loss)
             case Eval():
                 self.val_loss.add(event.iter, event.val_loss)
-                self._charts_dirty = True
+                self._charts_dirty = self._charts_urgent = True
+                self._health_evals.append(event)
+                self._health_urgent = True
             case Sample():
                 self.latest_sample = event
                 self._forward_sample(event)
@@ -171,12 +210,15 @@ class DashboardScreen(Screen[None]):
                 self.paused = event.state == "paused"
             case Finished():
                 self.finished = event
+                self._charts_urgent = self._health_urgent = True
             case Failed():
                 self.failed = event
+                self._charts_urgent = self._health_urgent = True
         line = log_line(event)
         if line is not None:
             self._log_pending.append(line)
-        self._schedule_flush(urgent=not isinstance(event, Step))
+        # Steps wait for the next panel refresh, unless one brings a non-finite loss (health says so at once).
+        self._schedule_flush(urgent=not isinstance(event, Step) or not math.isfinite(event.loss))
         if isinstance(event, (Finished, Failed)) and self.stopping:
             self.app.exit()
 
@@ -186,11 +228,15 @@ class DashboardScreen(Screen[None]):
         elif self.run is not None:
             for history in (self.train_loss, self.val_loss, self.mfu_percent, self.tokens_per_sec):
                 history.clear()
+            self._health_steps.clear()
+            self._health_evals.clear()
+            self._health_logged.clear()
+            self.health = None
         self.run = event
         self.last_step = None
         self.finished = self.failed = None
         self.paused = False
-        self._charts_dirty = True
+        self._charts_dirty = self._charts_urgent = self._health_urgent = True
 
     def _forward_sample(self, sample: Sample) -> None:
         if not self._ready:
@@ -245,22 +291,47 @@ class DashboardScreen(Screen[None]):
         self.query_one(SamplePanel).show(self.latest_sample, can_sample=self.controls is not None)
         if self.failed is not None:
             self.query_one(ErrorPanel).show(self.failed.message, self.failed.iter)
+        self._assess_health()
+        self.query_one(HealthPanel).show(None if self.health is None else [f.message for f in self.health])
         if self._log_pending:
             self.query_one(EventLog).add_lines(list(self._log_pending))
             self._log_pending.clear()
 
+    def _assess_health(self) -> None:
+        """trainer.health.assess on the bounded histories, when due; a finding of a new kind is also logged."""
+        due = self._health_urgent or (self._health_stale and time.monotonic() - self._health_at >= HEALTH_SECONDS)
+        if not due:
+            return
+        self._health_urgent = self._health_stale = False
+        self._health_at = time.monotonic()
+        if not self._health_steps and not self._health_evals:
+            self.health = None  # nothing to judge yet
+            return
+        head = [self.run] if self.run is not None else []
+        self.health = assess([*head, *self._health_steps, *self._health_evals])
+        new = [f for f in self.health if f.kind not in self._health_logged]
+        self._health_logged.update(f.kind for f in new)
+        self._log_pending.extend(f"HEALTH: {f.message}" for f in new)
+
     def _redraw_charts_if_dirty(self) -> None:
-        if self._charts_dirty:
-            self.redraw_now()
+        # Called every CHART_REDRAW_SECONDS: at once for evals and first points, else every CHART_STEADY_SECONDS.
+        steady_due = time.monotonic() - self._last_chart_redraw >= CHART_STEADY_SECONDS
+        if self._charts_dirty and (self._charts_urgent or steady_due):
+            self._redraw_charts()
+
+    def _redraw_charts(self) -> None:
+        self._charts_dirty = self._charts_urgent = False
+        self._last_chart_redraw = time.monotonic()
+        self.query_one(LossChart).redraw()
+        self.query_one(ThroughputChart).redraw()
 
     def redraw_now(self) -> None:
         """Draw everything at once (the app calls it after a replay; snapshot tests before the picture)."""
+        self._health_urgent |= self._health_stale or self.health is None
         self._flush()
         if not self._ready:
             return
-        self._charts_dirty = False
-        self.query_one(LossChart).redraw()
-        self.query_one(ThroughputChart).redraw()
+        self._redraw_charts()
 
     # --- keys --------------------------------------------------------------------------------------------
     def _controls_or_say(self) -> Any:

@@ -8,6 +8,10 @@ Markers and labels differ (braille line for train, "o" for val), so the charts r
 
 from __future__ import annotations
 
+import math
+
+from rich.text import Text
+from textual.geometry import Region
 from textual_plotext import PlotextPlot
 
 HISTORY_POINTS = 2000
@@ -56,33 +60,138 @@ class History:
         return [p[0] for p in pts], [p[1] for p in pts]
 
 
+NICE_STEPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+"""Axis spans are rounded up to one of these × a power of ten, so the axes stay put while points arrive."""
+
+
+def nice_ceil(value: float) -> float:
+    """The smallest NICE_STEPS × 10^k at or above `value` (> 0): 1,130 -> 1,200; 0.37 -> 0.4."""
+    if not value > 0 or not math.isfinite(value):
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    for step in NICE_STEPS:
+        if step * power >= value * (1 - 1e-9):
+            return step * power
+    return 10.0 * power
+
+
+def x_limits(first: float, last: float) -> tuple[float, float]:
+    """From the first iteration to a rounded-up end: the curve fills 2/3 of the width or more and the axis
+    moves only when the run crosses the end (not on every new point, which would repaint the whole chart)."""
+    return first, first + nice_ceil(max(last - first, 1.0))
+
+
+def y_limits(low: float, high: float) -> tuple[float, float]:
+    """The values' range widened to whole tenths of its rounded-up span: a new point inside it moves no axis."""
+    span = high - low
+    unit = nice_ceil(span if span > 0 else max(abs(high) * 0.1, 1e-6)) / 10
+    lo, hi = math.floor(low / unit) * unit, math.ceil(high / unit) * unit
+    return (lo, hi) if hi > lo else (lo - unit, hi + unit)
+
+
+TICK_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
+"""Ticks fall on multiples of one of these × a power of ten (plotext would split the range evenly: 41.87)."""
+
+
+def tick_values(low: float, high: float, most: int = 5) -> list[float]:
+    """At most `most` round values within [low, high]: 0-1,500 -> 0, 500, 1,000, 1,500."""
+    span = high - low
+    if not span > 0 or not math.isfinite(span):
+        return [low]
+    rough = span / (most - 1)
+    power = 10.0 ** math.floor(math.log10(rough))
+    step = next(k * power for k in TICK_STEPS if k * power >= rough * (1 - 1e-9))
+    first = math.ceil(low / step - 1e-9)
+    values = [round(k * step, 12) for k in range(first, math.floor(high / step + 1e-9) + 1)]
+    return values or [low]
+
+
+def tick_label(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) and abs(value) >= 1000 else f"{value:g}"
+
+
 class _Chart(PlotextPlot):
-    """A plotext chart plotted from its histories when Textual renders it: on the screen's timer (redraw) or
-    on a resize, never once per event. Plotting at render time uses the real size, so the legend choice fits."""
+    """A plotext chart plotted from its histories on the screen's timer (`redraw`) or on a resize, never once
+    per event. Plotting uses the real size, so the legend choice fits.
+
+    `redraw` plots into text, compares it line by line with what is on screen and repaints only the lines
+    that changed (a new point at the right end changes a few), or nothing when the picture is the same: a
+    full chart is 5-9 KB of escape codes, too much to send every time on a thin link (issue 5)."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes=classes)
         self.can_focus = False
+        self._lines: list[str] = []  # the plot's ANSI text, line by line, as last shown
+        self._text: Text | None = None
+        self._key: tuple | None = None  # (size, themes) the text was plotted for
+        self._title: str | None = None
 
-    def redraw(self) -> None:
-        self.refresh()
+    def set_title(self, title: str) -> None:
+        if title != self._title:  # setting border_title repaints the whole widget, even to the same value
+            self._title = title
+            self.border_title = title
 
-    def render(self):
+    def _plot_key(self) -> tuple:
+        return (self.size, self.app.theme, self.theme)
+
+    def _plot_ansi(self) -> str:
+        """Plot the histories at the widget's size; the plot as ANSI text."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         self.draw(plt, legend=self.size.width >= LEGEND_MIN_WIDTH)
-        return super().render()
+        # What PlotextPlot.render does before building (size twice: see textual-plotext issue 5; theme).
+        plt.plotsize(self.size.width, self.size.height)
+        plt._set_size(self.size.width, self.size.height)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        return plt.build()
+
+    def redraw(self) -> bool:
+        """Plot again and repaint what changed; False when the picture is the same as on screen."""
+        if not self.is_mounted or not self.size.area:
+            self.refresh()  # not laid out yet: render() plots once it is
+            return True
+        key, ansi = self._plot_key(), self._plot_ansi()
+        lines = ansi.split("\n")
+        if key != self._key or len(lines) != len(self._lines):
+            changed = None  # another size or theme: all of it
+        else:
+            changed = [y for y, (new, old) in enumerate(zip(lines, self._lines)) if new != old]
+            if not changed:
+                return False
+        self._key, self._lines, self._text = key, lines, Text.from_ansi(ansi)
+        if changed is None:
+            self.refresh()
+        else:
+            width = self.size.width
+            self.refresh(*(Region(0, y, width, 1) for y in changed))
+        return True
+
+    def render(self):
+        if self._text is None or self._key != self._plot_key():  # first paint, resize, theme change
+            ansi = self._plot_ansi()
+            self._key, self._lines, self._text = self._plot_key(), ansi.split("\n"), Text.from_ansi(ansi)
+        return self._text
 
     def draw(self, plt, legend: bool) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
     @staticmethod
-    def iteration_ticks(plt, xs: list[float]) -> None:
-        """Whole iterations on the x axis (plotext would print 47.5 for a range of 190)."""
-        if xs:
-            lo, hi = int(xs[0]), int(xs[-1])
-            plt.xticks(sorted({round(lo + (hi - lo) * k / 4) for k in range(5)}))
+    def axes(plt, xs: list[float], ys: list[float], *, also: list[float] = ()) -> None:
+        """Rounded axis limits (see x_limits, y_limits) and round ticks, whole iterations on x (plotext would
+        print 47.5 for a range of 190). `also`: more y values to fit (another series)."""
+        if not xs:
+            return
+        x0, x1 = x_limits(xs[0], xs[-1])
+        plt.xlim(x0, x1)
+        ticks = sorted({round(x) for x in tick_values(x0, x1)})  # whole iterations
+        plt.xticks(ticks, [tick_label(x) for x in ticks])
+        values = [y for y in (*ys, *also) if math.isfinite(y)]
+        if values:
+            y0, y1 = y_limits(min(values), max(values))
+            plt.ylim(y0, y1)
+            ticks = tick_values(y0, y1)
+            plt.yticks(ticks, [tick_label(y) for y in ticks])
 
 
 class LossChart(_Chart):
@@ -91,18 +200,20 @@ class LossChart(_Chart):
     def __init__(self, train: History, val: History, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self.train, self.val = train, val
-        self.border_title = "loss (nats/token) by iter"
+        self.set_title("loss (nats/token) by iter")
 
     def draw(self, plt, legend: bool) -> None:
         most = max(20, self.size.width * 2)
-        if len(self.train) or self.train.latest:
-            xs, ys = self.train.series(most)
-            plt.plot(xs, ys, marker="braille", color="cyan", label="train" if legend else None)
-            self.iteration_ticks(plt, xs)
-        if len(self.val) or self.val.latest:
-            xs, ys = self.val.series(most)
-            plt.scatter(xs, ys, marker="o", color="orange", label="val" if legend else None)
-        if not (self.train.latest or self.val.latest):
+        train_x, train_y = self.train.series(most)
+        val_x, val_y = self.val.series(most)
+        if train_x:
+            plt.plot(train_x, train_y, marker="braille", color="cyan", label="train" if legend else None)
+        if val_x:
+            plt.scatter(val_x, val_y, marker="o", color="orange", label="val" if legend else None)
+        if train_x or val_x:
+            xs = sorted((*train_x, *val_x))
+            self.axes(plt, xs, train_y, also=val_y)
+        else:
             plt.title("waiting for the first step")
 
 
@@ -112,7 +223,7 @@ class ThroughputChart(_Chart):
     def __init__(self, mfu: History, tokens: History, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self.mfu, self.tokens = mfu, tokens
-        self.border_title = "throughput by iter"
+        self.set_title("throughput by iter")
 
     @property
     def shows_mfu(self) -> bool:
@@ -121,10 +232,14 @@ class ThroughputChart(_Chart):
     def draw(self, plt, legend: bool) -> None:
         most = max(20, self.size.width * 2)
         history, label = (self.mfu, "MFU %") if self.shows_mfu else (self.tokens, "tok/s")
-        self.border_title = f"{label} by iter"
         if history.latest is None:
             plt.title("waiting for the first step")
             return
         xs, ys = history.series(most)
         plt.plot(xs, ys, marker="braille", color="green", label=label if legend else None)
-        self.iteration_ticks(plt, xs)
+        self.axes(plt, xs, ys)
+
+    def redraw(self) -> bool:
+        # The title says which series is drawn; set here, not while rendering (setting it asks for a repaint).
+        self.set_title(f"{'MFU %' if self.shows_mfu else 'tok/s'} by iter")
+        return super().redraw()

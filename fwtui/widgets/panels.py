@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -26,12 +27,70 @@ def _device_memory(run: RunStarted) -> str:
     return "" if run.device_memory_bytes is None else f", {fmt.gigabytes(run.device_memory_bytes)}"
 
 
+class Panel(Static):
+    """A Static that repaints only when its text changes, and asks for a layout only when its shape does.
+
+    Thin links (issue 5: <= 10 KB/s to the terminal): `Static.update` re-lays-out the whole screen by
+    default, which repaints widgets that did not change; and an update with the same text still repaints
+    the widget. `show_text` skips both. FIXED_SIZE panels (their CSS fixes width and height) never need a
+    layout; the others need one when their number of lines at the current width changes (AUTO_WIDTH ones:
+    when any line's length does).
+    """
+
+    FIXED_SIZE = False
+    AUTO_WIDTH = False
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id, classes=classes)
+        self._shown: Text | None = None
+        self._shape: tuple | None = None
+        self._title: str | None = None
+
+    @property
+    def shown(self) -> Text | None:
+        """What the panel shows (None before the first show)."""
+        return self._shown
+
+    def show_text(self, content: Text | str) -> bool:
+        """Show `content` (plain text, no markup); False when it is what is shown already."""
+        text = content if isinstance(content, Text) else Text(content)
+        if self._shown is not None and text == self._shown and text.overflow == self._shown.overflow:
+            return False
+        shape = self._shape_of(text)
+        layout = not self.FIXED_SIZE and shape != self._shape
+        self._shown, self._shape = text, shape
+        self.update(text, layout=layout)
+        return True
+
+    def _shape_of(self, text: Text) -> tuple:
+        if self.FIXED_SIZE:
+            return ()
+        if self.AUTO_WIDTH:
+            return tuple(cell_len(line) for line in text.plain.split("\n"))
+        width = self.content_size.width
+        if width <= 0 or not self.is_mounted:
+            return (None, text.plain.count("\n"))  # not laid out yet: the first layout sizes it
+        return (width, len(text.wrap(self.app.console, width)))
+
+    def set_title(self, title: str) -> None:
+        """The border title, set only when it changes (setting it always repaints the whole widget)."""
+        if title != self._title:
+            self._title = title
+            self.border_title = title
+
+
 class HeaderLine(Horizontal):
     """One line: what runs where on the left, how far it got on the right."""
 
+    class Left(Panel):
+        FIXED_SIZE = True  # 1fr wide, one line high
+
+    class Right(Panel):
+        AUTO_WIDTH = True  # as wide as its text: a longer text moves the left part's edge
+
     def compose(self) -> ComposeResult:
-        yield Static(id="header-left")
-        yield Static(id="header-right")
+        yield self.Left(id="header-left")
+        yield self.Right(id="header-right")
 
     def show(self, *, title: str, run: RunStarted | None, step: Step | None, status: str) -> None:
         parts = ["fwtui"]
@@ -42,7 +101,7 @@ class HeaderLine(Horizontal):
         else:
             parts.append(f"{run.config.get('name', 'custom')} ({format_count(run.params)})")
             parts.append(f"{run.device_name}{_device_memory(run)}")
-        self.query_one("#header-left", Static).update(Text(" · ".join(parts), overflow="ellipsis", no_wrap=True))
+        self.query_one("#header-left", Panel).show_text(Text(" · ".join(parts), overflow="ellipsis", no_wrap=True))
         right = ""
         if run is not None:
             done = step.iter if step is not None else run.start_iter
@@ -51,13 +110,13 @@ class HeaderLine(Horizontal):
                 right += f"  {fmt.percent(done / run.max_iters)}"
         if status:
             right = f"{right} · {status}" if right else status
-        self.query_one("#header-right", Static).update(Text(right, no_wrap=True))
+        self.query_one("#header-right", Panel).show_text(Text(right, no_wrap=True))
 
 
-class ThroughputPanel(Static):
+class ThroughputPanel(Panel):
     def show(self, run: RunStarted | None, step: Step | None) -> None:
         if run is None or step is None:
-            self.update("waiting for the first step")
+            self.show_text("waiting for the first step")
             return
         lines = [f"{fmt.rate(step.tokens_per_sec, 'tok')} · {fmt.seconds(step.step_seconds)}/iter"]
         if run.peak_flops is None:
@@ -69,15 +128,17 @@ class ThroughputPanel(Static):
             lines.append(f"MFU {fmt.percent(step.mfu)} of {fmt.tflops(run.peak_flops)} ({run.peak_flops_source})")
         grad = "" if step.grad_norm is None else f" · grad norm {step.grad_norm:.2f}"
         lines.append(f"lr {step.lr:.2e}{grad} · {run.precision}{' · compiled' if run.compiled else ''}")
-        self.update(Text("\n".join(lines)))
+        self.show_text(Text("\n".join(lines)))
 
 
-class MemoryPanel(Static):
+class MemoryPanel(Panel):
     """Device memory against the card's total; on CPU the process's resident memory (RSS)."""
+
+    FIXED_SIZE = True  # a grid cell of fixed width, 6 lines high in both layouts
 
     def show(self, run: RunStarted | None, step: Step | None) -> None:
         if run is None or step is None:
-            self.update("waiting for the first step")
+            self.show_text("waiting for the first step")
             return
         total = step.mem_total_bytes if step.mem_total_bytes is not None else run.device_memory_bytes
         on_cpu = run.device.startswith("cpu")
@@ -86,23 +147,25 @@ class MemoryPanel(Static):
         width = max(8, self.content_size.width - 12) if self.content_size.width else 12
         of_total = f" of {fmt.gigabytes(total)}"
         if on_cpu:
-            self.border_title = "memory (CPU, RSS)"
+            self.set_title("memory (CPU, RSS)")
             lines = [f"{fmt.bar(fraction, width)} {fmt.gigabytes(used)}",
                      f"RSS {fmt.gigabytes(used)}{of_total}",
                      f"peak {fmt.gigabytes(step.mem_peak_bytes)}"]
         else:
-            self.border_title = "memory"
+            self.set_title("memory")
             lines = [f"{fmt.bar(fraction, width)} {fmt.gigabytes(used)}",
                      f"allocated {fmt.gb_number(used)}{of_total}",
                      f"reserved {fmt.gb_number(step.mem_reserved_bytes)} · peak {fmt.gb_number(step.mem_peak_bytes)}"]
-        self.update(Text("\n".join(lines)))
+        self.show_text(Text("\n".join(lines)))
 
 
-class TimePanel(Static):
+class TimePanel(Panel):
+    FIXED_SIZE = True  # a grid cell of fixed width, 6 lines high in both layouts
+
     def show(self, run: RunStarted | None, step: Step | None, finished: Finished | None,
              tz: tzinfo | None) -> None:
         if run is None or step is None:
-            self.update("waiting for the first step")
+            self.show_text("waiting for the first step")
             return
         share = f" ({fmt.percent(step.iter / run.max_iters)})" if run.max_iters > 0 else ""
         lines = [f"iter {fmt.count(step.iter)} of {fmt.count(run.max_iters)}{share}"]
@@ -115,36 +178,36 @@ class TimePanel(Static):
             finish = None if step.eta_seconds is None else step.time + step.eta_seconds
             lines.append(f"done {fmt.approx(fmt.clock(finish, now=step.time, tz=tz))} (incl. evals)")
         lines.append(f"tokens {fmt.compact(step.tokens_seen)} · epoch {step.epoch:.2f}")
-        self.update(Text("\n".join(lines)))
+        self.show_text(Text("\n".join(lines)))
 
 
-class SamplePanel(Static):
+class SamplePanel(Panel):
     def show(self, sample: Sample | None, can_sample: bool) -> None:
         if sample is None:
-            self.border_title = "latest sample"
-            self.update("no sample yet" + (" — press s" if can_sample else ""))
+            self.set_title("latest sample")
+            self.show_text("no sample yet" + (" — press s" if can_sample else ""))
             return
-        self.border_title = f"latest sample · iter {fmt.count(sample.iter)}"
+        self.set_title(f"latest sample · iter {fmt.count(sample.iter)}")
         text = Text()
         if sample.prompt.strip():
             text.append(sample.prompt, style="italic")
         text.append(sample.text)
-        self.update(text)
+        self.show_text(text)
 
 
-class PreparePanel(Static):
+class PreparePanel(Panel):
     """Tokenization progress before the run starts: bar, documents, tokens, rate, time left."""
 
     def show(self, progress: PrepareProgress | None, done: PrepareDone | None) -> None:
         if done is not None:
             cached = " (cached)" if done.cached else ""
-            self.update(Text(
+            self.show_text(Text(
                 f"data ready{cached}: {fmt.count(done.train_tokens)} train + {fmt.count(done.val_tokens)} val "
                 f"tokens · {fmt.count(done.documents)} documents · {fmt.duration(done.seconds)}\n"
                 "starting the run…"))
             return
         if progress is None:
-            self.update("waiting for the engine…")
+            self.show_text("waiting for the engine…")
             return
         fraction = progress.bytes_done / progress.bytes_total if progress.bytes_total else None
         width = max(10, (self.content_size.width or 40) - 8)
@@ -155,15 +218,39 @@ class PreparePanel(Static):
                  f"· left {fmt.approx(fmt.duration(progress.eta_seconds))}"]
         if progress.source:
             lines.append(f"reading {progress.source}")
-        self.update(Text("\n".join(lines), overflow="ellipsis"))
+        self.show_text(Text("\n".join(lines), overflow="ellipsis"))
 
 
-class ErrorPanel(Static):
+HEALTH_LINES = 2
+"""Findings shown in the health line (most serious first); the rest are counted. `fwtui view RUN --summary`
+lists them all."""
+
+
+class HealthPanel(Panel):
+    """Run health: the messages of trainer.health.assess's findings (the screen assesses; this only shows).
+
+    Each line starts with "health:" so it reads without colour; `-findings` colours it as a warning."""
+
+    def show(self, findings: list[str] | None) -> None:
+        self.set_class(bool(findings), "-findings")
+        if findings is None:
+            self.show_text("health: waiting for the first step")
+        elif not findings:
+            self.show_text(Text("health: ok (no NaN, loss spike, val plateau, train/val gap, MFU drop, memory or "
+                                "epoch problem)", no_wrap=True, overflow="ellipsis"))
+        else:
+            lines = [f"health: {message}" for message in findings[:HEALTH_LINES]]
+            if len(findings) > HEALTH_LINES:
+                lines.append(f"health: {len(findings) - HEALTH_LINES} more (`fwtui view RUN --summary` lists all)")
+            self.show_text("\n".join(lines))
+
+
+class ErrorPanel(Panel):
     """The engine's one-line failure message; readable without colour thanks to the "ERROR:" prefix."""
 
     def show(self, message: str | None, iteration: int | None) -> None:
         where = "" if iteration is None else f" (at iter {fmt.count(iteration)})"
-        self.update(Text(f"ERROR{where}: {message}\nThe run has stopped. q quits; the log below has the events."))
+        self.show_text(Text(f"ERROR{where}: {message}\nThe run has stopped. q quits; the log below has the events."))
 
 
 class EventLog(Log):
