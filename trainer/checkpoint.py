@@ -15,7 +15,6 @@ import pickle
 import random
 import shutil
 import time
-import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -134,9 +133,10 @@ def _load_one(path: Path) -> dict:
                 f"{path}: refused, it holds Python objects beyond tensors and plain values (unsafe to load); "
                 "use a checkpoint you trust") from None
         raise _Corrupt(f"{path}: unreadable (not a complete torch checkpoint)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise _Corrupt(f"{path}: unreadable ({first})") from None
+    except Exception as err:  # noqa: BLE001 - EOFError, BadZipFile, RuntimeError, and KeyError or IndexError
+        # from the weights-only unpickler reading garbage: a damaged file, never retried with full unpickling
+        first = str(err).splitlines()[0][:160] if str(err) else ""
+        raise _Corrupt(f"{path}: unreadable ({type(err).__name__}{': ' + first if first else ''})") from None
     if not isinstance(data, dict):
         raise _Corrupt(f"{path}: not a checkpoint (holds a {type(data).__name__}, not a dict)")
     return data
