@@ -181,3 +181,15 @@ def test_view_summary_errors(tmp_path, capsys) -> None:
     assert "no nanoGPT `iter` lines" in capsys.readouterr().err
     assert main(["view", str(tmp_path / "missing.log"), "--summary"]) == 2
     assert "no such log file" in capsys.readouterr().err
+
+
+def test_view_summary_health_of_a_diverged_nanogpt_log(tmp_path, capsys) -> None:
+    path = tmp_path / "diverged.log"
+    path.write_text(HEADER + LOOP + "iter 8: loss nan, time 9300.00ms, mfu 15.30%\n")
+    assert main(["view", str(path), "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "health              1 finding:\n  - training loss is nan at iter 8; last finite at iter 7: the run " \
+           "diverged" in out
+    path.write_text(HEADER + LOOP)
+    assert main(["view", str(path), "--summary"]) == 0
+    assert "health              ok" in capsys.readouterr().out

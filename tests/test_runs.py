@@ -161,3 +161,43 @@ def test_runs_cli_errors(tmp_path: Path, capsys) -> None:
     single = make_run(tmp_path, "single")
     assert main(["runs", str(single)]) == 0  # a run directory itself lists that run
     assert "single" in capsys.readouterr().out
+
+
+def test_runs_and_view_summary_show_run_health(tmp_path: Path, capsys) -> None:
+    def write_run(name: str, losses: list[float], evals: list[tuple[float, float]]) -> Path:
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        writer = EventLogWriter(run_dir)
+        writer(started(run_dir))
+        for i, loss in enumerate(losses):
+            writer(step(i, loss))
+        for k, (train, val) in enumerate(evals):
+            writer(Eval(iter=len(losses) - 1 + k, train_loss=train, val_loss=val, best_val_loss=val, seconds=0.2))
+        writer.close()
+        return run_dir
+
+    healthy = write_run("healthy", [5.0 - 0.1 * i for i in range(12)], [(3.90, 3.95)])
+    spiky = write_run("spiky", [4.0] * 12 + [9.0], [(3.30, 3.62), (3.30, 3.61), (3.30, 3.62)])
+    write_run("fresh", [], [])  # started, no step yet: nothing to judge
+
+    runs = {r.name: r for r in scan_runs(tmp_path)}
+    assert runs["healthy"].health == () and runs["fresh"].health is None
+    assert [f.kind for f in runs["spiky"].health] == ["gap", "plateau", "spike"]
+
+    assert main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "health" in out.splitlines()[2]  # the column header
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
+    assert "│ ok " in rows["healthy"] and "│ - " in rows["fresh"]
+    assert "│ 3: train/val gap: val 3.62 vs train 3.30" in rows["spiky"]  # the count and the first finding
+    assert "spiky: health: train/val gap: val 3.62 vs train 3.30 at iter 14 (+0.32 nats, above 0.1)" in out
+    assert "spiky: health: val loss plateau: 3.62, 3.61, 3.62 over the last 3 evals" in out
+    assert "spiky: health: 1 loss spike: largest 9.00 at iter 12 against a median of 4.00" in out
+    assert "healthy: health" not in out
+
+    assert main(["view", str(spiky), "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "health              3 findings:\n  - train/val gap: val 3.62 vs train 3.30 at iter 14" in out
+    assert "\n  - 1 loss spike: largest 9.00 at iter 12 against a median of 4.00 over the previous 20 logs" in out
+    assert main(["view", str(healthy), "--summary"]) == 0
+    assert "health              ok (no NaN" in capsys.readouterr().out

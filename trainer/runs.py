@@ -17,6 +17,7 @@ from pathlib import Path
 
 from trainer.errors import FwtuiError
 from trainer.events import SCHEMA_VERSION, Eval, Event, Failed, Finished, RunStarted, Step
+from trainer.health import Finding, assess
 from trainer.runlog import EVENTS_FILE, parse_line
 
 LOCK_FILE = ".lock"
@@ -127,6 +128,9 @@ class RunInfo:
     """Wall clock (epoch seconds) of the first RunStarted."""
     problem: str = ""
     """For "unreadable", why; for a run that ended without an end event, a note."""
+    health: tuple[Finding, ...] | None = None
+    """trainer.health.assess's findings (most serious first); () when all is well, None before any step or
+    eval. A log past FULL_READ_BYTES is judged on its first RunStarted and its last TAIL_BYTES."""
 
 
 def _read_log_events(path: Path) -> tuple[list[Event], list[Event]]:
@@ -218,12 +222,14 @@ def read_run(run_dir: str | Path) -> RunInfo:
     else:
         status, note = "stopped", "ended without an end event (killed, or the machine went down)"
     iters = [e.iter for e in tail if isinstance(e, (Step, Eval, Finished))]
+    judged = tail if first is None or any(e is first for e in tail) else [first, *tail]
+    health = tuple(assess(judged)) if steps or evals else None
     return RunInfo(
         run_dir, name, preset, status,
         iteration=max(iters) if iters else None, max_iters=latest.max_iters if latest else None,
         train_loss=steps[-1].loss if steps else None, val_loss=evals[-1].val_loss if evals else None,
         tokens_seen=steps[-1].tokens_seen if steps else None,
-        start_time=first.time if first else (head[0].time if head else None), problem=note)
+        start_time=first.time if first else (head[0].time if head else None), problem=note, health=health)
 
 
 def is_run_dir(path: Path) -> bool:

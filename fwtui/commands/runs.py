@@ -1,7 +1,8 @@
 """`fwtui runs [DIR]`: the runs in DIR (default ./runs), newest first, as one table.
 
 Each row comes from RUN/events.jsonl and RUN/config.toml (trainer.runs.read_run); a run whose log cannot be
-read gets one line saying why instead of a row.
+read gets one line saying why instead of a row. The health column gives the number of trainer.health findings
+and the first (most serious); every finding is printed in full, with its evidence, under the table.
 """
 
 from __future__ import annotations
@@ -29,6 +30,19 @@ def _iteration(run: RunInfo) -> str:
     return f"{run.iteration:,}" + (f" / {run.max_iters:,}" if run.max_iters else "")
 
 
+HEALTH_WIDTH = 48
+"""The health column's width in characters: the first finding is cut there; the lines below the table hold
+each finding whole."""
+
+
+def _health(run: RunInfo) -> str:
+    if run.health is None:
+        return "-"  # no step or eval yet: nothing to judge
+    if not run.health:
+        return "ok"
+    return f"{len(run.health)}: {run.health[0].message}"
+
+
 def _started(run: RunInfo) -> str:
     if run.start_time is None:
         return "-"
@@ -41,13 +55,15 @@ def runs_table(runs: list[RunInfo], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column, justify in (("name", "left"), ("preset", "left"), ("status", "left"), ("iteration", "right"),
                             ("train loss", "right"), ("val loss", "right"), ("tokens seen", "right"),
-                            ("started", "left"), ("path", "left")):
-        table.add_column(column, justify=justify, no_wrap=True)
+                            ("health", "left"), ("started", "left"), ("path", "left")):
+        table.add_column(column, justify=justify, no_wrap=True,
+                         max_width=HEALTH_WIDTH if column == "health" else None, overflow="ellipsis")
     for run in runs:
         style = STATUS_STYLE.get(run.status, "")
         table.add_row(escape(run.name), escape(run.preset or "-"), f"[{style}]{run.status}[/]" if style else run.status,
                       _iteration(run), _loss(run.train_loss), _loss(run.val_loss),
-                      "-" if run.tokens_seen is None else fmt.compact(run.tokens_seen), _started(run),
+                      "-" if run.tokens_seen is None else fmt.compact(run.tokens_seen),
+                      f"[yellow]{escape(_health(run))}[/]" if run.health else _health(run), _started(run),
                       escape(str(run.path)))
     return table
 
@@ -69,4 +85,8 @@ def main(args: argparse.Namespace) -> int:
                           highlight=False)
         elif run.problem:
             console.print(f"{escape(run.name)}: {run.status}: {escape(run.problem)}", highlight=False, style="dim")
+    for run in readable:
+        for finding in run.health or ():
+            console.print(f"{escape(run.name)}: health: {escape(finding.message)}", highlight=False,
+                          soft_wrap=True)
     return 0

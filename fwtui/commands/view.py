@@ -1,5 +1,6 @@
 """`fwtui view LOG [--summary] [--gpu NAME]`: a nanoGPT stdout log or one of our events.jsonl, opened in the
-dashboard read-only, or summarized: the figures our users worked out by hand from their logs.
+dashboard read-only, or summarized: the figures our users worked out by hand from their logs, then the run's
+health (trainer.health: each finding with its evidence).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from fwtui import format as fmt
 from trainer.errors import DataError
 from trainer.events import Event
+from trainer.health import Finding, assess
 from trainer.nanogpt_log import log_to_events, parse_nanogpt_log, read_log_text
 from trainer.run_summary import RunSummary, rescaled_mfu, summarize_events, summarize_nanogpt
 from trainer.runlog import EVENTS_FILE, parse_line
@@ -92,11 +94,24 @@ def summary_lines(s: RunSummary, gpu: str | None) -> list[str]:
     return lines
 
 
+def health_lines(findings: list[Finding], judged: bool = True) -> list[str]:
+    """The summary's health section: "ok", or one line per finding (most serious first) with its evidence."""
+    if not judged:
+        return ["health              unknown (no logged iteration or evaluation to judge)"]
+    if not findings:
+        return ["health              ok (no NaN, loss spike, val plateau, train/val gap, MFU drop, memory or "
+                "epoch problem)"]
+    count = f"{len(findings)} finding{'s' if len(findings) != 1 else ''}"
+    return [f"health              {count}:"] + [f"  - {f.message}" for f in findings]
+
+
 def main(args: argparse.Namespace) -> int:
     events, summary, title = load(args.log, args.gpu)
     if args.summary:
         print(f"{summary.source}: {args.log}")
         for line in summary_lines(summary, args.gpu):
+            print(line)
+        for line in health_lines(assess(events), judged=bool(summary.logged_iterations or summary.evals)):
             print(line)
         return 0
     from fwtui.commands.attach import ViewerApp
