@@ -135,9 +135,11 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
         channel = _open_control_channel(run_dir, controls, out)
         for orphan in remove_orphan_temps(run_dir):
             out(ev.Warning(message=f"removed {orphan.name}, left by a checkpoint save that was interrupted"))
-        write_config(run_dir, config)
+        if not request.resume:
+            write_config(run_dir, config)
         data = resolve_run_data(request.data, config, out, run_dir, request.resume)
-        trainer = Trainer(config, data, run_dir, sink=out, controls=controls, peak_tflops=request.peak_tflops,
+        trainer = Trainer(config, data, run_dir, sink=_config_written_at_start(run_dir, config, out)
+                          if request.resume else out, controls=controls, peak_tflops=request.peak_tflops,
                           resume=request.resume, auto_batch=request.auto_batch,
                           on_config_change=lambda changed: write_config(run_dir, changed))
         trainer.run()
@@ -155,6 +157,20 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
         if channel is not None:
             channel.stop()
         log.close()
+
+
+def _config_written_at_start(run_dir: Path, config: RunConfig, out: ev.EventSink) -> ev.EventSink:
+    """On --resume, RUN/config.toml is rewritten only when RunStarted passes, that is once the checkpoint
+    has accepted the config: a refused resume (another shape, max_iters already reached) leaves it as it was."""
+
+    def sink(event: ev.Event) -> None:
+        try:
+            if isinstance(event, ev.RunStarted):
+                write_config(run_dir, config)
+        finally:
+            out(event)
+
+    return sink
 
 
 def _open_control_channel(run_dir: Path, controls: Controls, out: ev.EventSink):
