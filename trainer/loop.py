@@ -29,7 +29,7 @@ from trainer.batches import EVAL_TRAIN_STREAM, EVAL_VAL_STREAM, TRAIN_STREAM, Ba
 from trainer.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
 from trainer.config import RunConfig
 from trainer.controls import Controls, Requests
-from trainer.errors import CheckpointError, FwtuiError
+from trainer.errors import CheckpointError, ConfigError, FwtuiError
 from trainer.formulas import count_params, flops_per_token
 from trainer.hardware import DeviceInfo, detect_device
 from trainer.metrics import EtaEstimator, evals_to_come, memory_stats, mfu
@@ -46,6 +46,10 @@ class TrainingDiverged(FwtuiError):
 
 def resolve_precision(dtype: str, device: DeviceInfo) -> str:
     """"bfloat16", "float16" or "float32": auto is bf16 on CUDA where supported, else fp16; fp32 on CPU."""
+    if dtype == "bfloat16" and device.is_cuda and not device.bf16:
+        # torch's autocast would raise a RuntimeError at the first step; say it before, with the fix.
+        raise ConfigError(f"dtype = 'bfloat16': the {device.name} has no bfloat16 support; use --set dtype=float16 "
+                          "or dtype=auto (float16 with loss scaling on this card)")
     if dtype != "auto":
         return dtype
     if device.is_cuda:
