@@ -1,0 +1,467 @@
+"""Out of memory, NaN/inf, a full disk, a failing torch.compile, and the security promises (issue 7, items
+4, 5, 6, 7 and 9), each where tests/test_loop.py, test_checkpoint.py and test_ingest.py stop: through the
+headless CLI (one line, exit 2, nothing lost) and at the corners those tests do not reach.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fwtui.cli import build_parser, main as cli_main
+from tests.conftest import synthetic_texts, write_fineweb_parquet
+from tests.tiny_trainer_child import tiny
+from trainer import checkpoint as ck
+from trainer import events as ev
+from trainer import prepared_writer
+from trainer.checkpoint import load_checkpoint
+from trainer.dataset import META_NAME, TRAIN_NAME, open_prepared, write_meta
+from trainer.errors import DataError, FwtuiError
+from trainer.ingest import prepare
+from trainer.loop import MAX_BAD_STEPS, Trainer, TrainingDiverged
+from trainer.model import GPT
+from trainer.runlog import read_events
+
+# cpu-tiny narrowed (one 16-wide layer: steps of a few ms on the full GPT-2 vocabulary), for the CLI.
+CLI_SETS = ["max_iters=12", "lr_decay_iters=12", "warmup_iters=2", "eval_interval=4", "eval_iters=1",
+            "log_interval=1", "batch_size=4", "block_size=32", "n_layer=1", "n_embd=16"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Token ids below 256 (a noisy repeating pattern) as a prepared directory: the tiny model's data."""
+    directory = tmp_path_factory.mktemp("misc-prepared")
+    rng = np.random.default_rng(0)
+    counts = {}
+    for split, n in (("train", 20_000), ("val", 2_000)):
+        tokens = (np.arange(n) * 7 % 61).astype(np.uint16)
+        noise = rng.random(n) < 0.1
+        tokens[noise] = rng.integers(0, 256, noise.sum())
+        tokens.tofile(directory / f"{split}.bin")
+        counts[split] = {"tokens": n, "documents": 1}
+    write_meta(directory, {"splits": counts, "tokenizer": {"name": "synthetic", "sha256": "0" * 64}})
+    return open_prepared(directory)
+
+
+class Recorder(list):
+    def of(self, cls):
+        return [e for e in self if isinstance(e, cls)]
+
+
+def train(data, run_dir, config=None, **kw):
+    rec = Recorder()
+    trainer = Trainer(config or tiny(), data, run_dir, sink=rec.append, **kw)
+    return rec, trainer, trainer.run()
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    rc = cli_main(list(args))
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def one_error_line(err: str) -> str:
+    assert err.startswith("fwtui: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def train_args(run: Path, data: Path, *sets: str) -> list[str]:
+    args = ["train", "--preset", "cpu-tiny", "--data", str(data), "--out", str(run)]
+    for item in (*CLI_SETS, *sets):
+        args += ["--set", item]
+    return args
+
+
+# --- 4. out of memory ----------------------------------------------------------------------------------
+
+def fake_oom(monkeypatch, on_calls, where="_step"):
+    """Raise CUDA's out-of-memory error from Trainer.<where> on the given call numbers (1-based)."""
+    original = getattr(Trainer, where)
+    calls = {"n": 0}
+
+    def wrapped(self, *args):
+        calls["n"] += 1
+        if calls["n"] in on_calls:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, where, wrapped)
+
+
+def test_auto_batch_halves_again_on_a_second_oom_and_the_run_resumes_with_it(data, tmp_path, monkeypatch):
+    from trainer.run import RunRequest, run_training
+
+    fake_oom(monkeypatch, {3, 6})
+    run = tmp_path / "run"
+    seen = Recorder()
+    run_training(RunRequest("cpu-tiny", data.dir, out=run, overrides=CLI_SETS + ["max_iters=10", "batch_size=8"],
+                            auto_batch=True), seen.append)
+    warnings = [w.message for w in seen.of(ev.Warning)]
+    assert any("out of memory at micro-batch 8: continuing with batch_size 4 x 2" in m for m in warnings)
+    assert any("out of memory at micro-batch 4: continuing with batch_size 2 x 4" in m for m in warnings)
+    assert [s.iter for s in seen.of(ev.Step)] == list(range(10))  # no step lost or repeated
+    assert seen[-1].kind == "finished" and seen[-1].reason == "completed"
+    saved = (run / "config.toml").read_text()  # what a --resume will train with
+    assert "batch_size = 2\n" in saved and "gradient_accumulation_steps = 4\n" in saved
+    assert load_checkpoint(run)["config"]["batch_size"] == 2
+    monkeypatch.undo()
+    seen = Recorder()
+    run_training(RunRequest(None, None, out=run, resume=True, overrides=["max_iters=12"]), seen.append)
+    started = seen.of(ev.RunStarted)[0]
+    assert started.config["batch_size"] == 2 and started.tokens_per_iter == 8 * 32 and started.start_iter == 10
+
+
+def test_oom_at_micro_batch_1_says_what_to_shrink(data, tmp_path, monkeypatch):
+    fake_oom(monkeypatch, {2})
+    with pytest.raises(FwtuiError, match=r"out of memory .* micro-batch 1 .*use a smaller model or block_size"):
+        train(data, tmp_path, tiny(batch_size=1, max_iters=5), auto_batch=True)
+
+
+def test_oom_headless_is_one_line_with_the_batch_to_try_and_the_checkpoint_kept(data, tmp_path, monkeypatch,
+                                                                                 capsys):
+    fake_oom(monkeypatch, {7})  # after the checkpoint at iter 4
+    run = tmp_path / "run"
+    rc, _, err = cli(capsys, *train_args(run, data.dir))
+    assert rc == 2
+    one_error_line(err)
+    assert "out of memory" in err and "--set batch_size=2 --set gradient_accumulation_steps=2" in err
+    assert "--auto-batch" in err
+    assert load_checkpoint(run)["iter_num"] == 4
+    assert read_events(run)[-1].kind == "failed"
+
+
+def test_oom_during_evaluation_is_handled_like_one_in_a_step(data, tmp_path, monkeypatch):
+    fake_oom(monkeypatch, {2}, where="_evaluate")  # the evaluation at iter 10
+    with pytest.raises(FwtuiError, match="out of memory .*--auto-batch"):
+        train(data, tmp_path / "plain", tiny(max_iters=20))
+    monkeypatch.undo()
+    fake_oom(monkeypatch, {2}, where="_evaluate")
+    rec, trainer, reason = train(data, tmp_path / "auto", tiny(max_iters=20), auto_batch=True)
+    assert reason == "completed" and trainer.config.batch_size == 2
+    assert [e.iter for e in rec.of(ev.Eval)] == [0, 10, 20]
+
+
+# --- 5. NaN / inf -------------------------------------------------------------------------------------
+
+def test_an_inf_gradient_norm_with_a_finite_loss_skips_the_step(data, tmp_path, monkeypatch):
+    real = torch.nn.utils.clip_grad_norm_
+    calls = {"n": 0}
+
+    def clip(params, max_norm, *args, **kwargs):
+        calls["n"] += 1
+        norm = real(params, max_norm, *args, **kwargs)
+        return torch.full_like(norm, math.inf) if calls["n"] == 4 else norm
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    before = {}
+
+    class Watch(Recorder):
+        def append(self, event):
+            super().append(event)
+            if isinstance(event, ev.Step) and event.iter == 2:
+                before.update({k: v.clone() for k, v in trainer_ref[0].raw_model.state_dict().items()})
+            if isinstance(event, ev.Warning):  # step 3 was skipped: the weights are those after step 2
+                after = trainer_ref[0].raw_model.state_dict()
+                assert all(torch.equal(before[k], after[k]) for k in before)
+
+    rec = Watch()
+    trainer_ref = [Trainer(tiny(max_iters=8), data, tmp_path, sink=rec.append)]
+    assert trainer_ref[0].run() == "completed"
+    warnings = [w.message for w in rec.of(ev.Warning)]
+    assert len(warnings) == 1 and "iter 3" in warnings[0] and "gradient norm inf" in warnings[0]
+
+
+def nan_forward(monkeypatch, bad):
+    original = GPT.forward
+    calls = {"n": 0}
+
+    def forward(self, idx, targets=None):
+        logits, loss = original(self, idx, targets)
+        if self.training and targets is not None:
+            if bad(calls["n"]):
+                loss = loss * float("nan")
+            calls["n"] += 1
+        return logits, loss
+
+    monkeypatch.setattr(GPT, "forward", forward)
+
+
+def test_nan_k_in_a_row_headless_stops_with_one_line_and_resume_continues_from_the_last_good(
+        data, tmp_path, monkeypatch, capsys):
+    nan_forward(monkeypatch, lambda n: n >= 6)  # steps 6, 7, ... never finite
+    run = tmp_path / "run"
+    rc, _, err = cli(capsys, *train_args(run, data.dir))
+    assert rc == 2
+    one_error_line(err)
+    # Skipped steps leave the weights as they were: the evaluation at 8 is finite, its checkpoint good.
+    assert f"not finite for {MAX_BAD_STEPS} steps in a row" in err and "(iter 8) is the last good state" in err
+    assert "--resume" in err and "learning_rate" in err
+    events = read_events(run)
+    assert len([e for e in events if isinstance(e, ev.Warning) and "step skipped" in e.message]) == MAX_BAD_STEPS
+    ckpt = load_checkpoint(run)
+    assert ckpt["iter_num"] == 8 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
+    monkeypatch.undo()
+    rc, out, err = cli(capsys, "train", "--out", str(run), "--resume")
+    assert rc == 0, err
+    assert "resuming at iter 8" in out and "completed at iter 12" in out
+
+
+def test_weights_gone_nan_are_never_checkpointed_over_the_last_good_state(data, tmp_path, monkeypatch):
+    """A step that leaves NaN weights behind a finite loss (an fp16/bf16 overflow in the update) makes
+    every later loss NaN: the evaluation at 16 is NaN too, and must not replace the good checkpoint at 12."""
+    original = torch.optim.AdamW.step
+    calls = {"n": 0}
+
+    def step(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 14:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    rec = Recorder()
+    with pytest.raises(TrainingDiverged, match=r"\(iter 12\) is the last good state"):
+        Trainer(tiny(max_iters=40, eval_interval=4), data, tmp_path, sink=rec.append).run()  # NaN from step 14
+    assert "checkpoint at iter 16 not saved: the model's weights hold NaN or inf; ckpt.pt (iter 12) is kept" in \
+        [w.message for w in rec.of(ev.Warning)]
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt["iter_num"] == 12 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
+
+
+# --- 6. disk full --------------------------------------------------------------------------------------
+
+def test_disk_full_while_writing_a_checkpoint_warns_keeps_the_old_one_and_retries(data, tmp_path, monkeypatch):
+    real_save = ck.torch.save
+    calls = {"n": 0}
+
+    def save(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the save at iter 20: some bytes reach the disk, then it is full
+            f.write(b"PK\x03\x04" + b"\0" * 4096)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(ck.torch, "save", save)
+    checked = []
+
+    class Watch(Recorder):
+        def append(self, event):
+            super().append(event)
+            if isinstance(event, ev.Warning):  # at the moment of the warning: the old checkpoint, whole
+                checked.append(load_checkpoint(tmp_path)["iter_num"])
+                assert sorted(p.name for p in tmp_path.glob("ckpt*")) == ["ckpt.pt"]
+
+    rec = Watch()
+    assert Trainer(tiny(max_iters=40), data, tmp_path, sink=rec.append).run() == "completed"
+    warnings = [w.message for w in rec.of(ev.Warning)]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0] and "retrying at the next interval" in \
+        warnings[0] and "previous checkpoint is kept" in warnings[0]
+    assert checked == [10]
+    assert [c.iter for c in rec.of(ev.CheckpointSaved)] == [10, 30, 40]
+    assert load_checkpoint(tmp_path)["iter_num"] == 40
+
+
+def test_disk_full_at_the_stop_checkpoint_is_one_line_and_the_old_checkpoint_stays(data, tmp_path, monkeypatch,
+                                                                                  capsys):
+    import signal
+
+    real_save = ck.torch.save
+
+    def save(obj, f, *args, **kwargs):
+        if obj.get("fwtui", {}).get("reason") == "stop":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(ck.torch, "save", save)
+    original = Trainer._emit_step
+
+    def emit_step(self, it, *args):
+        original(self, it, *args)
+        if it == 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` from another terminal
+
+    monkeypatch.setattr(Trainer, "_emit_step", emit_step)
+    run = tmp_path / "run"
+    rc, _, err = cli(capsys, *train_args(run, data.dir))
+    assert rc == 2
+    one_error_line(err)
+    assert "No space left on device" in err and "previous checkpoint is kept" in err
+    assert load_checkpoint(run)["iter_num"] == 4 and not list(run.glob(f"*{ck.TEMP_MARK}*"))
+
+
+class FullDisk:
+    """A file whose disk fills up after `room` bytes: writes up to it, then ENOSPC."""
+
+    def __init__(self, f, room: int) -> None:
+        self.f, self.room = f, room
+
+    def write(self, data) -> int:
+        data = memoryview(data).cast("B")
+        if len(data) > self.room:
+            self.f.write(data[:self.room])
+            self.room = 0
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def test_disk_full_during_a_prepare_leaves_nothing_complete_looking_then_resumes(tmp_path, monkeypatch, capsys):
+    parquet = write_fineweb_parquet(tmp_path / "docs.parquet", synthetic_texts(200), row_group_size=50)
+    straight = prepare([parquet], tmp_path / "straight", val_fraction=0.05)
+    real_start = prepared_writer.PreparedWriter.start
+
+    def start(self):
+        resumed = real_start(self)
+        self._files[TRAIN_NAME] = FullDisk(self._files[TRAIN_NAME], room=20_000)  # in row group 2
+        return resumed
+
+    monkeypatch.setattr(prepared_writer.PreparedWriter, "start", start)
+    out = tmp_path / "out"
+    rc, _, err = cli(capsys, "prepare", str(parquet), "--out", str(out), "--val-fraction", "0.05")
+    assert rc == 2
+    one_error_line(err)
+    assert "disk filled up" in err and "free some space" in err
+    assert not {META_NAME, "train.bin", "val.bin"} & {p.name for p in out.iterdir()}
+    with pytest.raises(DataError, match="not a prepared dataset"):
+        open_prepared(out)
+    monkeypatch.undo()
+    again = prepare([parquet], out, val_fraction=0.05)  # space freed: the same bytes as a straight prepare
+    assert again.train_path.read_bytes() == straight.train_path.read_bytes()
+    assert again.val_path.read_bytes() == straight.val_path.read_bytes()
+
+
+def test_free_space_is_checked_before_a_prepare_starts_headless(tmp_path, monkeypatch, capsys):
+    parquet = write_fineweb_parquet(tmp_path / "docs.parquet", synthetic_texts(50), row_group_size=50)
+    monkeypatch.setattr(prepared_writer.shutil, "disk_usage", lambda path: types.SimpleNamespace(free=1000))
+    rc, _, err = cli(capsys, "prepare", str(parquet), "--out", str(tmp_path / "out"))
+    assert rc == 2
+    one_error_line(err)
+    assert "GB free" in err and "--out DIR on a larger disk" in err
+    assert not (tmp_path / "out").exists()
+
+
+# --- 7. torch.compile ----------------------------------------------------------------------------------
+
+def test_torch_compile_raising_when_called_falls_back_to_eager_with_a_warning(data, tmp_path, monkeypatch):
+    def broken(module, **kwargs):
+        raise RuntimeError("no C compiler found")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    rec, trainer, reason = train(data, tmp_path, tiny(compile=True, max_iters=4))
+    assert reason == "completed" and trainer.compiled is False
+    assert rec.of(ev.RunStarted)[0].compiled is False
+    assert any("torch.compile failed (RuntimeError: no C compiler found); running eager" in w.message
+               for w in rec.of(ev.Warning))
+
+
+# --- 9. security ---------------------------------------------------------------------------------------
+
+class WritesAMarker:
+    """Unpickling this calls Path.write_text: proof that a file was unpickled beyond weights."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "pwned"))
+
+
+def test_resume_refuses_a_malicious_checkpoint_and_never_falls_back(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli(capsys, *train_args(run, data.dir, "max_iters=8"))[0] == 0
+    assert (run / ck.PREV_FILE).is_file()  # a good previous checkpoint is there: it must not be used either
+    marker = tmp_path / "marker.txt"
+    good = load_checkpoint(run)
+    torch.save({**good, "model": WritesAMarker(marker)}, run / ck.CKPT_FILE)
+    planted = (run / ck.CKPT_FILE).read_bytes()
+    for extra in ([], ["--data", str(data.dir)]):  # the run's own data (read from ckpt.pt), or given
+        rc, out, err = cli(capsys, "train", "--out", str(run), "--resume", "--set", "max_iters=12", *extra)
+        assert rc == 2
+        one_error_line(err)
+        assert "refused" in err and "unsafe" in err and str(run / ck.CKPT_FILE) in err
+        assert "previous checkpoint" not in out + err
+        assert not marker.exists()
+        assert (run / ck.CKPT_FILE).read_bytes() == planted  # left as it was, for the user to inspect
+
+
+def test_run_directories_and_everything_in_them_are_owner_only(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir(mode=0o755)  # an --out made beforehand, readable by all: tightened
+    old = os.umask(0o022)
+    try:
+        assert cli(capsys, *train_args(run, data.dir, "max_iters=8"))[0] == 0
+    finally:
+        os.umask(old)
+    modes = {str(p.relative_to(tmp_path)): p.stat().st_mode & 0o777 for p in [run, *run.rglob("*")]}
+    assert modes["run"] == 0o700 and modes["run/control"] == 0o700
+    assert {"run/ckpt.pt", "run/ckpt.prev.pt", "run/config.toml", "run/events.jsonl"} <= set(modes)
+    loose = {name: oct(mode) for name, mode in modes.items()
+             if mode & 0o077 or (Path(tmp_path / name).is_dir() and mode != 0o700)}
+    assert loose == {}
+
+
+def test_serve_binds_the_loopback_address_unless_told_otherwise(tmp_path, monkeypatch, capsys):
+    assert build_parser().parse_args(["serve", "RUN"]).host == "127.0.0.1"
+    bound = []
+
+    class Server:
+        def __init__(self, command, host, port, title):
+            bound.append((host, port))
+
+        def serve(self):
+            pass
+
+    fake = types.ModuleType("textual_serve.server")
+    fake.Server = Server
+    monkeypatch.setitem(sys.modules, "textual_serve", types.ModuleType("textual_serve"))
+    monkeypatch.setitem(sys.modules, "textual_serve.server", fake)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "events.jsonl").write_text('{"schema": "fwtui.events", "version": 1}\n')
+    assert cli_main(["serve", str(run)]) == 0
+    assert bound == [("127.0.0.1", 8000)] and capsys.readouterr().err == ""
+    assert cli_main(["serve", str(run), "--host", "0.0.0.0"]) == 0
+    assert bound[-1] == ("0.0.0.0", 8000)
+    assert "anyone who can reach port 8000 can stop or steer this run" in capsys.readouterr().err
+
+
+# --- damaged checkpoints (items 1 and 9): any garbage falls back to ckpt.prev.pt, never unpickled ---------
+
+GARBAGE = {
+    "empty": b"",
+    "text": b"hello world\n",
+    "repeated-byte": b"e" * 200,
+    "all-bytes": bytes(range(256)) * 4,
+    "pickled-int": __import__("pickle").dumps(101),
+    "truncated-zip": None,  # the first 300 bytes of a real checkpoint
+}
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("kind", sorted(GARBAGE))
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one_or_is_one_clear_error(tmp_path, kind):
+    path = tmp_path / ck.CKPT_FILE
+    ck.save_checkpoint(path, {"iter_num": 1, "w": torch.ones(64, 64)})
+    ck.save_checkpoint(path, {"iter_num": 2, "w": torch.ones(64, 64)})
+    damaged = GARBAGE[kind] if GARBAGE[kind] is not None else path.read_bytes()[:300]
+    path.write_bytes(damaged)
+    warnings: list[str] = []
+    assert ck.load_checkpoint(tmp_path, on_warning=warnings.append)["iter_num"] == 1
+    assert len(warnings) == 1 and "unreadable" in warnings[0] and "previous checkpoint" in warnings[0]
+    (tmp_path / ck.PREV_FILE).unlink()
+    with pytest.raises(ck.CheckpointError, match="unreadable.*no previous checkpoint") as err:
+        ck.load_checkpoint(tmp_path)
+    assert "\n" not in str(err.value)
