@@ -45,7 +45,7 @@ def default_gpu_probe() -> list[Any]:
 
 
 class FwtuiApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses elsewhere find it too
     TITLE = "fwtui"
 
     def __init__(self, options: AppOptions | None = None, *, gpu_probe: Callable[[], list[Any]] | None = None,

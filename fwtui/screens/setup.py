@@ -93,7 +93,8 @@ class SetupScreen(Screen):
         self.demo_at_once = demo
         self.peak_tflops = peak_tflops
         self.runs_dir = runs_dir
-        self.base: RunConfig | None = presets[0] if presets else None
+        chosen = [p for p in presets if p.name == preset]
+        self.base: RunConfig | None = chosen[0] if chosen else (presets[0] if presets else None)
         self.data: str | None = None
         self.gpus: list[Any] | None = None  # None while nvidia-smi is being asked
         self.started = False
@@ -104,7 +105,7 @@ class SetupScreen(Screen):
         yield Static("fwtui · set up a run   detecting GPU…", id="setup-title")
         with Horizontal(id="setup-main"):
             with Vertical(id="setup-left"):
-                yield PresetList(self.presets, id="presets")
+                yield PresetList(self.presets, initial=self.base.name if self.base else None, id="presets")
                 yield FilePicker(self.root, load_recent(), id="picker")
             with VerticalScroll(id="setup-right"):
                 yield PlanPanel(id="plan")
@@ -117,11 +118,6 @@ class SetupScreen(Screen):
         self.query_one("#start-problem").display = False
         presets = self.query_one(PresetList)
         overrides = self.query_one(OverridesPanel)
-        if self.initial_preset:
-            match = next((p for p in self.presets if p.name == self.initial_preset), None)
-            self.base = match or self.base
-            if match is not None:
-                presets.select_name(match.name)
         if self.base is not None:
             overrides.set_base(self.base)
         overrides.prefill(self.initial_overrides)
@@ -329,7 +325,7 @@ class SetupScreen(Screen):
         self.query_one(PresetList).open_filter()
 
     def action_preset(self, number: int) -> None:
-        self.query_one(PresetList).choose_number(number)
+        self.query_one(PresetList).jump_to(number)
 
     def action_demo(self) -> None:
         self.notify("building the demo corpus from Python's docstrings…", timeout=3)

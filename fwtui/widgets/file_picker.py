@@ -108,6 +108,8 @@ class FilePicker(Vertical):
         self.recent = recent
         self.border_title = "data"
         self.border_subtitle = "Enter picks · d demo corpus"
+        self.scanned = False
+        """True once the background scan for parquet files has answered (tests wait on it)."""
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="path to .parquet, folder or glob", id="data-path", compact=True)
@@ -133,6 +135,7 @@ class FilePicker(Vertical):
 
     def on_file_picker_scan_done(self, event: ScanDone) -> None:
         event.stop()
+        self.scanned = True
         self.set_demo_offer(event.found is None and not self.recent)
 
     def set_demo_offer(self, show: bool) -> None:

@@ -51,9 +51,11 @@ class PresetList(Vertical):
             super().__init__()
             self.config = config
 
-    def __init__(self, presets: list[RunConfig], *, id: str | None = None) -> None:
+    def __init__(self, presets: list[RunConfig], *, initial: str | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
         self.presets = presets
+        self.initial = initial
+        """The preset the cursor starts on (from --preset); the first one when None."""
         self.fits: dict[str, bool | None] = {}
         self.filter_text = ""
         self.border_title = "presets"
@@ -65,7 +67,7 @@ class PresetList(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#preset-filter", Input).display = False
-        self._rebuild()
+        self._rebuild(keep=self.initial)
 
     # --- what is shown ---------------------------------------------------------------------------
     @property
@@ -105,26 +107,20 @@ class PresetList(Vertical):
         return next((p for p in self.presets if p.name == name), None)
 
     # --- keys the screen forwards --------------------------------------------------------------
-    def choose_number(self, number: int) -> RunConfig | None:
-        """Digit key: highlight and choose the Nth visible preset (1-based); None when there is none."""
+    def jump_to(self, number: int) -> RunConfig | None:
+        """Digit key: move the cursor to the Nth visible preset (1-based); None when there is none.
+
+        The plan follows the cursor; Enter then chooses it and moves on to the data."""
         shown = self.visible
         if not 1 <= number <= len(shown):
             return None
         self.query_one("#preset-options", OptionList).highlighted = number - 1
-        self.post_message(self.Chosen(shown[number - 1]))
         return shown[number - 1]
-
-    def select_name(self, name: str) -> None:
-        """Highlight a preset by name (from --preset), clearing a filter that would hide it."""
-        if name not in [p.name for p in self.visible]:
-            self.filter_text = ""
-            self.query_one("#preset-filter", Input).value = ""
-        self._rebuild(keep=name)
 
     def open_filter(self) -> None:
         box = self.query_one("#preset-filter", Input)
         box.display = True
-        box.focus()
+        self.call_after_refresh(box.focus)  # a widget that was hidden takes focus once laid out
 
     def focus_list(self) -> None:
         self.query_one("#preset-options", OptionList).focus()

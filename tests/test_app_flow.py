@@ -1,0 +1,95 @@
+"""The real flow, driven by keys through Textual's pilot: cpu-tiny on a small generated parquet.
+
+Choose the preset with `/` + Enter, type the data path, set max_iters, start with `t`, watch the
+dashboard's iteration counter and loss chart fill, ask for a sample with `s`, then `q` + `y`: the run
+stops with a checkpoint and the app exits. The engine runs for real (torch on CPU), in the app's worker.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from fwtui.app import AppOptions, FwtuiApp
+from fwtui.screens import dashboard as dashboard_module
+from tests.conftest import synthetic_texts, write_fineweb_parquet
+
+WAIT_SECONDS = 90.0
+"""Upper bound for any one wait below; a healthy run needs a few seconds (a bound, not a timing)."""
+
+
+async def wait_for(pilot, condition, what: str, limit: float = WAIT_SECONDS) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        await pilot.pause(0.1)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private cwd (runs/ and the data cache land there) and state dir (recent files)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path
+
+
+async def test_choose_start_watch_sample_quit(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `s` asks for 200 tokens; 24 show the same flow in a fraction of the time on a CPU.
+    monkeypatch.setitem(dashboard_module.SAMPLE_SETTINGS, "max_new_tokens", 24)
+    data = write_fineweb_parquet(workdir / "shard.parquet", synthetic_texts(200), row_group_size=50)
+    run_dir = workdir / "run"
+    # Keys without a field come as command-line --set values: 200 documents need 5% held out; a Step
+    # every iteration and 2-batch evaluations keep the test short on a busy 2-core machine.
+    extra = ["val_fraction=0.05", "log_interval=1", "eval_iters=2", "eval_interval=100"]
+    app = FwtuiApp(AppOptions(out=str(run_dir), overrides=extra), gpu_probe=lambda: [], root=workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        setup = app.screen
+        # The preset by keys: "/" opens the filter, type, Enter back to the list, Enter chooses.
+        await pilot.press("slash")
+        await pilot.press(*"cpu-tiny")
+        await pilot.press("enter")
+        await pilot.press("enter")
+        assert setup.base.name == "cpu-tiny"
+        assert app.focused.id == "data-path"
+        # The file: type its path in the input, Enter.
+        await pilot.press(*str(data))
+        await pilot.press("enter")
+        assert setup.data == str(data)
+        # Overrides as typed: more iterations than the test waits for; a small batch and context.
+        for key, value in (("max_iters", "400"), ("batch_size", "2"), ("block_size", "64")):
+            setup.query_one(f"#set-{key}").focus()
+            await pilot.press(*value)
+        await pilot.pause()
+        assert setup.query_one("#overrides").problem is None
+        setup.query_one("#presets").focus_list()
+        await pilot.press("t")
+        await wait_for(pilot, lambda: app.dashboard is not None and app.screen is app.dashboard, "the dashboard")
+        dashboard = app.dashboard
+        await wait_for(pilot, lambda: dashboard.error_message is not None or (dashboard.iteration or 0) >= 2,
+                       "the iteration counter to advance")
+        assert dashboard.error_message is None
+        first = dashboard.iteration
+        await wait_for(pilot, lambda: (dashboard.iteration or 0) > first, "a later iteration")
+        assert dashboard.loss_points > 0
+
+        # `s`: a prompt, Enter; the generated text arrives in the modal while training goes on.
+        await pilot.press("s")
+        await pilot.press(*"The")
+        await pilot.press("enter")
+        modal = app.screen
+        await wait_for(pilot, lambda: modal.generated_text != "", "the sample text")
+        assert modal.generated_text.strip()
+        await pilot.press("escape")
+
+        # `q`, then yes: stop at a step boundary with a checkpoint, and the app exits on Finished.
+        await pilot.press("q")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: dashboard.finished_reason is not None, "Finished")
+    assert app.session is not None and app.session.done.wait(30)
+    assert dashboard.finished_reason == "stopped"
+    assert (run_dir / "ckpt.pt").is_file()
+    assert (run_dir / "events.jsonl").is_file()
