@@ -30,6 +30,10 @@ class EventLogWriter:
         self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)  # line-buffered
         if self.path.stat().st_size == 0:
             self._file.write(json.dumps(HEADER) + "\n")
+        elif not _ends_with_newline(self.path):
+            # A writer killed mid-line (or a full disk) left a torn last line: end it, so this run's first
+            # event is not glued to it and lost; the reader skips the torn line alone.
+            self._file.write("\n")
 
     def __call__(self, event: Event) -> None:
         if not self._file.closed:
@@ -38,6 +42,12 @@ class EventLogWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 def parse_line(line: str) -> Event | None:
