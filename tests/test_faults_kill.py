@@ -207,3 +207,17 @@ def test_resume_in_a_new_process_gives_bitwise_equal_losses_and_data_position(pr
     assert all(torch.equal(one["model"][k], two["model"][k]) for k in one["model"])
     final = {run: [e for e in read_events(run) if isinstance(e, ev.Eval)][-1].val_loss for run in (straight, split)}
     assert final[straight] == final[split]
+
+
+def test_a_line_torn_by_a_kill_does_not_swallow_the_next_process_first_event(tmp_path):
+    from trainer.runlog import EventLogWriter
+
+    writer = EventLogWriter(tmp_path)
+    writer(ev.Warning(message="before the kill"))
+    writer.close()
+    with open(tmp_path / "events.jsonl", "a") as f:
+        f.write('{"kind":"step","iter":7,"lo')  # the killed writer's last, unfinished line
+    writer = EventLogWriter(tmp_path)  # the resumed process
+    writer(ev.Warning(message="first after the resume"))
+    writer.close()
+    assert [e.message for e in read_events(tmp_path)] == ["before the kill", "first after the resume"]
