@@ -9,7 +9,7 @@ client); controls=None is a read-only replay.
 Thin links (issue 5: <= 10 KB/s to the terminal at 120x40): Step-driven redraws are throttled (text panels
 once a second, charts every CHART_STEADY_SECONDS), panels repaint only when their text changes, and charts
 repaint only the lines of the picture that changed. Evals, the first points, pauses and the end show at once.
-Run health (trainer.health.assess) is assessed from bounded histories every HEALTH_SECONDS or on an Eval.
+Run health (trainer.health.assess, through HealthWatch) is assessed every few seconds or on an Eval.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from fwtui.widgets.panels import (ErrorPanel, EventLog, HeaderLine, HealthPanel,
                                   SamplePanel, ThroughputPanel, TimePanel, log_line)
 from trainer.events import (Eval, Event, Failed, Finished, PrepareDone, PrepareProgress, RunStarted, Sample,
                             StateChanged, Step)
-from trainer.health import Finding, assess
+from fwtui.screens.health_watch import HealthWatch
+from trainer.health import Finding
 
 CHART_REDRAW_SECONDS = 0.5
 """Charts redraw at most twice a second (the timer's period): plotting costs milliseconds, events can come by
@@ -47,16 +48,6 @@ picture to the terminal (about 1-3 KB), and a curve moving by one point reads th
 PANEL_REFRESH_SECONDS = 1.0
 """Step events redraw the text panels at most once a second (the UI thread shares the GIL with the trainer,
 and each repaint goes down the wire); any other event (eval, pause, failure...) shows at once."""
-
-HEALTH_SECONDS = 5.0
-"""Run health is assessed at most this often from Steps alone; an Eval, a non-finite loss or the end of the run
-assess it at the next redraw."""
-
-HEALTH_STEPS = 2000
-"""Steps kept for the health assessment: its windows (spikes: 20 logs, MFU: 10 against the rest) need far fewer;
-more would make each assessment slower, not better."""
-
-HEALTH_EVALS = 500
 
 SAMPLE_SETTINGS = {"max_new_tokens": 200, "temperature": 0.8, "top_k": 200}
 """What `s` asks for: 200 new tokens at temperature 0.8, top-k 200 (nanoGPT's sample.py defaults)."""
@@ -102,14 +93,7 @@ class DashboardScreen(Screen[None]):
         self.mfu_percent = History(history_points)
         self.tokens_per_sec = History(history_points)
         self._log_pending: deque[str] = deque(maxlen=1000)
-        # Run health: bounded histories for trainer.health.assess, its latest findings (None: not assessed).
-        self._health_steps: deque[Step] = deque(maxlen=HEALTH_STEPS)
-        self._health_evals: deque[Eval] = deque(maxlen=HEALTH_EVALS)
-        self.health: list[Finding] | None = None
-        self._health_stale = False  # Steps came since the last assessment
-        self._health_urgent = False  # an Eval, a non-finite loss or the end came: assess at the next redraw
-        self._health_at = 0.0  # time.monotonic() of the last assessment
-        self._health_logged: set[str] = set()  # finding kinds already written to the event log
+        self._health = HealthWatch()  # run health from bounded histories
         self._flush_scheduled = False  # a call_later flush is queued
         self._flush_timer: Any = None  # a throttled flush is waiting on this timer
         self._last_flush = 0.0  # time.monotonic() of the last panel redraw
@@ -119,6 +103,11 @@ class DashboardScreen(Screen[None]):
         self._ready = False  # True once mounted: before that, feed() only stores (on_mount draws it all)
 
     # --- what tests and the app read -------------------------------------------------------------------
+    @property
+    def health(self) -> list[Finding] | None:
+        """The latest run health findings (trainer.health), most serious first; None before any step."""
+        return self._health.findings
+
     @property
     def iteration(self) -> int | None:
         if self.last_step is not None:
@@ -195,14 +184,9 @@ class DashboardScreen(Screen[None]):
                 self.tokens_per_sec.add(event.iter, event.tokens_per_sec)
                 self._charts_dirty = True
                 self._charts_urgent |= len(self.train_loss) < 3  # the first points show at once
-                self._health_steps.append(event)
-                self._health_stale = True
-                self._health_urgent |= not math.isfinite(event.loss)
             case Eval():
                 self.val_loss.add(event.iter, event.val_loss)
                 self._charts_dirty = self._charts_urgent = True
-                self._health_evals.append(event)
-                self._health_urgent = True
             case Sample():
                 self.latest_sample = event
                 self._forward_sample(event)
@@ -210,10 +194,11 @@ class DashboardScreen(Screen[None]):
                 self.paused = event.state == "paused"
             case Finished():
                 self.finished = event
-                self._charts_urgent = self._health_urgent = True
+                self._charts_urgent = True
             case Failed():
                 self.failed = event
-                self._charts_urgent = self._health_urgent = True
+                self._charts_urgent = True
+        self._health.note(event)
         line = log_line(event)
         if line is not None:
             self._log_pending.append(line)
@@ -223,20 +208,16 @@ class DashboardScreen(Screen[None]):
             self.app.exit()
 
     def _start_run(self, event: RunStarted) -> None:
-        if self.run is not None and event.run_dir == self.run.run_dir and event.start_iter > 0:
-            pass  # a resume of the same run in the same view: keep its curve
-        elif self.run is not None:
+        same_run = self.run is not None and event.run_dir == self.run.run_dir and event.start_iter > 0
+        if self.run is not None and not same_run:  # another run in the same view: start its curves afresh
             for history in (self.train_loss, self.val_loss, self.mfu_percent, self.tokens_per_sec):
                 history.clear()
-            self._health_steps.clear()
-            self._health_evals.clear()
-            self._health_logged.clear()
-            self.health = None
+        self._health.start(event, same_run=same_run)
         self.run = event
         self.last_step = None
         self.finished = self.failed = None
         self.paused = False
-        self._charts_dirty = self._charts_urgent = self._health_urgent = True
+        self._charts_dirty = self._charts_urgent = True
 
     def _forward_sample(self, sample: Sample) -> None:
         if not self._ready:
@@ -271,7 +252,7 @@ class DashboardScreen(Screen[None]):
             return "PAUSED"
         return ""
 
-    def _flush(self) -> None:
+    def _flush(self, force_health: bool = False) -> None:
         """Redraw the text panels from the stored events (the charts have their own timer)."""
         self._flush_scheduled = False
         if self._flush_timer is not None:
@@ -291,27 +272,12 @@ class DashboardScreen(Screen[None]):
         self.query_one(SamplePanel).show(self.latest_sample, can_sample=self.controls is not None)
         if self.failed is not None:
             self.query_one(ErrorPanel).show(self.failed.message, self.failed.iter)
-        self._assess_health()
+        new_findings = self._health.assess_if_due(force=force_health)
+        self._log_pending.extend(f"HEALTH: {f.message}" for f in new_findings)  # each kind once, when it appears
         self.query_one(HealthPanel).show(None if self.health is None else [f.message for f in self.health])
         if self._log_pending:
             self.query_one(EventLog).add_lines(list(self._log_pending))
             self._log_pending.clear()
-
-    def _assess_health(self) -> None:
-        """trainer.health.assess on the bounded histories, when due; a finding of a new kind is also logged."""
-        due = self._health_urgent or (self._health_stale and time.monotonic() - self._health_at >= HEALTH_SECONDS)
-        if not due:
-            return
-        self._health_urgent = self._health_stale = False
-        self._health_at = time.monotonic()
-        if not self._health_steps and not self._health_evals:
-            self.health = None  # nothing to judge yet
-            return
-        head = [self.run] if self.run is not None else []
-        self.health = assess([*head, *self._health_steps, *self._health_evals])
-        new = [f for f in self.health if f.kind not in self._health_logged]
-        self._health_logged.update(f.kind for f in new)
-        self._log_pending.extend(f"HEALTH: {f.message}" for f in new)
 
     def _redraw_charts_if_dirty(self) -> None:
         # Called every CHART_REDRAW_SECONDS: at once for evals and first points, else every CHART_STEADY_SECONDS.
@@ -327,8 +293,7 @@ class DashboardScreen(Screen[None]):
 
     def redraw_now(self) -> None:
         """Draw everything at once (the app calls it after a replay; snapshot tests before the picture)."""
-        self._health_urgent |= self._health_stale or self.health is None
-        self._flush()
+        self._flush(force_health=True)
         if not self._ready:
             return
         self._redraw_charts()
