@@ -8,7 +8,7 @@ between the first and the last Step over the wall time between them (the startup
 iteration 0 and the final one are outside that window). Runs alternate (headless, app, headless, app...)
 so drift in the machine's load hits both alike.
 
-    python bench/ui_overhead.py [--iters 400] [--repeats 2]
+    python bench/ui_overhead.py [--iters 400] [--repeats 2] [--set batch_size=2 ...]
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ def main() -> int:
     parser.add_argument("--iters", type=int, default=400, help="iterations per run (default 400)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each kind, alternating (default 2)")
     parser.add_argument("--log-interval", type=int, default=10, help="a Step event every N iterations")
+    parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                        help="more overrides for both runs, e.g. --set batch_size=2 on a slow machine")
     args = parser.parse_args()
 
     shared_tokenizer = ROOT.parent / "shared" / "tokenizers" / "r50k_base.tiktoken"
@@ -78,7 +80,7 @@ def main() -> int:
     from tests.conftest import synthetic_texts, write_fineweb_parquet
 
     overrides = [f"max_iters={args.iters}", f"eval_interval={args.iters}", f"log_interval={args.log_interval}",
-                 "val_fraction=0.02"]
+                 "val_fraction=0.02", *args.extra]
     headless, in_app = [], []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -8,6 +8,7 @@ to the dashboard, and looks after the run when the terminal goes away (`hangup`)
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ from trainer.config import RunConfig, all_presets, load_preset
 
 DETACHED_GRACE_SECONDS = 30.0
 """After a hang-up, how long the process may linger once the run has ended before it is ended for sure."""
+TERMINAL_CHECK_SECONDS = 1.0
+"""How often the app asks its tty whether it is still there (one ioctl), when watching it."""
 
 
 @dataclass
@@ -50,8 +53,12 @@ class FwtuiApp(App):
 
     def __init__(self, options: AppOptions | None = None, *, gpu_probe: Callable[[], list[Any]] | None = None,
                  root: Path | None = None, presets: list[RunConfig] | None = None,
-                 runs_dir: Path | None = None) -> None:
-        super().__init__()
+                 runs_dir: Path | None = None, driver_class: type | None = None,
+                 watch_terminal: bool = False) -> None:
+        """`driver_class` and `watch_terminal` are for a real terminal (the CLI): a driver that survives
+        the terminal vanishing (fwtui.terminal) and a check of the tty every second."""
+        super().__init__(driver_class=driver_class)
+        self.watch_terminal = watch_terminal
         self.options = options or AppOptions()
         self.gpu_probe = gpu_probe or default_gpu_probe
         self.root = root or Path.cwd()
@@ -72,6 +79,8 @@ class FwtuiApp(App):
         return presets
 
     def on_mount(self) -> None:
+        if self.watch_terminal:
+            self.set_interval(TERMINAL_CHECK_SECONDS, self._check_terminal)
         wanted = self.options.preset
         preset_name = None
         if wanted:
@@ -125,22 +134,33 @@ class FwtuiApp(App):
 
     # --- the terminal went away ------------------------------------------------------------------
     def hangup(self) -> None:
-        """SIGHUP: the terminal is gone. Detach: close the app, leave the run training headless.
+        """SIGHUP (from the signal handler, in the main thread): the terminal is gone."""
+        self.detach()
 
-        Runs in the main thread from a signal handler, so it only sets state, points the terminal
-        file descriptors at /dev/null (writes to a dead tty raise EIO and would stop Textual's writer
-        thread), starts a watchdog, and schedules the exit on the app's loop.
+    def terminal_lost(self) -> None:
+        """A write to the terminal failed, or its tty reports a hang-up (any thread)."""
+        self.detach()
+
+    def _check_terminal(self) -> None:
+        from fwtui.terminal import terminal_alive
+
+        if not terminal_alive(sys.__stdin__.fileno()):
+            self.terminal_lost()
+
+    def detach(self) -> None:
+        """Close the app and leave the run training headless, to its end or until stopped.
+
+        Safe from a signal handler or any thread: it only sets state, points the terminal's file
+        descriptors at /dev/null (writes to a dead tty raise EIO), starts a watchdog, and schedules
+        the exit on the app's loop. The run keeps writing RUN/events.jsonl and checkpoints; on_unmount
+        leaves it alone because `detached` is set.
         """
         if self.detached:
             return
         self.detached = True
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            try:
-                os.dup2(null, fd)
-            except OSError:
-                pass
-        os.close(null)
+        from fwtui.terminal import point_terminal_at_devnull
+
+        point_terminal_at_devnull()
         if self.session is not None:
             threading.Thread(target=_exit_after_run, args=(self.session,), name="fwtui-detached-watchdog",
                              daemon=True).start()

@@ -218,7 +218,7 @@ def test_plan_rows_label_estimates_and_unknowns() -> None:
     assert rows["memory"] == "≈ 9.8 GB (no GPU)"
     assert rows["total FLOPs"] == "4.10e+15"
     none = dict(plan_rows(SimpleNamespace(**{**vars(plan), "dataset_tokens": None, "epochs": None})))
-    assert none["dataset"] == "no data chosen" and none["epochs"] == "unknown"
+    assert none["dataset"] == "not chosen" and none["epochs"] == "unknown"
 
 
 async def test_demo_corpus_is_offered_when_no_parquet_is_in_reach(home: Path, monkeypatch) -> None:

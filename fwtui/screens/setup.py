@@ -152,6 +152,7 @@ class SetupScreen(Screen):
     def refresh_plan(self) -> None:
         config = self.effective_config()
         if config is None:
+            self.workers.cancel_group(self, "plan")  # a plan of the previous values must not land now
             if self.base is not None:
                 self.query_one(PlanPanel).show_message("fix the overrides to see the plan", self.base.name)
             return

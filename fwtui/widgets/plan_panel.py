@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -25,7 +26,7 @@ def plan_rows(plan: Any) -> list[tuple[str, str]]:
     rows = [("parameters", count(plan.params)),
             ("tokens/iter", count(plan.tokens_per_iter))]
     if plan.dataset_tokens is None:
-        rows.append(("dataset", "no data chosen"))
+        rows.append(("dataset", "not chosen"))
     elif plan.dataset_tokens_exact:
         rows.append(("dataset", f"{count(plan.dataset_tokens)} tokens"))
     else:
@@ -41,7 +42,7 @@ def plan_rows(plan: Any) -> list[tuple[str, str]]:
     else:
         rows.append(("time", approx(duration(plan.est_seconds))))
     if plan.expected_mfu is not None:
-        rows.append(("MFU", approx(f"{percent(plan.expected_mfu)} ({plan.expected_mfu_source})")))
+        rows.append(("MFU", approx(percent(plan.expected_mfu))))  # its source is printed below the rows
     memory = plan.est_memory_bytes
     if memory is None:
         rows.append(("memory", UNKNOWN))
@@ -61,9 +62,11 @@ class PlanPanel(Static):
         super().__init__("", id=id)
         self.border_title = "plan"
         self.plan: Any = None
+        self.message: str | None = None
+        """The one-line state shown instead of a plan ("fix the overrides…"), or None."""
 
     def show_plan(self, plan: Any, title: str = "") -> None:
-        self.plan = plan
+        self.plan, self.message = plan, None
         self.border_title = f"plan · {title}" if title else "plan"
         table = Table.grid(padding=(0, 1))
         table.add_column(style="dim", no_wrap=True)
@@ -72,14 +75,17 @@ class PlanPanel(Static):
                 and plan.est_memory_bytes > plan.device_memory_bytes)
         for label, value in plan_rows(plan):
             if label == "memory" and over:
-                table.add_row(label, Text(value + " ✗ too big", style="bold red"))
+                table.add_row(label, Text(value + " ✗", style="bold red"))
             else:
                 table.add_row(label, value)
-        for warning in plan.warnings:
-            table.add_row(Text("!", style="bold yellow"), Text(warning, style="yellow"))
-        self.update(table)
+        # Warnings and the MFU's source are sentences: full-width lines under the figures.
+        lines: list[Any] = [table]
+        lines += [Text(f"! {warning}", style="yellow") for warning in plan.warnings]
+        if plan.expected_mfu is not None and plan.expected_mfu_source:
+            lines.append(Text(f"MFU: {plan.expected_mfu_source}", style="dim"))
+        self.update(Group(*lines))
 
     def show_message(self, text: str, title: str = "") -> None:
-        self.plan = None
+        self.plan, self.message = None, text
         self.border_title = f"plan · {title}" if title else "plan"
         self.update(Text(text))
