@@ -24,7 +24,9 @@ class Event:
         return {"kind": self.kind, **asdict(self)}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False, default=str)
+        # A diverged run's NaN/inf loss must reach the log (health checks read it back): Python's json
+        # writes NaN/Infinity, which json.loads reads; strict JSON would raise and lose the event.
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=True, default=str)
 
 
 @dataclass(frozen=True, kw_only=True)
