@@ -68,6 +68,7 @@ class FwtuiApp(App):
         self.dashboard: Any = None
         self.detached = False
         """True once the terminal went away: the run goes on headless and the app is gone."""
+        self.exit_when_over = False
         self.first_frame: Callable[[], None] | None = None
         """A hook the launch benchmark sets: called once the setup screen has drawn its first frame."""
 
@@ -115,14 +116,19 @@ class FwtuiApp(App):
             self.dashboard.feed(message.event)
 
     def on_engine_done(self, message: EngineDone) -> None:
-        """The worker returned; the dashboard already showed Finished or Failed and decides about exit."""
+        """The worker returned. The dashboard showed Finished or Failed and decides about exit, except
+        after SIGTERM, which ends the app once the run has stopped."""
+        if self.exit_when_over:
+            self.exit()
 
     @property
     def run_active(self) -> bool:
         return self.session is not None and self.session.running
 
-    def stop_run(self, reason: str) -> None:
-        """Ask the trainer to stop at its next step boundary, with a checkpoint (SIGTERM, exit)."""
+    def stop_run(self, reason: str, *, then_exit: bool = False) -> None:
+        """Ask the trainer to stop at its next step boundary, with a checkpoint; with `then_exit`, the
+        app exits once the run has stopped (SIGTERM)."""
+        self.exit_when_over = self.exit_when_over or then_exit
         if self.session is not None:
             self.session.controls.stop(reason)
 

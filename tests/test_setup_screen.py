@@ -237,6 +237,19 @@ async def test_demo_corpus_is_offered_when_no_parquet_is_in_reach(home: Path, mo
         assert picker.path_text == str(built)
 
 
+async def test_demo_start_builds_the_corpus_then_starts(home: Path, monkeypatch) -> None:
+    """`fwtui --demo --start`: the corpus is built in a worker, then the run starts on it at once."""
+    built = write_fineweb_parquet(home / "demo.parquet", synthetic_texts(5))
+    fake = types.ModuleType("trainer.demo")
+    fake.build_demo_corpus = lambda path=None: built
+    monkeypatch.setitem(sys.modules, "trainer.demo", fake)
+    app = make_app(home, **vars(options_from_args(_args(demo=True, start=True))))
+    async with app.run_test() as pilot:
+        await settle(pilot, lambda: app.started_with is not None)
+        assert app.started_with.data == str(built)
+        assert app.started_with.preset.name == "cpu-tiny"
+
+
 async def test_demo_is_not_offered_with_a_parquet_in_the_tree(home: Path) -> None:
     (home / "data" / "shards").mkdir(parents=True)
     write_fineweb_parquet(home / "data" / "shards" / "000.parquet", synthetic_texts(5))

@@ -84,9 +84,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _terminate(app) -> None:
-    """SIGTERM: stop a run at its next step boundary (the dashboard exits on Finished); else exit."""
+    """SIGTERM: stop a run at its next step boundary with a checkpoint, then exit; with no run, exit."""
     if app.run_active:
-        app.stop_run("SIGTERM")
+        app.stop_run("SIGTERM", then_exit=True)
     else:
         loop = app._loop
         if loop is not None and not loop.is_closed():
