@@ -310,7 +310,8 @@ class Trainer(BoundaryWork):
         """Evaluations, checkpoints and controls between steps; True when the run must stop here."""
         cfg = self.config
         resumed_here = self.resume and it == self.start_iter  # evaluated and saved just before the stop
-        if it % cfg.eval_interval == 0 and it < cfg.max_iters and not resumed_here:
+        if (it % cfg.eval_interval == 0 and it < cfg.max_iters and not resumed_here
+                and not self.controls.stop_requested):
             self._evaluate_and_save(it)
         self._serve(self.controls.take(), it)
         if self.controls.paused and not self.controls.stop_requested:

@@ -86,14 +86,11 @@ def write_config(run_dir: Path, config: RunConfig) -> None:
     os.replace(tmp, path)
 
 
-def resolve_run_data(spec: str | Path | None, config: RunConfig, sink: ev.EventSink, run_dir: Path,
-                     resume: bool):
+def resolve_run_data(spec: str | Path | None, config: RunConfig, sink: ev.EventSink, run_dir: Path):
     """The prepared dataset: prepares parquet through the cache (PrepareProgress events), then PrepareDone."""
     from trainer.ingest import resolve_data
 
-    if spec is None:
-        if not resume:
-            raise DataError("no --data given; pass parquet file(s), a directory, a glob or a prepared directory")
+    if spec is None:  # --resume without --data: the run's own prepared directory
         spec = _data_dir_of_run(run_dir)
     t0 = time.perf_counter()
     data = resolve_data(spec, text_column=config.text_column, val_fraction=config.val_fraction, progress=sink)
@@ -126,6 +123,8 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
     """
     controls = controls or Controls()
     config = resolve_config(request)
+    if request.data is None and not request.resume:
+        raise DataError("no --data given; pass parquet file(s), a directory, a glob or a prepared directory")
     run_dir = prepare_run_dir(request, config)
     log = EventLogWriter(run_dir)
     out = ev.FanOut(log, sink)
@@ -137,7 +136,7 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
             out(ev.Warning(message=f"removed {orphan.name}, left by a checkpoint save that was interrupted"))
         if not request.resume:
             write_config(run_dir, config)
-        data = resolve_run_data(request.data, config, out, run_dir, request.resume)
+        data = resolve_run_data(request.data, config, out, run_dir)
         trainer = Trainer(config, data, run_dir, sink=_config_written_at_start(run_dir, config, out)
                           if request.resume else out, controls=controls, peak_tflops=request.peak_tflops,
                           resume=request.resume, auto_batch=request.auto_batch,
