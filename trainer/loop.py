@@ -12,7 +12,6 @@ microseconds against a step of 100+ ms). Evaluations sync once per split. Nothin
 
 from __future__ import annotations
 
-import gc
 import math
 import random
 import time
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from trainer import events as ev
+from trainer.batch_finder import free_device_memory, is_out_of_memory
 from trainer.boundary import BoundaryWork
 from trainer.batches import EVAL_TRAIN_STREAM, EVAL_VAL_STREAM, TRAIN_STREAM, BatchLoader
 from trainer.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
@@ -239,12 +239,13 @@ class Trainer(BoundaryWork):
         position = self.loader.position
         try:
             return self._step(lr)
-        except torch.OutOfMemoryError as err:
-            self._recover_from_oom(err)
         except Exception as err:
-            if not self.compiled or isinstance(err, FwtuiError):
+            if is_out_of_memory(err):  # torch's OutOfMemoryError, or a RuntimeError from cuBLAS or compiled code
+                self._recover_from_oom(err)
+            elif not self.compiled or isinstance(err, FwtuiError):
                 raise
-            self._fall_back_to_eager(err)
+            else:
+                self._fall_back_to_eager(err)
         self.loader.load_state({"position": position})  # retry the same step on the same batches
         return self._guarded_step(lr)
 
@@ -259,14 +260,13 @@ class Trainer(BoundaryWork):
     def _recover_from_oom(self, err: BaseException) -> None:
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
-        gc.collect()
-        if self.info.is_cuda:
-            torch.cuda.empty_cache()
+        free_device_memory()
         b, a = cfg.batch_size, cfg.gradient_accumulation_steps
         smaller = next((d for d in range(b // 2, 0, -1) if b % d == 0), None) if b > 1 else None
         if not self.auto_batch or smaller is None:
             hint = (f"try --set batch_size={b // 2} --set gradient_accumulation_steps={a * 2} (same tokens per "
-                    "iteration), or --auto-batch" if b > 1 else "use a smaller model or block_size")
+                    "iteration) or --auto-batch; `fwtui plan --probe` finds the largest micro-batch that fits"
+                    if b > 1 else "use a smaller model or block_size")
             raise FwtuiError(f"out of memory on {self.info.name} at micro-batch {b} x block {cfg.block_size} "
                              f"(gradient_accumulation_steps {a}); {hint}") from None
         new_a = a * b // smaller
@@ -343,12 +343,13 @@ class Trainer(BoundaryWork):
             try:
                 losses = self._evaluate()
                 break
-            except torch.OutOfMemoryError as err:  # as in a step: one clear error, or (--auto-batch) smaller
-                self._recover_from_oom(err)
             except Exception as err:
-                if not self.compiled or isinstance(err, FwtuiError):
+                if is_out_of_memory(err):  # as in a step: one clear error, or (--auto-batch) smaller
+                    self._recover_from_oom(err)
+                elif not self.compiled or isinstance(err, FwtuiError):
                     raise
-                self._fall_back_to_eager(err)
+                else:
+                    self._fall_back_to_eager(err)
         seconds = time.perf_counter() - t0
         self.eta.add_eval(seconds)
         self.last_losses = losses
