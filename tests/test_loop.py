@@ -289,6 +289,8 @@ def test_eta_leaves_out_warmup_and_counts_evals_to_come():
     for seconds in (30.0, 10.0, 1.0, 1.0):
         eta.add_step(seconds)
     assert eta.step_seconds == 1.0
+    eta.add_eval(60.0)  # the first evaluation compiles the eval-mode graph: left out once others exist
+    assert eta.eval_seconds == 60.0
     eta.add_eval(5.0)
     eta.add_checkpoint(2.0)
     assert eta.eta(10, evals_left=2, checkpoints_left=2) == 10 * 1.0 + 2 * 5.0 + 2 * 2.0

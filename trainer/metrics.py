@@ -30,8 +30,7 @@ class EtaEstimator:
         self.smoothing = smoothing  # EMA weight of the newest step
         self._skip = warmup_steps
         self.step_seconds: float | None = None
-        self._eval_total = 0.0
-        self._eval_count = 0
+        self._evals: list[float] = []
         self._ckpt_total = 0.0
         self._ckpt_count = 0
 
@@ -49,8 +48,7 @@ class EtaEstimator:
             self.step_seconds += self.smoothing * (seconds - self.step_seconds)
 
     def add_eval(self, seconds: float) -> None:
-        self._eval_total += seconds
-        self._eval_count += 1
+        self._evals.append(seconds)
 
     def add_checkpoint(self, seconds: float) -> None:
         self._ckpt_total += seconds
@@ -58,7 +56,11 @@ class EtaEstimator:
 
     @property
     def eval_seconds(self) -> float | None:
-        return self._eval_total / self._eval_count if self._eval_count else None
+        """Mean eval time; the first is left out once there are others (it holds the eval-mode compile)."""
+        if not self._evals:
+            return None
+        counted = self._evals[1:] or self._evals
+        return sum(counted) / len(counted)
 
     @property
     def checkpoint_seconds(self) -> float | None:
