@@ -42,6 +42,8 @@ def default_run_dir(config: RunConfig, runs_root: Path = Path("runs")) -> Path:
 
 def resolve_config(request: RunRequest) -> RunConfig:
     """The preset (or, on resume, RUN/config.toml) with the --set overrides applied, validated."""
+    if request.resume and request.out is None:
+        raise ConfigError("--resume needs --out RUN: the run directory to continue")
     saved = Path(request.out) / CONFIG_FILE if request.out is not None else None
     if request.resume and saved is not None and saved.is_file():
         config = load_preset(saved)  # what the run trained with, including an --auto-batch change
