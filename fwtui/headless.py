@@ -28,8 +28,10 @@ class HeadlessPrinter:
         try:
             self.stream.write(text + "\n")
             self.stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed terminal (SSH dropped) must not stop the run: it goes on, logged to events.jsonl
+        except (OSError, ValueError, RuntimeError):
+            # A closed terminal (SSH dropped) must not stop the run: it goes on, logged to events.jsonl.
+            # RuntimeError: a signal handler's note() landing inside another write ("reentrant call").
+            pass
 
     note = line  # what the signal handlers call
 

@@ -19,6 +19,7 @@ from trainer.controls import Controls
 from trainer.errors import ConfigError, DataError, FwtuiError
 from trainer.loop import Trainer
 from trainer.runlog import EventLogWriter
+from trainer.runs import RunLock
 
 CONFIG_FILE = "config.toml"
 
@@ -128,36 +129,38 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
     if request.data is None and not request.resume:
         raise DataError("no --data given; pass parquet file(s), a directory, a glob or a prepared directory")
     run_dir = prepare_run_dir(request, config)
-    log = EventLogWriter(run_dir)
-    out = ev.FanOut(log, sink)
-    trainer: Trainer | None = None
-    channel = None
-    try:
-        channel = _open_control_channel(run_dir, controls, out)
-        for orphan in remove_orphan_temps(run_dir):
-            out(ev.Warning(message=f"removed {orphan.name}, left by a checkpoint save that was interrupted"))
-        if not request.resume:
-            write_config(run_dir, config)
-        data = resolve_run_data(request.data, config, out, run_dir)
-        trainer = Trainer(config, data, run_dir, sink=_config_written_at_start(run_dir, config, out)
-                          if request.resume else out, controls=controls, peak_tflops=request.peak_tflops,
-                          resume=request.resume, auto_batch=request.auto_batch,
-                          on_config_change=lambda changed: write_config(run_dir, changed))
-        trainer.run()
-        return run_dir
-    except FwtuiError as err:
-        out(ev.Failed(message=str(err), iter=trainer.iter_num if trainer else None))
-        raise
-    except Exception as err:
-        out(ev.Failed(message=f"{type(err).__name__}: {err}", iter=trainer.iter_num if trainer else None))
-        raise
-    except BaseException:  # a third Ctrl-C: still leave a last line in the log
-        out(ev.Failed(message="interrupted", iter=trainer.iter_num if trainer else None))
-        raise
-    finally:
-        if channel is not None:
-            channel.stop()
-        log.close()
+    # One trainer per run directory; `fwtui runs` reads liveness from this lock.
+    with RunLock(run_dir):
+        log = EventLogWriter(run_dir)
+        out = ev.FanOut(log, sink)
+        trainer: Trainer | None = None
+        channel = None
+        try:
+            channel = _open_control_channel(run_dir, controls, out)
+            for orphan in remove_orphan_temps(run_dir):
+                out(ev.Warning(message=f"removed {orphan.name}, left by a checkpoint save that was interrupted"))
+            if not request.resume:
+                write_config(run_dir, config)
+            data = resolve_run_data(request.data, config, out, run_dir)
+            trainer = Trainer(config, data, run_dir, sink=_config_written_at_start(run_dir, config, out)
+                              if request.resume else out, controls=controls, peak_tflops=request.peak_tflops,
+                              resume=request.resume, auto_batch=request.auto_batch,
+                              on_config_change=lambda changed: write_config(run_dir, changed))
+            trainer.run()
+            return run_dir
+        except FwtuiError as err:
+            out(ev.Failed(message=str(err), iter=trainer.iter_num if trainer else None))
+            raise
+        except Exception as err:
+            out(ev.Failed(message=f"{type(err).__name__}: {err}", iter=trainer.iter_num if trainer else None))
+            raise
+        except BaseException:  # a third Ctrl-C: still leave a last line in the log
+            out(ev.Failed(message="interrupted", iter=trainer.iter_num if trainer else None))
+            raise
+        finally:
+            if channel is not None:
+                channel.stop()
+            log.close()
 
 
 def _config_written_at_start(run_dir: Path, config: RunConfig, out: ev.EventSink) -> ev.EventSink:
