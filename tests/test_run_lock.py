@@ -25,7 +25,7 @@ def test_a_training_run_holds_its_lock_and_releases_it(tiny_parquet, tmp_path):
             controls.stop("test")
 
     request = RunRequest(preset="cpu-tiny", data=tiny_parquet, out=run_dir,
-                         overrides=["max_iters=20", "batch_size=2", "block_size=32", "eval_iters=1",
+                         overrides=["max_iters=20", "warmup_iters=2", "batch_size=2", "block_size=32", "eval_iters=1",
                                     "eval_interval=10", "log_interval=1"])
     run_training(request, sink, controls)
     assert seen["running"] is True
