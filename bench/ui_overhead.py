@@ -1,7 +1,8 @@
 """What the app costs a run: cpu-tiny tokens/s headless against the same run inside the app, in one process.
 
 Both runs use the same preset, overrides and data (a generated FineWeb-schema parquet, tokenized once
-through the cache). Headless is trainer.run.run_training with a sink that drops every event; the app run is
+through the cache). Headless is trainer.run.run_training on a plain thread with a sink that drops every
+event (a thread, like the app's engine worker: see run_headless); the app run is
 FwtuiApp started with --start under Textual's headless driver at 120x40 (it lays out and renders every
 frame, without a terminal to write to). Throughput is read from each run's RUN/events.jsonl: tokens
 between the first and the last Step over the wall time between them (the startup, the evaluation at
@@ -20,6 +21,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,25 +30,41 @@ sys.path.insert(0, str(ROOT))
 
 
 def step_throughput(run_dir: Path) -> tuple[float, int]:
-    """(tokens/s between the first and last Step, number of Steps) from RUN/events.jsonl."""
+    """(tokens/s between the first and last Step, number of Steps) from RUN/events.jsonl; checks that
+    both kinds of run trained the same thing (RunStarted's config, device and threads)."""
     steps = []
     with open(run_dir / "events.jsonl", encoding="utf-8") as f:
         for line in f:
             event = json.loads(line)
             if event.get("kind") == "step":
                 steps.append(event)
+            elif event.get("kind") == "run_started":
+                config = event["config"]
+                SEEN.setdefault("config", config)
+                if config != SEEN["config"]:
+                    raise SystemExit(f"{run_dir}: trained another config than the first run: "
+                                     f"{ {k: v for k, v in config.items() if SEEN['config'].get(k) != v} }")
     if len(steps) < 3:
         raise SystemExit(f"{run_dir}: only {len(steps)} Step events; raise --iters")
     first, last = steps[1], steps[-1]  # steps[0] carries the first iteration's warm-up
     return (last["tokens_seen"] - first["tokens_seen"]) / (last["time"] - first["time"]), len(steps)
 
 
+SEEN: dict = {}
+
+
 def run_headless(data: Path, out: Path, overrides: list[str]) -> float:
+    """run_training with a sink that drops events, on a thread of its own like the app's worker: torch's
+    OpenMP team behaves differently on the main thread (on a busy 2-core machine the main thread trained
+    cpu-tiny 3-4x slower than any other thread), which would swamp the UI's cost."""
     from trainer.controls import Controls
     from trainer.run import RunRequest, run_training
 
-    run_training(RunRequest(preset="cpu-tiny", data=str(data), out=out, overrides=overrides),
-                 lambda event: None, Controls())
+    request = RunRequest(preset="cpu-tiny", data=str(data), out=out, overrides=overrides)
+    worker = threading.Thread(target=run_training, args=(request, lambda event: None, Controls()),
+                              name="headless-engine")
+    worker.start()
+    worker.join()
     return step_throughput(out)[0]
 
 
