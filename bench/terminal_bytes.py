@@ -49,8 +49,9 @@ def fwtui(*args: str) -> list[str]:
 
 
 def train_args(data: Path, run: Path) -> list[str]:
-    # Enough iterations to outlast the window; logged every iteration (the busiest the dashboard gets).
-    return ["--preset", "cpu-tiny", "--data", str(data), "--out", str(run), "--set", "max_iters=1000000",
+    # Enough iterations to outlast the window (about 3 a second here), yet finite: should this script die,
+    # the detached run must not train for days. Logged every iteration (the busiest the dashboard gets).
+    return ["--preset", "cpu-tiny", "--data", str(data), "--out", str(run), "--set", "max_iters=3000",
             "--set", "log_interval=1", "--set", "eval_interval=200", "--set", "val_fraction=0.05"]
 
 

@@ -43,8 +43,6 @@ class EngineSession:
         self.failed = False
         self.error: str | None = None
         self.worker = None
-        self.channel: Any = None
-        """The RUN/control/ watcher, so `fwtui attach` can steer this run (after a hang-up too)."""
 
     @property
     def running(self) -> bool:
@@ -58,25 +56,13 @@ class EngineSession:
     def sink(self, event: Event) -> None:
         """Called on the trainer's thread for every event: note what matters here, post it, return."""
         if isinstance(event, RunStarted):
-            self.run_dir = event.run_dir
-            self._open_control_channel(event.run_dir)
+            self.run_dir = event.run_dir  # run_training serves RUN/control/ for `fwtui attach`
         elif isinstance(event, Failed):
             self.failed = True
         try:
             self.app.post_message(EngineEvent(event))
         except Exception:  # noqa: BLE001 - the app is gone (terminal closed): the run goes on headless
             pass
-
-    def _open_control_channel(self, run_dir: str) -> None:
-        """Serve RUN/control/ for this run, unless the engine already does (then RUN/control exists)."""
-        from trainer.control_channel import ControlChannelServer, control_dir
-
-        if self.channel is not None or control_dir(run_dir).exists():
-            return
-        try:
-            self.channel = ControlChannelServer(run_dir, self.controls).start()
-        except Exception:  # noqa: BLE001 - without the channel the run still trains; attach is read-only
-            self.channel = None
 
     def _run(self) -> None:
         run_dir: str | None = None
@@ -97,8 +83,6 @@ class EngineSession:
             if not self.failed:  # run_training emits Failed for its own errors; not for an import error
                 self.sink(Failed(message=self.error))
         finally:
-            if self.channel is not None:
-                self.channel.stop()
             self.done.set()
             try:
                 self.app.post_message(EngineDone(run_dir or self.run_dir, self.error))

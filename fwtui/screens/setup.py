@@ -177,7 +177,8 @@ class SetupScreen(Screen):
             if isinstance(counted, str):
                 note = f"dataset tokens unknown: {counted}"
             else:
-                tokens, exact = counted.tokens, counted.exact
+                # What prepare will write: the documents' tokens plus one end-of-text token each (as `fwtui plan`).
+                tokens, exact = counted.prepared_tokens, counted.exact
         try:
             from trainer.plan import make_plan
         except ImportError:
