@@ -1,11 +1,16 @@
-"""Shared test fixtures: the offline tokenizer, and small FineWeb-schema parquet files made on the fly."""
+"""Shared test fixtures: the offline tokenizer, small FineWeb-schema parquet files made on the fly, and a
+synthetic prepared directory for the tiny model."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from trainer.dataset import PreparedData
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TOKENIZER_FILE = SHARED / "tokenizers" / "r50k_base.tiktoken"
@@ -56,6 +61,32 @@ def synthetic_texts(n_docs: int, seed: int = 0, words_per_doc: int = 120) -> lis
             sentence.append(rng.choice(WORDS))
         docs.append(" ".join(sentence).capitalize() + ".")
     return docs
+
+
+def write_pattern_dataset(directory: Path) -> PreparedData:
+    """A prepared directory of token ids below 256 (train 20,000, val 2,000): a repeating pattern with 10%
+    seeded noise. A model with vocabulary 256 learns it in a few CPU steps, so loop and fault tests run the
+    real Trainer in milliseconds without a tokenizer or a prepare."""
+    import numpy as np
+
+    from trainer.dataset import open_prepared, write_meta
+
+    rng = np.random.default_rng(0)
+    counts = {}
+    for split, n in (("train", 20_000), ("val", 2_000)):
+        tokens = (np.arange(n) * 7 % 61).astype(np.uint16)
+        noise = rng.random(n) < 0.1
+        tokens[noise] = rng.integers(0, 256, noise.sum())
+        tokens.tofile(directory / f"{split}.bin")
+        counts[split] = {"tokens": n, "documents": 1}
+    write_meta(directory, {"splits": counts, "tokenizer": {"name": "synthetic", "sha256": "0" * 64}})
+    return open_prepared(directory)
+
+
+@pytest.fixture(scope="module")
+def pattern_data(tmp_path_factory) -> PreparedData:
+    """write_pattern_dataset in a fresh directory, made once per test module."""
+    return write_pattern_dataset(tmp_path_factory.mktemp("prepared"))
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""Out of memory, NaN/inf, a full disk, a failing torch.compile, and the security promises (issue 7, items
-4, 5, 6, 7 and 9), each where tests/test_loop.py, test_checkpoint.py and test_ingest.py stop: through the
-headless CLI (one line, exit 2, nothing lost) and at the corners those tests do not reach.
+"""Out of memory, NaN/inf, a full disk and a failing torch.compile (issue 7, items 4, 5, 6 and 7), each where
+tests/test_loop.py, test_checkpoint.py and test_ingest.py stop: through the headless CLI (one line, exit 2,
+nothing lost) and at the corners those tests do not reach. The security promises (item 9) are in
+tests/test_faults_security.py.
 """
 
 from __future__ import annotations
@@ -8,76 +9,29 @@ from __future__ import annotations
 import errno
 import math
 import os
-import sys
 import types
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from fwtui.cli import build_parser, main as cli_main
 from tests.conftest import synthetic_texts, write_fineweb_parquet
+from tests.fault_helpers import CLI_SETS, Recorder, cli, one_error_line, train, train_args
 from tests.tiny_trainer_child import tiny
 from trainer import checkpoint as ck
 from trainer import events as ev
 from trainer import prepared_writer
 from trainer.checkpoint import load_checkpoint
-from trainer.dataset import META_NAME, TRAIN_NAME, open_prepared, write_meta
+from trainer.dataset import META_NAME, TRAIN_NAME, open_prepared
 from trainer.errors import DataError, FwtuiError
 from trainer.ingest import prepare
 from trainer.loop import MAX_BAD_STEPS, Trainer, TrainingDiverged
 from trainer.model import GPT
 from trainer.runlog import read_events
 
-# cpu-tiny narrowed (one 16-wide layer: steps of a few ms on the full GPT-2 vocabulary), for the CLI.
-CLI_SETS = ["max_iters=12", "lr_decay_iters=12", "warmup_iters=2", "eval_interval=4", "eval_iters=1",
-            "log_interval=1", "batch_size=4", "block_size=32", "n_layer=1", "n_embd=16"]
-
-
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """Token ids below 256 (a noisy repeating pattern) as a prepared directory: the tiny model's data."""
-    directory = tmp_path_factory.mktemp("misc-prepared")
-    rng = np.random.default_rng(0)
-    counts = {}
-    for split, n in (("train", 20_000), ("val", 2_000)):
-        tokens = (np.arange(n) * 7 % 61).astype(np.uint16)
-        noise = rng.random(n) < 0.1
-        tokens[noise] = rng.integers(0, 256, noise.sum())
-        tokens.tofile(directory / f"{split}.bin")
-        counts[split] = {"tokens": n, "documents": 1}
-    write_meta(directory, {"splits": counts, "tokenizer": {"name": "synthetic", "sha256": "0" * 64}})
-    return open_prepared(directory)
-
-
-class Recorder(list):
-    def of(self, cls):
-        return [e for e in self if isinstance(e, cls)]
-
-
-def train(data, run_dir, config=None, **kw):
-    rec = Recorder()
-    trainer = Trainer(config or tiny(), data, run_dir, sink=rec.append, **kw)
-    return rec, trainer, trainer.run()
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    rc = cli_main(list(args))
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
-
-
-def one_error_line(err: str) -> str:
-    assert err.startswith("fwtui: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
-
-
-def train_args(run: Path, data: Path, *sets: str) -> list[str]:
-    args = ["train", "--preset", "cpu-tiny", "--data", str(data), "--out", str(run)]
-    for item in (*CLI_SETS, *sets):
-        args += ["--set", item]
-    return args
+def data(pattern_data):
+    """The tiny model's data: tests/conftest.py write_pattern_dataset."""
+    return pattern_data
 
 
 # --- 4. out of memory ----------------------------------------------------------------------------------
@@ -365,103 +319,3 @@ def test_torch_compile_raising_when_called_falls_back_to_eager_with_a_warning(da
     assert rec.of(ev.RunStarted)[0].compiled is False
     assert any("torch.compile failed (RuntimeError: no C compiler found); running eager" in w.message
                for w in rec.of(ev.Warning))
-
-
-# --- 9. security ---------------------------------------------------------------------------------------
-
-class WritesAMarker:
-    """Unpickling this calls Path.write_text: proof that a file was unpickled beyond weights."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.write_text, (self.marker, "pwned"))
-
-
-def test_resume_refuses_a_malicious_checkpoint_and_never_falls_back(data, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert cli(capsys, *train_args(run, data.dir, "max_iters=8"))[0] == 0
-    assert (run / ck.PREV_FILE).is_file()  # a good previous checkpoint is there: it must not be used either
-    marker = tmp_path / "marker.txt"
-    good = load_checkpoint(run)
-    torch.save({**good, "model": WritesAMarker(marker)}, run / ck.CKPT_FILE)
-    planted = (run / ck.CKPT_FILE).read_bytes()
-    for extra in ([], ["--data", str(data.dir)]):  # the run's own data (read from ckpt.pt), or given
-        rc, out, err = cli(capsys, "train", "--out", str(run), "--resume", "--set", "max_iters=12", *extra)
-        assert rc == 2
-        one_error_line(err)
-        assert "refused" in err and "unsafe" in err and str(run / ck.CKPT_FILE) in err
-        assert "previous checkpoint" not in out + err
-        assert not marker.exists()
-        assert (run / ck.CKPT_FILE).read_bytes() == planted  # left as it was, for the user to inspect
-
-
-def test_run_directories_and_everything_in_them_are_owner_only(data, tmp_path, capsys):
-    run = tmp_path / "run"
-    run.mkdir(mode=0o755)  # an --out made beforehand, readable by all: tightened
-    old = os.umask(0o022)
-    try:
-        assert cli(capsys, *train_args(run, data.dir, "max_iters=8"))[0] == 0
-    finally:
-        os.umask(old)
-    modes = {str(p.relative_to(tmp_path)): p.stat().st_mode & 0o777 for p in [run, *run.rglob("*")]}
-    assert modes["run"] == 0o700 and modes["run/control"] == 0o700
-    assert {"run/ckpt.pt", "run/ckpt.prev.pt", "run/config.toml", "run/events.jsonl"} <= set(modes)
-    loose = {name: oct(mode) for name, mode in modes.items()
-             if mode & 0o077 or (Path(tmp_path / name).is_dir() and mode != 0o700)}
-    assert loose == {}
-
-
-def test_serve_binds_the_loopback_address_unless_told_otherwise(tmp_path, monkeypatch, capsys):
-    assert build_parser().parse_args(["serve", "RUN"]).host == "127.0.0.1"
-    bound = []
-
-    class Server:
-        def __init__(self, command, host, port, title):
-            bound.append((host, port))
-
-        def serve(self):
-            pass
-
-    fake = types.ModuleType("textual_serve.server")
-    fake.Server = Server
-    monkeypatch.setitem(sys.modules, "textual_serve", types.ModuleType("textual_serve"))
-    monkeypatch.setitem(sys.modules, "textual_serve.server", fake)
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "events.jsonl").write_text('{"schema": "fwtui.events", "version": 1}\n')
-    assert cli_main(["serve", str(run)]) == 0
-    assert bound == [("127.0.0.1", 8000)] and capsys.readouterr().err == ""
-    assert cli_main(["serve", str(run), "--host", "0.0.0.0"]) == 0
-    assert bound[-1] == ("0.0.0.0", 8000)
-    assert "anyone who can reach port 8000 can stop or steer this run" in capsys.readouterr().err
-
-
-# --- damaged checkpoints (items 1 and 9): any garbage falls back to ckpt.prev.pt, never unpickled ---------
-
-GARBAGE = {
-    "empty": b"",
-    "text": b"hello world\n",
-    "repeated-byte": b"e" * 200,
-    "all-bytes": bytes(range(256)) * 4,
-    "pickled-int": __import__("pickle").dumps(101),
-    "truncated-zip": None,  # the first 300 bytes of a real checkpoint
-}
-
-
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-@pytest.mark.parametrize("kind", sorted(GARBAGE))
-def test_a_damaged_checkpoint_falls_back_to_the_previous_one_or_is_one_clear_error(tmp_path, kind):
-    path = tmp_path / ck.CKPT_FILE
-    ck.save_checkpoint(path, {"iter_num": 1, "w": torch.ones(64, 64)})
-    ck.save_checkpoint(path, {"iter_num": 2, "w": torch.ones(64, 64)})
-    damaged = GARBAGE[kind] if GARBAGE[kind] is not None else path.read_bytes()[:300]
-    path.write_bytes(damaged)
-    warnings: list[str] = []
-    assert ck.load_checkpoint(tmp_path, on_warning=warnings.append)["iter_num"] == 1
-    assert len(warnings) == 1 and "unreadable" in warnings[0] and "previous checkpoint" in warnings[0]
-    (tmp_path / ck.PREV_FILE).unlink()
-    with pytest.raises(ck.CheckpointError, match="unreadable.*no previous checkpoint") as err:
-        ck.load_checkpoint(tmp_path)
-    assert "\n" not in str(err.value)

@@ -21,7 +21,6 @@ from trainer import events as ev
 from trainer.batches import BatchLoader
 from trainer.checkpoint import load_checkpoint, remove_orphan_temps
 from trainer.controls import Controls
-from trainer.dataset import open_prepared, write_meta
 from trainer.errors import FwtuiError
 from trainer.loop import MAX_BAD_STEPS, Trainer, TrainingDiverged
 from trainer.metrics import EtaEstimator, evals_to_come, mfu
@@ -34,19 +33,9 @@ CHILD = Path(__file__).with_name("tiny_trainer_child.py")
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """A prepared directory of ids below 256: a noisy repeating pattern a small model learns quickly."""
-    directory = tmp_path_factory.mktemp("prepared")
-    rng = np.random.default_rng(0)
-    counts = {}
-    for split, n in (("train", 20_000), ("val", 2_000)):
-        tokens = (np.arange(n) * 7 % 61).astype(np.uint16)
-        noise = rng.random(n) < 0.1
-        tokens[noise] = rng.integers(0, 256, noise.sum())
-        tokens.tofile(directory / f"{split}.bin")
-        counts[split] = {"tokens": n, "documents": 1}
-    write_meta(directory, {"splits": counts, "tokenizer": {"name": "synthetic", "sha256": "0" * 64}})
-    return open_prepared(directory)
+def data(pattern_data):
+    """The tiny model's data: tests/conftest.py write_pattern_dataset."""
+    return pattern_data
 
 
 class Recorder:

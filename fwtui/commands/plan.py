@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from fwtui.format import duration
 from trainer.config import RunConfig, apply_overrides, load_preset
 from trainer.errors import ConfigError
 from trainer.formulas import format_count
@@ -57,20 +58,6 @@ def detect(config: RunConfig, args: argparse.Namespace):
         peak = measure_matmul_peak(device.device)
         source = f"measured: bf16 matmul 8192³ on this card, {peak / 1e12:.1f} TFLOP/s"
     return device, peak, source
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    seconds = round(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h{minutes:02d}m"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def gb(n: float | None) -> str:
