@@ -93,3 +93,12 @@ async def test_choose_start_watch_sample_quit(workdir: Path, monkeypatch: pytest
     assert dashboard.finished_reason == "stopped"
     assert (run_dir / "ckpt.pt").is_file()
     assert (run_dir / "events.jsonl").is_file()
+    # The checkpoint is the one saved at the stop: the iteration the run finished at, loadable safely.
+    from trainer.checkpoint import load_checkpoint
+    from trainer.events import CheckpointSaved, Finished
+    from trainer.runlog import read_events
+
+    events = read_events(run_dir)
+    finished = [e for e in events if isinstance(e, Finished)][-1]
+    assert [e.reason for e in events if isinstance(e, CheckpointSaved)][-1] == "stop"
+    assert load_checkpoint(run_dir)["iter_num"] == finished.iter
