@@ -22,7 +22,7 @@ from trainer.batches import BatchLoader
 from trainer.checkpoint import load_checkpoint, remove_orphan_temps
 from trainer.controls import Controls
 from trainer.errors import FwtuiError
-from trainer.loop import MAX_BAD_STEPS, Trainer, TrainingDiverged
+from trainer.loop import Trainer, TrainingDiverged
 from trainer.metrics import EtaEstimator, evals_to_come, mfu
 from trainer.model import GPT
 from trainer.signals import stop_on_signals

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from trainer.controls import Controls
 from trainer.errors import FwtuiError
+from trainer.locks import is_locked
 
 CONTROL_DIR = "control"
 SERVER_LOCK = ".server"
@@ -233,17 +234,7 @@ def _remove(path: Path) -> None:
 
 def is_served(run_dir: str | Path) -> bool:
     """Whether a trainer takes this run's commands now (holds RUN/control/.server)."""
-    try:
-        fd = os.open(control_dir(run_dir) / SERVER_LOCK, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return bool(is_locked(control_dir(run_dir) / SERVER_LOCK, follow_symlinks=False))
 
 
 class ControlClient:

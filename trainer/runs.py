@@ -18,6 +18,7 @@ from pathlib import Path
 from trainer.errors import FwtuiError
 from trainer.events import SCHEMA_VERSION, Eval, Event, Failed, Finished, RunStarted, Step
 from trainer.health import Finding, assess
+from trainer.locks import is_locked
 from trainer.runlog import EVENTS_FILE, parse_line
 
 LOCK_FILE = ".lock"
@@ -83,19 +84,7 @@ def _read_pid(fd: int) -> int | None:
 
 def is_running(run_dir: str | Path) -> bool | None:
     """True while a process holds the run's lock, False when none does, None when the run has no lock file."""
-    try:
-        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also drops the shared lock if we got it
-    return False
+    return is_locked(Path(run_dir) / LOCK_FILE)
 
 
 def lock_holder(run_dir: str | Path) -> int | None:
