@@ -315,8 +315,24 @@ async def test_a_lone_step_after_a_redraw_still_shows():
         app.dash.feed(run_started())
         await pilot.pause()
         app.dash.feed(step(10))  # right after a redraw: throttled to the next panel refresh, not dropped
-        await pilot.pause(PANEL_REFRESH_SECONDS + 0.2)
+        await pilot.pause(app.dash.refresh_budget.interval(PANEL_REFRESH_SECONDS) + 0.2)
         assert "iter 10 / 6,000" in text_of(app, "#header-right")
+
+
+async def test_over_its_cpu_budget_the_dashboard_waits_longer_for_steps_but_not_for_evals():
+    from fwtui.screens.dashboard import PANEL_REFRESH_SECONDS
+    app = DashApp(FakeControls())
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.dash.refresh_budget.stretch = 8  # as if the UI thread had gone over its budget
+        app.dash.feed(run_started())
+        await pilot.pause()
+        app.dash.feed(step(10))
+        await pilot.pause(PANEL_REFRESH_SECONDS + 0.2)  # the base interval has passed, the stretched one not
+        assert "iter 10" not in text_of(app, "#header-right")
+        app.dash.feed(eval_at(10))  # an eval is news: it shows at once, with the step before it
+        await pilot.pause()
+        assert "iter 10 / 6,000" in text_of(app, "#header-right")
+        assert "iter 10 eval" in log_text(app.dash)
 
 
 async def test_health_line_shows_a_nan_and_logs_it_once():

@@ -6,9 +6,11 @@ per batch of events (a scheduled flush) and the charts from a timer, so a replay
 never waits on the screen. Keys act through `controls` (trainer.controls.Controls or the control-channel
 client); controls=None is a read-only replay.
 
-Thin links (issue 5: <= 10 KB/s to the terminal at 120x40): Step-driven redraws are throttled (text panels
-once a second, charts every CHART_STEADY_SECONDS), panels repaint only when their text changes, and charts
-repaint only the lines of the picture that changed. Evals, the first points, pauses and the end show at once.
+Thin links (issue 5: <= 10 KB/s to the terminal at 120x40) and slow machines (issue 4: the app costs the
+run <= 2%): Step-driven redraws are throttled (text panels once a second, charts every CHART_STEADY_SECONDS,
+both stretched by fwtui.refresh_budget when the UI thread goes over its CPU budget), panels repaint only
+when their text changes, and charts repaint only the lines of the picture that changed. Evals, the first
+points, pauses and the end show at once.
 Run health (trainer.health.assess, through HealthWatch) is assessed every few seconds or on an Eval.
 """
 
@@ -26,6 +28,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from fwtui.refresh_budget import RefreshBudget
 from fwtui.screens.confirm import ConfirmModal
 from fwtui.screens.help import HelpModal
 from fwtui.screens.sample_modal import SampleModal
@@ -42,12 +45,14 @@ CHART_REDRAW_SECONDS = 0.5
 the thousand. New train points alone wait CHART_STEADY_SECONDS; an eval or a chart's first points show at once."""
 
 CHART_STEADY_SECONDS = 2.0
-"""During steady training the charts redraw at most this often: each redraw sends the changed lines of the
-picture to the terminal (about 1-3 KB), and a curve moving by one point reads the same two seconds later."""
+"""During steady training the charts redraw at most this often (stretched by the UI's CPU budget): each
+redraw sends the changed lines of the picture to the terminal (about 1-3 KB), and a curve moving by one
+point reads the same two seconds later."""
 
 PANEL_REFRESH_SECONDS = 1.0
-"""Step events redraw the text panels at most once a second (the UI thread shares the GIL with the trainer,
-and each repaint goes down the wire); any other event (eval, pause, failure...) shows at once."""
+"""Step events redraw the text panels at most once a second, stretched by the UI's CPU budget (the UI thread
+shares the GIL and the cores with the trainer, and each repaint goes down the wire); any other event (eval,
+pause, failure...) shows at once."""
 
 SAMPLE_SETTINGS = {"max_new_tokens": 200, "temperature": 0.8, "top_k": 200}
 """What `s` asks for: 200 new tokens at temperature 0.8, top-k 200 (nanoGPT's sample.py defaults)."""
@@ -100,6 +105,7 @@ class DashboardScreen(Screen[None]):
         self._charts_dirty = True
         self._charts_urgent = True  # redraw at the next tick even in steady training
         self._last_chart_redraw = 0.0
+        self.refresh_budget = RefreshBudget()  # steady redraw intervals kept to the UI's CPU budget
         self._ready = False  # True once mounted: before that, feed() only stores (on_mount draws it all)
 
     # --- what tests and the app read -------------------------------------------------------------------
@@ -231,7 +237,7 @@ class DashboardScreen(Screen[None]):
         # Steps at most one per PANEL_REFRESH_SECONDS.
         if not self._ready or self._flush_scheduled:
             return
-        wait = PANEL_REFRESH_SECONDS - (time.monotonic() - self._last_flush)
+        wait = self.refresh_budget.interval(PANEL_REFRESH_SECONDS) - (time.monotonic() - self._last_flush)
         if urgent or wait <= 0:
             if self._flush_timer is not None:
                 self._flush_timer.stop()
@@ -280,8 +286,11 @@ class DashboardScreen(Screen[None]):
             self._log_pending.clear()
 
     def _redraw_charts_if_dirty(self) -> None:
-        # Called every CHART_REDRAW_SECONDS: at once for evals and first points, else every CHART_STEADY_SECONDS.
-        steady_due = time.monotonic() - self._last_chart_redraw >= CHART_STEADY_SECONDS
+        # Called every CHART_REDRAW_SECONDS: at once for evals and first points, else every CHART_STEADY_SECONDS
+        # (stretched). The budget's clock is read here too: this timer runs on the UI thread.
+        self.refresh_budget.tick()
+        steady_due = (time.monotonic() - self._last_chart_redraw
+                      >= self.refresh_budget.interval(CHART_STEADY_SECONDS))
         if self._charts_dirty and (self._charts_urgent or steady_due):
             self._redraw_charts()
 
