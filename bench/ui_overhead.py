@@ -1,22 +1,29 @@
-"""What the app costs a run: cpu-tiny tokens/s headless against the same run inside the app, in one process.
+"""What the app costs a run: cpu-tiny tokens/s with and without the app watching, within one training run.
 
-Both runs use the same preset, overrides and data (a generated FineWeb-schema parquet, tokenized once
-through the cache). Headless is trainer.run.run_training on a plain thread with a sink that drops every
-event (a thread, like the app's engine worker: see run_headless); the app run is
-FwtuiApp started with --start under Textual's headless driver at 120x40 (it lays out and renders every
-frame, without a terminal to write to). Throughput is read from each run's RUN/events.jsonl: tokens
-between the first and the last Step over the wall time between them (the startup, the evaluation at
-iteration 0 and the final one are outside that window). Runs alternate (headless, app, headless, app...)
-so drift in the machine's load hits both alike.
+One run of trainer.run.run_training trains on a thread of its own (like the app's engine worker) for the
+whole bench. Its time is cut into phases of --phase-seconds: in "headless" phases nothing watches it; in
+"app" phases the real app (fwtui.app.FwtuiApp under Textual's headless driver at 120x40: it lays out and
+renders every frame, without a terminal to write to) shows the run on its real dashboard, first replaying
+what the run said so far, as `fwtui attach` would, then fed every event live through post_message.
+Phases alternate headless, app, headless, ..., headless; each app phase is compared with the mean of the
+headless phases on either side of it, which cancels drift slower than a phase. The first --margin seconds
+of every phase are not counted (the app's start and replay, and the same span in headless phases).
 
-    python bench/ui_overhead.py [--iters 400] [--repeats 2] [--set batch_size=2 ...]
+Why within one run: on a shared 2-core machine separate runs of the same config differ by up to 10% in
+tokens/s (thread placement, the host's load), more than the 2% to be shown; 5-second windows of one run
+differ by about 1.5%. `--aa` makes every phase headless: the spread it reports is the noise floor.
+
+Tokens/s of a phase: tokens between the first and the last Step inside its counted window over the time
+between them (Step.time and Step.tokens_seen). The UI thread's CPU time (time.thread_time on the app's
+event loop) over the same window says how much the app itself works.
+
+    python bench/ui_overhead.py [--pairs 12] [--phase-seconds 12] [--aa] [--set batch_size=2 ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -29,93 +36,163 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def step_throughput(run_dir: Path) -> tuple[float, int]:
-    """(tokens/s between the first and last Step, number of Steps) from RUN/events.jsonl; checks that
-    both kinds of run trained the same thing (RunStarted's config, device and threads)."""
-    steps = []
-    with open(run_dir / "events.jsonl", encoding="utf-8") as f:
-        for line in f:
-            event = json.loads(line)
-            if event.get("kind") == "step":
-                steps.append(event)
-            elif event.get("kind") == "run_started":
-                config = event["config"]
-                SEEN.setdefault("config", config)
-                if config != SEEN["config"]:
-                    raise SystemExit(f"{run_dir}: trained another config than the first run: "
-                                     f"{ {k: v for k, v in config.items() if SEEN['config'].get(k) != v} }")
-    if len(steps) < 3:
-        raise SystemExit(f"{run_dir}: only {len(steps)} Step events; raise --iters")
-    first, last = steps[1], steps[-1]  # steps[0] carries the first iteration's warm-up
-    return (last["tokens_seen"] - first["tokens_seen"]) / (last["time"] - first["time"]), len(steps)
+class Recorder:
+    """The run's event sink: keeps every event and posts it to the app while one watches."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.events: list = []
+        self.app = None
+        self.error: BaseException | None = None
+
+    def __call__(self, event) -> None:  # on the engine thread
+        with self.lock:
+            self.events.append(event)
+            app = self.app
+        if app is not None:
+            from fwtui.messages import EngineEvent
+
+            app.post_message(EngineEvent(event))
+
+    def attach(self, app) -> list:
+        """From now on events go to `app`; returns those said before, for it to replay."""
+        with self.lock:
+            self.app = app
+            return list(self.events)
+
+    def detach(self) -> None:
+        with self.lock:
+            self.app = None
+
+    def steps(self) -> list:
+        from trainer.events import Step
+
+        with self.lock:
+            return [e for e in self.events if isinstance(e, Step)]
 
 
-SEEN: dict = {}
-
-
-def run_headless(data: Path, out: Path, overrides: list[str]) -> float:
-    """run_training with a sink that drops events, on a thread of its own like the app's worker: torch's
-    OpenMP team behaves differently on the main thread (on a busy 2-core machine the main thread trained
-    cpu-tiny 3-4x slower than any other thread), which would swamp the UI's cost."""
-    from trainer.controls import Controls
-    from trainer.run import RunRequest, run_training
-
-    request = RunRequest(preset="cpu-tiny", data=str(data), out=out, overrides=overrides)
-    worker = threading.Thread(target=run_training, args=(request, lambda event: None, Controls()),
-                              name="headless-engine")
-    worker.start()
-    worker.join()
-    return step_throughput(out)[0]
-
-
-def run_in_app(data: Path, out: Path, overrides: list[str]) -> float:
+def watch(recorder: Recorder, controls, seconds: float, margin: float) -> tuple[float, float, float]:
+    """The app shows the run for `seconds`; (counted window start, end, UI thread CPU share in it)."""
     from fwtui.app import AppOptions, FwtuiApp
+    from fwtui.screens.dashboard import DashboardScreen
+
+    window: list[float] = []
 
     async def drive() -> None:
-        app = FwtuiApp(AppOptions(preset="cpu-tiny", data=str(data), out=str(out), overrides=overrides,
-                                  start=True), gpu_probe=lambda: [], root=out.parent)
-        async with app.run_test(size=(120, 40)) as pilot:
-            while app.session is None or not app.session.done.is_set():
-                await pilot.pause(0.2)
-            await pilot.pause(0.5)
+        start = time.time()
+        app = FwtuiApp(AppOptions(), gpu_probe=lambda: [])
+        async with app.run_test(size=(120, 40)):
+            dashboard = DashboardScreen(controls, title="ui_overhead bench")
+            await app.push_screen(dashboard)
+            app.dashboard = dashboard  # FwtuiApp.on_engine_event feeds it from here on
+            for event in recorder.attach(app):
+                dashboard.feed(event)
+            dashboard.redraw_now()
+            await asyncio.sleep(max(0.0, start + margin - time.time()))
+            cpu0, t0 = time.thread_time(), time.time()
+            await asyncio.sleep(max(0.0, start + seconds - time.time()))
+            cpu1, t1 = time.thread_time(), time.time()
+            recorder.detach()
+            window.extend([t0, t1, (cpu1 - cpu0) / (t1 - t0)])
 
     asyncio.run(drive())
-    return step_throughput(out)[0]
+    return window[0], window[1], window[2]
+
+
+def idle(seconds: float, margin: float) -> tuple[float, float, None]:
+    """Nothing watches the run for `seconds`; (counted window start, end, None)."""
+    start = time.time()
+    time.sleep(margin)
+    t0 = time.time()
+    time.sleep(max(0.0, start + seconds - time.time()))
+    return t0, time.time(), None
+
+
+def throughput(steps: list, t0: float, t1: float) -> float:
+    """Tokens/s between the first and the last Step timed inside [t0, t1]."""
+    inside = [s for s in steps if t0 <= s.time <= t1]
+    if len(inside) < 3:
+        raise SystemExit(f"only {len(inside)} Steps in a {t1 - t0:.0f} s window: lengthen --phase-seconds "
+                         "or log more often (--set log_interval=1)")
+    first, last = inside[0], inside[-1]
+    return (last.tokens_seen - first.tokens_seen) / (last.time - first.time)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=400, help="iterations per run (default 400)")
-    parser.add_argument("--repeats", type=int, default=2, help="runs of each kind, alternating (default 2)")
-    parser.add_argument("--log-interval", type=int, default=10, help="a Step event every N iterations")
+    parser.add_argument("--pairs", type=int, default=12, help="app phases, each between two headless ones")
+    parser.add_argument("--phase-seconds", type=float, default=12.0, help="length of a phase (default 12)")
+    parser.add_argument("--margin", type=float, default=3.0, help="seconds not counted at a phase's start")
+    parser.add_argument("--aa", action="store_true", help="no app in any phase: the noise floor")
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
-                        help="more overrides for both runs, e.g. --set batch_size=2 on a slow machine")
+                        help="more overrides for the run, e.g. --set batch_size=2 --set block_size=64")
     args = parser.parse_args()
 
     shared_tokenizer = ROOT.parent / "shared" / "tokenizers" / "r50k_base.tiktoken"
     if "FWTUI_TOKENIZER_FILE" not in os.environ and shared_tokenizer.is_file():
         os.environ["FWTUI_TOKENIZER_FILE"] = str(shared_tokenizer)
     from tests.conftest import synthetic_texts, write_fineweb_parquet
+    from trainer.controls import Controls
+    from trainer.run import RunRequest, run_training
 
-    overrides = [f"max_iters={args.iters}", f"eval_interval={args.iters}", f"log_interval={args.log_interval}",
-                 "val_fraction=0.02", *args.extra]
-    headless, in_app = [], []
+    # One Step every iteration (cpu-tiny logs every 10th): more events for the app than the preset's own
+    # setting, and enough Steps in every window. No evaluation after iteration 0; the bench stops the run.
+    overrides = ["max_iters=1000000", "eval_interval=1000000", "log_interval=1", "val_fraction=0.02",
+                 *args.extra]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         os.environ["XDG_CACHE_HOME"] = str(work / "cache")
         os.environ["XDG_STATE_HOME"] = str(work / "state")
         data = write_fineweb_parquet(work / "bench.parquet", synthetic_texts(1000), row_group_size=100)
-        print(f"cpu-tiny, {' '.join('--set ' + o for o in overrides)}; {args.repeats} runs each, alternating")
-        for i in range(args.repeats):
-            t0 = time.perf_counter()
-            headless.append(run_headless(data, work / f"headless-{i}", overrides))
-            print(f"  headless run {i + 1}: {headless[-1]:,.0f} tokens/s ({time.perf_counter() - t0:.0f} s)")
-            t0 = time.perf_counter()
-            in_app.append(run_in_app(data, work / f"app-{i}", overrides))
-            print(f"  in-app run {i + 1}:   {in_app[-1]:,.0f} tokens/s ({time.perf_counter() - t0:.0f} s)")
-    h, a = statistics.median(headless), statistics.median(in_app)
-    print(f"headless {h:,.0f} tokens/s · in the app {a:,.0f} tokens/s · app/headless {a / h:.3f} "
-          f"(the app costs {100 * (1 - a / h):.1f}%; goal: 2% or less)")
+        recorder, controls = Recorder(), Controls()
+        request = RunRequest(preset="cpu-tiny", data=str(data), out=work / "run", overrides=overrides)
+
+        def train() -> None:
+            try:
+                run_training(request, recorder, controls)
+            except BaseException as err:  # noqa: BLE001 - reported by the main thread
+                recorder.error = err
+
+        engine = threading.Thread(target=train, name="engine")
+        engine.start()
+        while len(recorder.steps()) < 5 and engine.is_alive():  # past tokenizing, the first eval, warm-up
+            time.sleep(0.2)
+        kind = "headless" if args.aa else "app"
+        print(f"cpu-tiny, {' '.join('--set ' + o for o in overrides)}; {args.pairs} {kind} phases between "
+              f"{args.pairs + 1} headless ones, {args.phase_seconds:g} s each ({args.margin:g} s not counted)")
+        headless, watched, shares = [], [], []
+        try:
+            headless.append(idle(args.phase_seconds, args.margin))
+            for _ in range(args.pairs):
+                watched.append(idle(args.phase_seconds, args.margin) if args.aa
+                               else watch(recorder, controls, args.phase_seconds, args.margin))
+                headless.append(idle(args.phase_seconds, args.margin))
+                if not engine.is_alive():
+                    break
+        finally:
+            controls.stop("bench over")
+            engine.join()
+        if recorder.error is not None:
+            raise SystemExit(f"the run failed: {recorder.error}")
+
+    steps = recorder.steps()
+    ratios = []
+    for i, (t0, t1, share) in enumerate(watched):
+        before, after = (throughput(steps, *headless[j][:2]) for j in (i, i + 1))
+        rate = throughput(steps, t0, t1)
+        ratios.append(rate / ((before + after) / 2))
+        if share is not None:
+            shares.append(share)
+        share_text = "" if share is None else f" · UI thread {100 * share:.1f}% of a core"
+        print(f"  phase {i + 1}: headless {before:,.0f} | {kind} {rate:,.0f} | headless {after:,.0f} tokens/s · "
+              f"ratio {ratios[-1]:.3f}{share_text}", flush=True)
+    ratio = statistics.median(ratios)
+    low, high = (statistics.quantiles(ratios, n=4)[k] for k in (0, 2)) if len(ratios) > 1 else (ratio, ratio)
+    print(f"{kind}/headless tokens/s: median {ratio:.3f} over {len(ratios)} phases (quartiles {low:.3f} to "
+          f"{high:.3f}): {'the noise floor is' if args.aa else 'the app costs the run'} {100 * (1 - ratio):.1f}%"
+          f"{'' if args.aa else '; goal: 2% or less'}")
+    if shares:
+        print(f"UI thread CPU: median {100 * statistics.median(shares):.2f}% of one core")
     return 0
 
 
