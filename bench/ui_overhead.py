@@ -4,7 +4,8 @@ One run of trainer.run.run_training trains on a thread of its own (like the app'
 whole bench. Its time is cut into phases of --phase-seconds: in "headless" phases nothing watches it; in
 "app" phases the real app (fwtui.app.FwtuiApp under Textual's headless driver at 120x40: it lays out and
 renders every frame, without a terminal to write to) shows the run on its real dashboard, first replaying
-what the run said so far, as `fwtui attach` would, then fed every event live through post_message.
+what the run said so far, as `fwtui attach` would, then fed every event live through the app's mailbox
+(fwtui.mailbox), as a run the app started is.
 Phases alternate headless, app, headless, ..., headless; each app phase is compared with the mean of the
 headless phases on either side of it, which cancels drift slower than a phase. The first --margin seconds
 of every phase are not counted (the app's start and replay, and the same span in headless phases).
@@ -37,32 +38,31 @@ sys.path.insert(0, str(ROOT))
 
 
 class Recorder:
-    """The run's event sink: keeps every event and posts it to the app while one watches."""
+    """The run's event sink: keeps every event and, while the app watches, leaves it in the app's mailbox
+    (fwtui.mailbox, as the app's own engine session does)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.events: list = []
-        self.app = None
+        self.mailbox = None
         self.error: BaseException | None = None
 
     def __call__(self, event) -> None:  # on the engine thread
         with self.lock:
             self.events.append(event)
-            app = self.app
-        if app is not None:
-            from fwtui.messages import EngineEvent
+            mailbox = self.mailbox
+        if mailbox is not None:
+            mailbox.put(event)
 
-            app.post_message(EngineEvent(event))
-
-    def attach(self, app) -> list:
-        """From now on events go to `app`; returns those said before, for it to replay."""
+    def attach(self, mailbox) -> list:
+        """From now on events go to `mailbox`; returns those said before, for the app to replay."""
         with self.lock:
-            self.app = app
+            self.mailbox = mailbox
             return list(self.events)
 
     def detach(self) -> None:
         with self.lock:
-            self.app = None
+            self.mailbox = None
 
     def steps(self) -> list:
         from trainer.events import Step
@@ -71,10 +71,17 @@ class Recorder:
             return [e for e in self.events if isinstance(e, Step)]
 
 
+STRETCHES: list[int] = []
+"""The dashboard's redraw stretch (fwtui.refresh_budget) at the end of each app phase."""
+
+
 def watch(recorder: Recorder, controls, seconds: float, margin: float) -> tuple[float, float, float]:
     """The app shows the run for `seconds`; (counted window start, end, UI thread CPU share in it)."""
     from fwtui.app import AppOptions, FwtuiApp
+    from fwtui.mailbox import COLLECT_SECONDS, EventMailbox
+    from fwtui.messages import EventsWaiting
     from fwtui.screens.dashboard import DashboardScreen
+    from fwtui.session import EngineSession, RunArgs
 
     window: list[float] = []
 
@@ -84,8 +91,13 @@ def watch(recorder: Recorder, controls, seconds: float, margin: float) -> tuple[
         async with app.run_test(size=(120, 40)):
             dashboard = DashboardScreen(controls, title="ui_overhead bench")
             await app.push_screen(dashboard)
-            app.dashboard = dashboard  # FwtuiApp.on_engine_event feeds it from here on
-            for event in recorder.attach(app):
+            # What FwtuiApp.on_setup_screen_start_requested sets up, with the bench's run in place of a
+            # worker: a session whose mailbox the app collects (on EventsWaiting and on its timer).
+            app.dashboard = dashboard
+            app.session = EngineSession(app, RunArgs(preset="cpu-tiny", data=""), controls)
+            app.session.mailbox = EventMailbox(lambda: app.post_message(EventsWaiting()))
+            app.set_interval(COLLECT_SECONDS, app.collect_events)
+            for event in recorder.attach(app.session.mailbox):
                 dashboard.feed(event)
             dashboard.redraw_now()
             await asyncio.sleep(max(0.0, start + margin - time.time()))
@@ -94,6 +106,7 @@ def watch(recorder: Recorder, controls, seconds: float, margin: float) -> tuple[
             cpu1, t1 = time.thread_time(), time.time()
             recorder.detach()
             window.extend([t0, t1, (cpu1 - cpu0) / (t1 - t0)])
+            STRETCHES.append(dashboard.refresh_budget.stretch)
 
     asyncio.run(drive())
     return window[0], window[1], window[2]
@@ -183,7 +196,8 @@ def main() -> int:
         ratios.append(rate / ((before + after) / 2))
         if share is not None:
             shares.append(share)
-        share_text = "" if share is None else f" · UI thread {100 * share:.1f}% of a core"
+        share_text = "" if share is None else (f" · UI thread {100 * share:.1f}% of a core, redraws "
+                                               f"stretched {STRETCHES[i]}x")
         print(f"  phase {i + 1}: headless {before:,.0f} | {kind} {rate:,.0f} | headless {after:,.0f} tokens/s · "
               f"ratio {ratios[-1]:.3f}{share_text}", flush=True)
     ratio = statistics.median(ratios)

@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from textual.app import App
 
-from fwtui.messages import EngineDone, EngineEvent
+from fwtui.mailbox import COLLECT_SECONDS
+from fwtui.messages import EngineDone, EventsWaiting
 from fwtui.recent import remember
 from fwtui.screens.setup import SetupScreen
 from fwtui.session import EngineSession, RunArgs
@@ -69,6 +70,7 @@ class FwtuiApp(App):
         self.detached = False
         """True once the terminal went away: the run goes on headless and the app is gone."""
         self.exit_when_over = False
+        self._collector: Any = None  # the timer collecting the session's waiting events
         self.first_frame: Callable[[], None] | None = None
         """A hook the launch benchmark sets: called once the setup screen has drawn its first frame."""
 
@@ -109,15 +111,25 @@ class FwtuiApp(App):
                                                    overrides=choice.overrides,
                                                    peak_tflops=self.options.peak_tflops), controls)
         self.session.start()
+        if self._collector is None:  # Steps wait in the mailbox for this timer (or the next wake-up)
+            self._collector = self.set_interval(COLLECT_SECONDS, self.collect_events)
         remember(choice.data)
 
-    def on_engine_event(self, message: EngineEvent) -> None:
-        if self.dashboard is not None:
-            self.dashboard.feed(message.event)
+    def on_events_waiting(self, message: EventsWaiting) -> None:
+        self.collect_events()
+
+    def collect_events(self) -> None:
+        """Feed the dashboard every event waiting in the session's mailbox (UI thread)."""
+        if self.session is None:
+            return
+        for event in self.session.mailbox.take():
+            if self.dashboard is not None:
+                self.dashboard.feed(event)
 
     def on_engine_done(self, message: EngineDone) -> None:
         """The worker returned. The dashboard showed Finished or Failed and decides about exit, except
         after SIGTERM, which ends the app once the run has stopped."""
+        self.collect_events()  # anything still waiting comes before the end
         if self.exit_when_over:
             self.exit()
 

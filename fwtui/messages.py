@@ -1,22 +1,17 @@
 """Messages the engine side posts to the app (from its worker thread, through `post_message`).
 
-`post_message` is thread-safe and returns at once, so the trainer never waits on the UI. Each engine
-event travels alone: no `can_replace` coalescing, because the loss chart needs every Step.
+`post_message` is thread-safe and returns at once, so the trainer never waits on the UI. The events
+themselves wait in the session's fwtui.mailbox.EventMailbox (every one of them: the loss chart needs every
+Step); EventsWaiting only wakes the UI to collect them.
 """
 
 from __future__ import annotations
 
 from textual.message import Message
 
-from trainer.events import Event
 
-
-class EngineEvent(Message):
-    """One event from the engine (trainer.events), to be fed to the dashboard on the UI thread."""
-
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
+class EventsWaiting(Message):
+    """Engine events (trainer.events) wait in the mailbox: collect them now, on the UI thread."""
 
 
 class EngineDone(Message):

@@ -1,7 +1,7 @@
 """The engine worker: one Textual thread worker runs trainer.run.run_training and posts its events.
 
-The sink only calls `app.post_message` (thread-safe, returns at once), so the trainer never waits on the
-UI. torch and trainer.run are imported inside the worker: the setup screen never pays for them. The
+The sink puts each event in a mailbox (fwtui.mailbox: a deque append, and now and then a thread-safe
+`app.post_message` that returns at once), so the trainer never waits on the UI. torch and trainer.run are imported inside the worker: the setup screen never pays for them. The
 thread is the trainer's until the trainer returns: the app asks it to stop only through `controls`.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 
 from textual.app import App
 
-from fwtui.messages import EngineDone, EngineEvent
+from fwtui.mailbox import EventMailbox
+from fwtui.messages import EngineDone, EventsWaiting
 from trainer.events import Event, Failed, RunStarted
 
 
@@ -43,6 +44,8 @@ class EngineSession:
         self.failed = False
         self.error: str | None = None
         self.worker = None
+        self.mailbox = EventMailbox(self._wake_ui)
+        """The run's events, waiting for the UI thread to take them (EngineSession.take_events)."""
 
     @property
     def running(self) -> bool:
@@ -54,13 +57,16 @@ class EngineSession:
                                           exit_on_error=False, exclusive=True)
 
     def sink(self, event: Event) -> None:
-        """Called on the trainer's thread for every event: note what matters here, post it, return."""
+        """Called on the trainer's thread for every event: note what matters here, leave it for the UI."""
         if isinstance(event, RunStarted):
             self.run_dir = event.run_dir  # run_training serves RUN/control/ for `fwtui attach`
         elif isinstance(event, Failed):
             self.failed = True
+        self.mailbox.put(event)
+
+    def _wake_ui(self) -> None:
         try:
-            self.app.post_message(EngineEvent(event))
+            self.app.post_message(EventsWaiting())
         except Exception:  # noqa: BLE001 - the app is gone (terminal closed): the run goes on headless
             pass
 
