@@ -12,6 +12,8 @@ import math
 
 from rich.text import Text
 from textual.geometry import Region
+from textual.strip import Strip
+from textual.visual import Visual, visualize
 from textual_plotext import PlotextPlot
 
 HISTORY_POINTS = 2000
@@ -116,13 +118,16 @@ class _Chart(PlotextPlot):
 
     `redraw` plots into text, compares it line by line with what is on screen and repaints only the lines
     that changed (a new point at the right end changes a few), or nothing when the picture is the same: a
-    full chart is 5-9 KB of escape codes, too much to send every time on a thin link (issue 5)."""
+    full chart is 5-9 KB of escape codes, too much to send every time on a thin link (issue 5). The chart
+    is drawn line by line (Textual's line API, `render_line`), and only a changed line is converted from
+    plotext's ANSI text to a Strip: converting the whole picture on every redraw cost the UI thread as much
+    as plotting it (issue 4: the app's CPU time is taken from a CPU run)."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id, classes=classes)
         self.can_focus = False
         self._lines: list[str] = []  # the plot's ANSI text, line by line, as last shown
-        self._text: Text | None = None
+        self._strips: list[Strip | None] = []  # those lines as Strips, None until a line is first drawn
         self._key: tuple | None = None  # (size, themes) the text was plotted for
         self._title: str | None = None
 
@@ -146,20 +151,28 @@ class _Chart(PlotextPlot):
         plt.theme(self._get_plotext_theme_name(self.app.theme))
         return plt.build()
 
+    def _show(self, key: tuple, lines: list[str], changed: list[int] | None) -> None:
+        """Keep `lines` as the picture; forget the Strips of the changed lines (all when None)."""
+        if changed is None:
+            self._strips = [None] * len(lines)
+        else:
+            for y in changed:
+                self._strips[y] = None
+        self._key, self._lines = key, lines
+
     def redraw(self) -> bool:
         """Plot again and repaint what changed; False when the picture is the same as on screen."""
         if not self.is_mounted or not self.size.area:
-            self.refresh()  # not laid out yet: render() plots once it is
+            self.refresh()  # not laid out yet: render_line plots once it is
             return True
-        key, ansi = self._plot_key(), self._plot_ansi()
-        lines = ansi.split("\n")
+        key, lines = self._plot_key(), self._plot_ansi().split("\n")
         if key != self._key or len(lines) != len(self._lines):
             changed = None  # another size or theme: all of it
         else:
             changed = [y for y, (new, old) in enumerate(zip(lines, self._lines)) if new != old]
             if not changed:
                 return False
-        self._key, self._lines, self._text = key, lines, Text.from_ansi(ansi)
+        self._show(key, lines, changed)
         if changed is None:
             self.refresh()
         else:
@@ -167,11 +180,21 @@ class _Chart(PlotextPlot):
             self.refresh(*(Region(0, y, width, 1) for y in changed))
         return True
 
-    def render(self):
-        if self._text is None or self._key != self._plot_key():  # first paint, resize, theme change
-            ansi = self._plot_ansi()
-            self._key, self._lines, self._text = self._plot_key(), ansi.split("\n"), Text.from_ansi(ansi)
-        return self._text
+    def render_line(self, y: int) -> Strip:
+        key = self._plot_key()
+        if self._key != key:  # first paint, resize, theme change
+            self._show(key, self._plot_ansi().split("\n"), None)
+        if not 0 <= y < len(self._lines):
+            return Strip.blank(self.size.width, self.visual_style.rich_style)
+        strip = self._strips[y]
+        if strip is None:
+            # One line the way Widget.render would draw the whole Text (Visual.to_strips at the widget's style).
+            visual = visualize(self, Text.from_ansi(self._lines[y]), markup=False)
+            strip = self._strips[y] = Visual.to_strips(self, visual, self.size.width, 1, self.visual_style)[0]
+        return strip
+
+    def render(self):  # what a Widget would draw whole; render_line is what Textual calls
+        return Text.from_ansi("\n".join(self._lines))
 
     def draw(self, plt, legend: bool) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
