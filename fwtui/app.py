@@ -180,6 +180,7 @@ class FwtuiApp(App):
 
         point_terminal_at_devnull()
         if self.session is not None:
+            self.session.mailbox.close()  # the run's events still go to RUN/events.jsonl; none to a UI
             threading.Thread(target=_exit_after_run, args=(self.session,), name="fwtui-detached-watchdog",
                              daemon=True).start()
         loop = self._loop

@@ -17,6 +17,10 @@ from collections.abc import Callable
 
 from trainer.events import Event, Step
 
+MOST_WAITING = 100_000
+"""A backstop: with no UI left to take them (the app closed and the run goes on), older events are dropped
+rather than kept for the rest of the run. A live UI takes them every COLLECT_SECONDS."""
+
 COLLECT_SECONDS = 0.5
 """The app collects waiting Steps at least this often, and a Step wakes the UI at most this often: a Step
 is shown at most half a second late."""
@@ -29,12 +33,15 @@ class EventMailbox:
     def __init__(self, notify: Callable[[], None], *, step_seconds: float = COLLECT_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._notify, self._step_seconds, self._clock = notify, step_seconds, clock
-        self._events: deque[Event] = deque()
+        self._events: deque[Event] = deque(maxlen=MOST_WAITING)
+        self._closed = False
         self._notified = False  # a wake-up is on its way and has not been taken yet
         self._last_notice = -float("inf")
 
     def put(self, event: Event) -> None:
         """On the engine thread: keep the event; wake the UI when it should look now."""
+        if self._closed:
+            return
         self._events.append(event)
         if self._notified:
             return  # the wake-up on its way takes this one too
@@ -43,6 +50,11 @@ class EventMailbox:
             return  # the collection timer, or the next wake-up, takes it
         self._notified, self._last_notice = True, now
         self._notify()
+
+    def close(self) -> None:
+        """No UI will take events any more (the terminal went away): drop them from now on."""
+        self._closed = True
+        self._events.clear()
 
     def take(self) -> list[Event]:
         """On the UI thread: every waiting event, oldest first."""

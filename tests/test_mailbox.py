@@ -77,3 +77,12 @@ def test_events_from_another_thread_all_arrive_in_order():
     worker.join()
     taken.extend(mailbox.take())
     assert [e.iter for e in taken] == list(range(20_000))
+
+
+def test_a_closed_mailbox_keeps_nothing():
+    wakes: list[int] = []
+    mailbox = EventMailbox(lambda: wakes.append(1))
+    mailbox.put(step(1))
+    mailbox.close()  # the app went away; the run goes on
+    mailbox.put(eval_at(10))
+    assert len(mailbox) == 0 and mailbox.take() == [] and len(wakes) == 1
