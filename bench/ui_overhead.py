@@ -18,7 +18,7 @@ Tokens/s of a phase: tokens between the first and the last Step inside its count
 between them (Step.time and Step.tokens_seen). The UI thread's CPU time (time.thread_time on the app's
 event loop) over the same window says how much the app itself works.
 
-    python bench/ui_overhead.py [--pairs 12] [--phase-seconds 12] [--aa] [--set batch_size=2 ...]
+    python bench/ui_overhead.py [--pairs 8] [--phase-seconds 24] [--margin 4] [--aa] [--set batch_size=2 ...]
 """
 
 from __future__ import annotations
@@ -133,9 +133,10 @@ def throughput(steps: list, t0: float, t1: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=12, help="app phases, each between two headless ones")
-    parser.add_argument("--phase-seconds", type=float, default=12.0, help="length of a phase (default 12)")
-    parser.add_argument("--margin", type=float, default=3.0, help="seconds not counted at a phase's start")
+    parser.add_argument("--pairs", type=int, default=8, help="app phases, each between two headless ones")
+    parser.add_argument("--phase-seconds", type=float, default=24.0, help="length of a phase (default 24): "
+                        "long enough for the dashboard's redraw budget to settle, as it does over a run")
+    parser.add_argument("--margin", type=float, default=4.0, help="seconds not counted at a phase's start")
     parser.add_argument("--aa", action="store_true", help="no app in any phase: the noise floor")
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                         help="more overrides for the run, e.g. --set batch_size=2 --set block_size=64")
