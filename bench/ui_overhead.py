@@ -78,8 +78,7 @@ STRETCHES: list[int] = []
 def watch(recorder: Recorder, controls, seconds: float, margin: float) -> tuple[float, float, float]:
     """The app shows the run for `seconds`; (counted window start, end, UI thread CPU share in it)."""
     from fwtui.app import AppOptions, FwtuiApp
-    from fwtui.mailbox import COLLECT_SECONDS, EventMailbox
-    from fwtui.messages import EventsWaiting
+    from fwtui.mailbox import COLLECT_SECONDS
     from fwtui.screens.dashboard import DashboardScreen
     from fwtui.session import EngineSession, RunArgs
 
@@ -91,11 +90,10 @@ def watch(recorder: Recorder, controls, seconds: float, margin: float) -> tuple[
         async with app.run_test(size=(120, 40)):
             dashboard = DashboardScreen(controls, title="ui_overhead bench")
             await app.push_screen(dashboard)
-            # What FwtuiApp.on_setup_screen_start_requested sets up, with the bench's run in place of a
-            # worker: a session whose mailbox the app collects (on EventsWaiting and on its timer).
+            # What FwtuiApp.on_setup_screen_start_requested sets up, with the bench's run in place of the
+            # session's worker: the session's mailbox, which the app collects (on EventsWaiting, on a timer).
             app.dashboard = dashboard
             app.session = EngineSession(app, RunArgs(preset="cpu-tiny", data=""), controls)
-            app.session.mailbox = EventMailbox(lambda: app.post_message(EventsWaiting()))
             app.set_interval(COLLECT_SECONDS, app.collect_events)
             for event in recorder.attach(app.session.mailbox):
                 dashboard.feed(event)
