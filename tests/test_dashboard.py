@@ -335,6 +335,24 @@ async def test_over_its_cpu_budget_the_dashboard_waits_longer_for_steps_but_not_
         assert "iter 10 eval" in log_text(app.dash)
 
 
+async def test_memory_and_time_panels_show_all_their_lines_before_any_sample():
+    # A grid row sized `auto` kept the height of the panels' first, one-line text: "elapsed", "done" and
+    # "tokens" were cut off until a sample made the row lay out again.
+    for size in ((120, 40), (80, 24)):
+        app = DashApp(FakeControls())
+        async with app.run_test(size=size) as pilot:
+            app.dash.feed(run_started())
+            await pilot.pause()
+            for i in range(10, 60, 10):
+                app.dash.feed(step(i))
+            app.dash.redraw_now()
+            await pilot.pause()
+            for panel in ("#memory", "#time"):
+                widget = app.dash.query_one(panel)
+                lines = str(widget.render()).count("\n") + 1
+                assert lines >= 3 and widget.content_size.height >= lines, (size, panel)
+
+
 async def test_health_line_shows_a_nan_and_logs_it_once():
     import math
     from dataclasses import replace
