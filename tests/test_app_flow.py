@@ -54,24 +54,24 @@ async def test_choose_start_watch_sample_quit(workdir: Path, monkeypatch: pytest
         await pilot.press("enter")
         await pilot.press("enter")
         assert setup.base.name == "cpu-tiny"
-        assert app.focused.id == "data-path"
+        assert app.focused is not None and app.focused.id == "data-path", app.focused
         # The file: type its path in the input, Enter.
         await pilot.press(*str(data))
         await pilot.press("enter")
-        assert setup.data == str(data)
+        assert setup.data == str(data), setup.data
         # Overrides as typed: more iterations than the test waits for; a small batch and context.
         for key, value in (("max_iters", "400"), ("batch_size", "2"), ("block_size", "64")):
             setup.query_one(f"#set-{key}").focus()
             await pilot.press(*value)
         await pilot.pause()
-        assert setup.query_one("#overrides").problem is None
+        assert setup.query_one("#overrides").problem is None, setup.query_one("#overrides").problem
         setup.query_one("#presets").focus_list()
         await pilot.press("t")
         await wait_for(pilot, lambda: app.dashboard is not None and app.screen is app.dashboard, "the dashboard")
         dashboard = app.dashboard
         await wait_for(pilot, lambda: dashboard.error_message is not None or (dashboard.iteration or 0) >= 2,
                        "the iteration counter to advance")
-        assert dashboard.error_message is None
+        assert dashboard.error_message is None, dashboard.error_message
         first = dashboard.iteration
         await wait_for(pilot, lambda: (dashboard.iteration or 0) > first, "a later iteration")
         assert dashboard.loss_points > 0
@@ -82,7 +82,7 @@ async def test_choose_start_watch_sample_quit(workdir: Path, monkeypatch: pytest
         await pilot.press("enter")
         modal = app.screen
         await wait_for(pilot, lambda: modal.generated_text != "", "the sample text")
-        assert modal.generated_text.strip()
+        assert modal.generated_text.strip(), repr(modal.generated_text)
         await pilot.press("escape")
 
         # `q`, then yes: stop at a step boundary with a checkpoint, and the app exits on Finished.
@@ -90,7 +90,7 @@ async def test_choose_start_watch_sample_quit(workdir: Path, monkeypatch: pytest
         await pilot.press("y")
         await wait_for(pilot, lambda: dashboard.finished_reason is not None, "Finished")
     assert app.session is not None and app.session.done.wait(30)
-    assert dashboard.finished_reason == "stopped"
+    assert dashboard.finished_reason == "stopped", dashboard.finished_reason
     assert (run_dir / "ckpt.pt").is_file()
     assert (run_dir / "events.jsonl").is_file()
     # The checkpoint is the one saved at the stop: the iteration the run finished at, loadable safely.
