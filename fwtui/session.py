@@ -1,8 +1,9 @@
 """The engine worker: one Textual thread worker runs trainer.run.run_training and posts its events.
 
 The sink puts each event in a mailbox (fwtui.mailbox: a deque append, and now and then a thread-safe
-`app.post_message` that returns at once), so the trainer never waits on the UI. torch and trainer.run are imported inside the worker: the setup screen never pays for them. The
-thread is the trainer's until the trainer returns: the app asks it to stop only through `controls`.
+`app.post_message` that returns at once), so the trainer never waits on the UI. torch and trainer.run are
+imported inside the worker: the setup screen never pays for them. The thread is the trainer's until the
+trainer returns: the app asks it to stop only through `controls`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class EngineSession:
         self.error: str | None = None
         self.worker = None
         self.mailbox = EventMailbox(self._wake_ui)
-        """The run's events, waiting for the UI thread to take them (EngineSession.take_events)."""
+        """The run's events, waiting for the UI thread to take them (FwtuiApp.collect_events)."""
 
     @property
     def running(self) -> bool:
