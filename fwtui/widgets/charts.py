@@ -1,8 +1,9 @@
 """The dashboard's two charts (loss, throughput) and the bounded histories they draw from.
 
 Histories are filled on every Step/Eval but drawn at most twice a second by the screen's timer (every two
-seconds in steady training): `add` only appends, `redraw()` plots and repaints the lines that changed. A History thins itself when full (keeps every other point and then takes every
-second new one), so a 600k-iteration run stays a few thousand points yet still shows its whole curve.
+seconds or more in steady training, see fwtui.refresh_budget): `add` only appends, `redraw()` plots and
+repaints the lines that changed. A History thins itself when full (keeps every other point and then takes
+every second new one), so a 600k-iteration run stays a few thousand points yet still shows its whole curve.
 Markers and labels differ (braille line for train, "o" for val), so the charts read without colour.
 """
 
