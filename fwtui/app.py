@@ -151,22 +151,15 @@ class FwtuiApp(App):
             self.stop_run("quit")
 
     # --- the terminal went away ------------------------------------------------------------------
-    def hangup(self) -> None:
-        """SIGHUP (from the signal handler, in the main thread): the terminal is gone."""
-        self.detach()
-
-    def terminal_lost(self) -> None:
-        """A write to the terminal failed, or its tty reports a hang-up (any thread)."""
-        self.detach()
-
     def _check_terminal(self) -> None:
         from fwtui.terminal import terminal_alive
 
         if not terminal_alive(sys.__stdin__.fileno()):
-            self.terminal_lost()
+            self.detach()
 
     def detach(self) -> None:
-        """Close the app and leave the run training headless, to its end or until stopped.
+        """Close the app and leave the run training headless, to its end or until stopped: on SIGHUP, a
+        failed write to the terminal (fwtui.terminal), or a tty that reports a hang-up.
 
         Safe from a signal handler or any thread: it only sets state, points the terminal's file
         descriptors at /dev/null (writes to a dead tty raise EIO), starts a watchdog, and schedules

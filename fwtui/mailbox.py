@@ -17,10 +17,6 @@ from collections.abc import Callable
 
 from trainer.events import Event, Step
 
-MOST_WAITING = 100_000
-"""A backstop: with no UI left to take them (the app closed and the run goes on), older events are dropped
-rather than kept for the rest of the run. A live UI takes them every COLLECT_SECONDS."""
-
 COLLECT_SECONDS = 0.5
 """The app collects waiting Steps at least this often, and a Step wakes the UI at most this often: a Step
 is shown at most half a second late."""
@@ -33,7 +29,7 @@ class EventMailbox:
     def __init__(self, notify: Callable[[], None], *, step_seconds: float = COLLECT_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._notify, self._step_seconds, self._clock = notify, step_seconds, clock
-        self._events: deque[Event] = deque(maxlen=MOST_WAITING)
+        self._events: deque[Event] = deque()
         self._closed = False
         self._notified = False  # a wake-up is on its way and has not been taken yet
         self._last_notice = -float("inf")

@@ -60,11 +60,11 @@ class GuardedOutput:
 
 
 class HangupSafeDriver(LinuxDriver):
-    """Textual's Linux driver writing through GuardedOutput; the app's `terminal_lost()` hears of a loss."""
+    """Textual's Linux driver writing through GuardedOutput; the app's `detach()` hears of a loss."""
 
     def __init__(self, app, **kwargs) -> None:
         super().__init__(app, **kwargs)
-        self._file = GuardedOutput(sys.__stderr__, on_lost=lambda: app.terminal_lost())
+        self._file = GuardedOutput(sys.__stderr__, on_lost=lambda: app.detach())
 
 
 def terminal_alive(fd: int) -> bool:

@@ -3,9 +3,9 @@
 Bad command-line choices fail here with one line before the screen opens. Signals: SIGHUP (the
 terminal went away: SSH dropped, tmux killed) detaches, so the run goes on headless to its end, still
 writing RUN/events.jsonl and checkpoints for `fwtui attach`; SIGTERM stops the run at a step boundary
-with a checkpoint. Ctrl-C reaches the app as a key (Textual reads the terminal raw). A terminal that vanishes without
-a SIGHUP (a closed pty that was not our controlling terminal) is noticed by the first failed write or
-a tty check each second, and detaches the same way (fwtui.terminal).
+with a checkpoint. Ctrl-C reaches the app as a key (Textual reads the terminal raw). A terminal that
+vanishes without a SIGHUP (a closed pty that was not our controlling terminal) is noticed by the first
+failed write or a tty check each second, and detaches the same way (fwtui.terminal).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         app = FwtuiApp(options, driver_class=HangupSafeDriver, watch_terminal=True)
     previous = {
-        signal.SIGHUP: signal.signal(signal.SIGHUP, lambda *_: app.hangup()),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, lambda *_: app.detach()),
         signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: _terminate(app)),
     }
     try:
