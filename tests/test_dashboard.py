@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import timezone
 
+import pytest
 from textual.app import App
 from textual.widgets import Input, Static
 
@@ -315,7 +316,7 @@ async def test_a_lone_step_after_a_redraw_still_shows():
         app.dash.feed(run_started())
         await pilot.pause()
         app.dash.feed(step(10))  # right after a redraw: throttled to the next panel refresh, not dropped
-        await pilot.pause(app.dash.refresh_budget.interval(PANEL_REFRESH_SECONDS) + 0.2)
+        await pilot.pause(app.dash.refresh_budget.numbers(PANEL_REFRESH_SECONDS) + 0.2)
         assert "iter 10 / 6,000" in text_of(app, "#header-right")
 
 
@@ -333,6 +334,32 @@ async def test_over_its_cpu_budget_the_dashboard_waits_longer_for_steps_but_not_
         await pilot.pause()
         assert "iter 10 / 6,000" in text_of(app, "#header-right")
         assert "iter 10 eval" in log_text(app.dash)
+
+
+@pytest.mark.parametrize("device, in_process, charts_ceiling", [
+    ("cpu", True, 10.0),  # the app's own CPU run: the only mode whose charts may wait past 2 s
+    ("cuda:0", True, 2.0),
+    ("cpu", False, 2.0),  # attach / serve / view: the run is another process's
+])
+async def test_however_far_over_budget_the_numbers_move_every_2_s_and_charts_by_mode(device, in_process,
+                                                                                     charts_ceiling):
+    from fwtui.screens.dashboard import CHART_STEADY_SECONDS, PANEL_REFRESH_SECONDS
+    app = DashApp(FakeControls(), in_process=in_process)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dash = app.dash
+        dash.refresh_budget.stretch = 8  # as if the UI thread had gone far over its budget
+        dash.feed(run_started(device=device))
+        dash.feed(step(10, cpu=device == "cpu"))
+        dash.feed(step(20, cpu=device == "cpu"))
+        dash.feed(step(30, cpu=device == "cpu"))  # past the first points, which show at once
+        await pilot.pause(0.8)
+        assert dash.refresh_budget.numbers(PANEL_REFRESH_SECONDS) == 2.0
+        assert dash.refresh_budget.charts(CHART_STEADY_SECONDS) == charts_ceiling
+        drawn = dash._last_chart_redraw
+        dash.feed(step(40, cpu=device == "cpu"))  # a steady step: waits for the stretched intervals
+        await pilot.pause(2.8)  # past the 2 s ceilings (and the chart timer's 0.5 s tick)
+        assert "iter 40 / 6,000" in text_of(app, "#header-right")  # the numbers moved within 2 s
+        assert (dash._last_chart_redraw > drawn) == (charts_ceiling == 2.0)
 
 
 async def test_memory_and_time_panels_show_all_their_lines_before_any_sample():

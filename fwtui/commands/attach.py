@@ -37,7 +37,9 @@ class ViewerApp(App[None]):
         self._poll_source = poll
         self.controls = controls
         self.poll_seconds = poll_seconds
-        self.dashboard = DashboardScreen(controls, title=title, attach=attach, **screen_options)
+        # The run is another process's (or a finished log): the UI's CPU time costs it nothing, so the
+        # charts keep their 2 s ceiling (fwtui.refresh_budget.ceilings_for).
+        self.dashboard = DashboardScreen(controls, title=title, attach=attach, in_process=False, **screen_options)
 
     def on_mount(self) -> None:
         # Pushed, not the default screen: a pushed screen gets its CSS_PATH (dashboard.tcss) loaded.

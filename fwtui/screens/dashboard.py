@@ -8,7 +8,8 @@ client); controls=None is a read-only replay.
 
 Thin links (issue 5: <= 10 KB/s to the terminal at 120x40) and slow machines (issue 4: the app costs the
 run <= 2%): Step-driven redraws are throttled (text panels once a second, charts every CHART_STEADY_SECONDS,
-both stretched by fwtui.refresh_budget when the UI thread goes over its CPU budget), panels repaint only
+both stretched by fwtui.refresh_budget when the UI thread goes over its CPU budget, but never past its
+ceilings: numbers every 2 s, charts every 2 s, or 10 s for a CPU run in this process), panels repaint only
 when their text changes, and charts repaint only the lines of the picture that changed. Evals, the first
 points, pauses and the end show at once.
 Run health (trainer.health.assess, through HealthWatch) is assessed every few seconds or on an Eval.
@@ -28,7 +29,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from fwtui.refresh_budget import RefreshBudget
+from fwtui.refresh_budget import RefreshBudget, ceilings_for
 from fwtui.screens.confirm import ConfirmModal
 from fwtui.screens.help import HelpModal
 from fwtui.screens.sample_modal import SampleModal
@@ -45,12 +46,14 @@ CHART_REDRAW_SECONDS = 0.5
 the thousand. New train points alone wait CHART_STEADY_SECONDS; an eval or a chart's first points show at once."""
 
 CHART_STEADY_SECONDS = 2.0
-"""During steady training the charts redraw at most this often (stretched by the UI's CPU budget): each
+"""During steady training the charts redraw at most this often (stretched by the UI's CPU budget, up to the
+ceiling of the run's mode, fwtui.refresh_budget.ceilings_for): each
 redraw sends the changed lines of the picture to the terminal (about 1-3 KB), and a curve moving by one
 point reads the same two seconds later."""
 
 PANEL_REFRESH_SECONDS = 1.0
-"""Step events redraw the text panels at most once a second, stretched by the UI's CPU budget (the UI thread
+"""Step events redraw the text panels at most once a second, stretched by the UI's CPU budget to at most 2 s
+(the UI thread
 shares the GIL and the cores with the trainer, and each repaint goes down the wire); any other event (eval,
 pause, failure...) shows at once."""
 
@@ -73,13 +76,16 @@ class DashboardScreen(Screen[None]):
         Binding("question_mark", "help", "help", key_display="?"),
     ]
 
-    def __init__(self, controls: Any = None, *, title: str = "", attach: bool = False,
+    def __init__(self, controls: Any = None, *, title: str = "", attach: bool = False, in_process: bool = True,
                  tz: tzinfo | None = None, history_points: int = HISTORY_POINTS) -> None:
-        """`tz`: the zone the finish time is shown in (default local; tests pin UTC)."""
+        """`in_process`: the run trains in this process (the app's worker), so the UI's CPU time is taken
+        from it; False for a viewer of another process (`attach`, `serve`, `view`). `tz`: the zone the finish
+        time is shown in (default local; tests pin UTC)."""
         super().__init__()
         self.controls = controls
         self.run_title = title
         self.attach = attach
+        self.in_process = in_process
         self.tz = tz
         # What the events said last; panels are drawn from these.
         self.run: RunStarted | None = None
@@ -105,7 +111,9 @@ class DashboardScreen(Screen[None]):
         self._charts_dirty = True
         self._charts_urgent = True  # redraw at the next tick even in steady training
         self._last_chart_redraw = 0.0
-        self.refresh_budget = RefreshBudget()  # steady redraw intervals kept to the UI's CPU budget
+        # Steady redraw intervals kept to the UI's CPU budget, within the ceilings of where the run is (its
+        # device is known at RunStarted, which sets them again).
+        self.refresh_budget = RefreshBudget(ceilings=ceilings_for(device=None, in_process=in_process))
         self._ready = False  # True once mounted: before that, feed() only stores (on_mount draws it all)
 
     # --- what tests and the app read -------------------------------------------------------------------
@@ -220,6 +228,7 @@ class DashboardScreen(Screen[None]):
                 history.clear()
         self._health.start(event, same_run=same_run)
         self.run = event
+        self.refresh_budget.ceilings = ceilings_for(device=event.device, in_process=self.in_process)
         self.last_step = None
         self.finished = self.failed = None
         self.paused = False
@@ -237,7 +246,7 @@ class DashboardScreen(Screen[None]):
         # Steps at most one per PANEL_REFRESH_SECONDS.
         if not self._ready or self._flush_scheduled:
             return
-        wait = self.refresh_budget.interval(PANEL_REFRESH_SECONDS) - (time.monotonic() - self._last_flush)
+        wait = self.refresh_budget.numbers(PANEL_REFRESH_SECONDS) - (time.monotonic() - self._last_flush)
         if urgent or wait <= 0:
             if self._flush_timer is not None:
                 self._flush_timer.stop()
@@ -287,10 +296,11 @@ class DashboardScreen(Screen[None]):
 
     def _redraw_charts_if_dirty(self) -> None:
         # Called every CHART_REDRAW_SECONDS: at once for evals and first points, else every CHART_STEADY_SECONDS
-        # (stretched). The budget's clock is read here too: this timer runs on the UI thread.
+        # (stretched, within the mode's ceiling). The budget's clock is read here too: this timer runs on the
+        # UI thread.
         self.refresh_budget.tick()
         steady_due = (time.monotonic() - self._last_chart_redraw
-                      >= self.refresh_budget.interval(CHART_STEADY_SECONDS))
+                      >= self.refresh_budget.charts(CHART_STEADY_SECONDS))
         if self._charts_dirty and (self._charts_urgent or steady_due):
             self._redraw_charts()
 
