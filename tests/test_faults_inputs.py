@@ -20,7 +20,7 @@ from trainer.dataset import META_NAME, open_prepared
 from trainer.errors import ConfigError
 from trainer.hardware import DeviceInfo
 from trainer.ingest import prepare
-from trainer.loop import resolve_precision
+from trainer.precision import precision_for
 from trainer.tokenizer import EOT
 
 TRAIN = ["max_iters=4", "lr_decay_iters=4", "warmup_iters=1", "eval_interval=2", "eval_iters=1", "log_interval=1",
@@ -254,9 +254,9 @@ def test_bf16_on_a_cuda_card_without_it_is_one_clear_line():
     card = DeviceInfo("cuda:0", "Tesla T4", 16 << 30, 65e12, "table", bf16=False)
     with pytest.raises(ConfigError, match=r"the Tesla T4 has no bfloat16 support; use --set dtype=float16 or "
                                           r"dtype=auto") as err:
-        resolve_precision("bfloat16", card)
+        precision_for("bfloat16", card)
     assert "\n" not in str(err.value)
-    assert resolve_precision("auto", card) == "float16"
+    assert precision_for("auto", card) == "float16"
 
 
 # --- config against an existing run: refused, and the run is left exactly as it was ------------------------

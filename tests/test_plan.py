@@ -115,12 +115,14 @@ def test_unknown_peak_gives_unknown_time():
     assert given.peak_source == "measured bf16 matmul" and given.est_seconds is not None
 
 
-def _earlier_run(runs, name, preset, device, mfu, tokens_per_sec, flops_per_token=1000):
+def _earlier_run(runs, name, config, device, mfu, tokens_per_sec, flops_per_token=1000, precision="bfloat16",
+                 compiled=True):
+    """An events.jsonl as a finished run of `config` on `device` writes it: 10 warm-up steps far off, then 30."""
     sink = EventLogWriter(runs / name)
-    sink(RunStarted(run_dir=str(runs / name), config={"name": preset}, params=1, params_with_embeddings=1,
+    sink(RunStarted(run_dir=str(runs / name), config=config.to_dict(), params=1, params_with_embeddings=1,
                     device="cuda:0", device_name=device, device_memory_bytes=None, peak_flops=None,
                     peak_flops_source="", flops_per_token=flops_per_token, tokens_per_iter=1, dataset_tokens=1,
-                    start_iter=0, max_iters=100, precision="bfloat16", compiled=True))
+                    start_iter=0, max_iters=100, precision=precision, compiled=compiled))
     for i in range(0, 40):
         warm = i < 10  # compile and warm-up: far off, must be skipped
         sink(Step(iter=i, loss=3.0, lr=1e-3, step_seconds=1.0, tokens_per_sec=1.0 if warm else tokens_per_sec,
@@ -132,24 +134,64 @@ def _earlier_run(runs, name, preset, device, mfu, tokens_per_sec, flops_per_toke
 
 def test_expected_mfu_from_earlier_runs(tmp_path):
     device = "NVIDIA GeForce RTX 4070"
+    preset = load_preset("rtx4070-12gb")
     for i, mfu in enumerate((0.40, 0.42, 0.44)):
-        _earlier_run(tmp_path, f"r{i}", "rtx4070-12gb", device, mfu, 1000.0)
-    _earlier_run(tmp_path, "other-device", "rtx4070-12gb", "NVIDIA GeForce RTX 4090", 0.9, 1000.0)
-    _earlier_run(tmp_path, "other-preset", "24gb", device, 0.9, 1000.0)
-    plan = make_plan(load_preset("rtx4070-12gb"), device_name=device, runs_dir=tmp_path)
+        _earlier_run(tmp_path, f"r{i}", preset, device, mfu, 1000.0)
+    _earlier_run(tmp_path, "other-device", preset, "NVIDIA GeForce RTX 4090", 0.9, 1000.0)
+    _earlier_run(tmp_path, "other-preset", load_preset("24gb"), device, 0.9, 1000.0)
+    _earlier_run(tmp_path, "fp32", preset, device, 0.9, 1000.0, precision="float32")
+    _earlier_run(tmp_path, "eager", preset, device, 0.9, 1000.0, compiled=False)
+    plan = make_plan(preset, device_name=device, runs_dir=tmp_path)
     assert plan.expected_mfu == pytest.approx(0.42)
-    assert plan.expected_mfu_source.startswith("from 3 earlier runs")
-    fresh = make_plan(load_preset("rtx4070-12gb"), device_name=device, runs_dir=tmp_path / "none")
+    assert plan.expected_mfu_source.startswith("from 3 earlier runs of this model and batch shape")
+    fresh = make_plan(preset, device_name=device, runs_dir=tmp_path / "none")
     assert fresh.expected_mfu == 0.30
+
+
+def test_runs_with_other_overrides_do_not_feed_each_other(tmp_path):
+    # Two runs of one preset, one with --set n_layer=2: each plan sees only its own shape's run.
+    device = "NVIDIA GeForce RTX 4070"
+    preset = load_preset("rtx4070-12gb")
+    deeper = preset.replace(n_layer=preset.n_layer * 2)
+    _earlier_run(tmp_path, "plain", preset, device, 0.40, 1000.0)
+    _earlier_run(tmp_path, "deeper", deeper, device, 0.20, 1000.0)
+    assert deeper.name == preset.name  # the override keeps the preset's name: names cannot tell them apart
+    plain_plan = make_plan(preset, device_name=device, runs_dir=tmp_path)
+    deeper_plan = make_plan(deeper, device_name=device, runs_dir=tmp_path)
+    assert plain_plan.expected_mfu == pytest.approx(0.40)
+    assert deeper_plan.expected_mfu == pytest.approx(0.20)
+    assert plain_plan.expected_mfu_source.startswith("from 1 earlier run ")
+    other_batch = preset.replace(batch_size=preset.batch_size // 2,
+                                 gradient_accumulation_steps=preset.gradient_accumulation_steps * 2)
+    assert make_plan(other_batch, device_name=device, runs_dir=tmp_path).expected_mfu == 0.30  # the default
 
 
 def test_cpu_time_from_measured_tokens_per_second(tmp_path):
     cpu = "CPU: Some Processor"
-    _earlier_run(tmp_path, "r0", "cpu-tiny", cpu, None, 5000.0, flops_per_token=2_000_000)
+    _earlier_run(tmp_path, "r0", load_preset("cpu-tiny"), cpu, None, 5000.0, flops_per_token=2_000_000,
+                 precision="float32", compiled=False)
     plan = make_plan(load_preset("cpu-tiny"), device_name=cpu, runs_dir=tmp_path)
     achieved = 5000.0 * 2_000_000
     assert plan.expected_mfu is None and "measured" in plan.expected_mfu_source
     assert plan.train_seconds == pytest.approx(plan.train_flops / achieved)
+
+
+def test_plan_holds_an_fp32_cuda_run_to_the_tf32_peak():
+    h100 = "NVIDIA H100 80GB HBM3"
+    bf16 = make_plan(load_preset("gpt2-124m"), device_name=h100)
+    fp32 = make_plan(load_preset("gpt2-124m").replace(dtype="float32"), device_name=h100)
+    assert bf16.peak_flops == pytest.approx(989e12) and bf16.peak_source.startswith("table: H100 SXM")
+    assert fp32.peak_flops == pytest.approx(989e12 / 2)
+    assert fp32.peak_source.startswith("TF32 = 0.5 × bf16 peak; table: H100 SXM")
+    assert fp32.train_seconds == pytest.approx(2 * bf16.train_seconds)  # same MFU, half the peak
+    cpu = make_plan(load_preset("cpu-tiny"), device_name="CPU: Some Processor")
+    assert cpu.peak_flops is None and cpu.peak_source.startswith("unknown")
+
+
+def test_plan_for_a_card_without_bf16_plans_fp16():
+    plan = make_plan(load_preset("gpt2-124m"), device_name="NVIDIA A100-SXM4-80GB", bf16_supported=False)
+    assert "memory: float16" in " ".join(plan.notes)
+    assert plan.peak_flops == pytest.approx(312e12)  # fp16 runs on the same tensor-core rate as bf16
 
 
 def test_memory_warning_names_the_batch_that_fits():

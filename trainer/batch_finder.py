@@ -20,6 +20,7 @@ from typing import Callable
 from trainer.config import RunConfig, config_to_toml, user_preset_dir
 from trainer.errors import ConfigError
 from trainer.memory import accumulation_for
+from trainer.precision import autocast_for, precision_for
 
 SAFETY_MARGIN = 0.10
 
@@ -70,6 +71,14 @@ def free_device_memory() -> None:
         pass
 
 
+def step_precision(config: RunConfig, device: str) -> str:
+    """The precision the training loop would run `config` in on `device` (the same decision:
+    trainer.precision.precision_for on the detected device), so the search measures that run's memory."""
+    from trainer.hardware import detect_device
+
+    return precision_for(config.dtype, detect_device(device))
+
+
 def make_try_step(config: RunConfig, device: str = "cuda", compiled: bool | None = None) -> Callable[[int], None]:
     """A try_step running two real training steps of `config`'s model at a given micro-batch on `device`.
 
@@ -87,15 +96,12 @@ def make_try_step(config: RunConfig, device: str = "cuda", compiled: bool | None
     # dynamic=True: one graph for every batch size tried (static shapes would recompile per size and hit
     # dynamo's recompile limit, silently falling back to eager with its larger logits).
     forward = torch.compile(model, dynamic=True) if compiled else model
-    dtype = torch.bfloat16 if config.dtype in ("auto", "bfloat16") else (
-        torch.float16 if config.dtype == "float16" else torch.float32)
-    if dtype == torch.bfloat16 and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
-        dtype = torch.float16
+    precision = step_precision(config, device)
 
     def try_step(batch_size: int) -> None:
         for _ in range(2):
-            x = torch.randint(0, 50257, (batch_size, config.block_size), device=device)  # (B, T)
-            with torch.autocast(device_type=device.split(":")[0], dtype=dtype, enabled=dtype != torch.float32):
+            x = torch.randint(0, config.vocab_size, (batch_size, config.block_size), device=device)  # (B, T)
+            with autocast_for(precision, device):
                 _, loss = forward(x, x)
             loss.backward()
             optimizer.step()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import random
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -34,6 +33,7 @@ from trainer.formulas import count_params, flops_per_token
 from trainer.hardware import DeviceInfo, detect_device
 from trainer.metrics import EtaEstimator, evals_to_come, memory_stats, mfu
 from trainer.model import GPT, ModelArgs, strip_compile_prefix
+from trainer.precision import autocast_for, peak_for_precision, precision_for
 from trainer.resume import PreparedLike, best_val_loss_of, check_resume, dataset_identity
 from trainer.schedule import lr_at
 
@@ -42,19 +42,6 @@ MAX_BAD_STEPS = 5  # non-finite steps in a row before the run rolls back and sto
 
 class TrainingDiverged(FwtuiError):
     """Loss or gradient norm stayed NaN/inf: the run stopped at its last good checkpoint."""
-
-
-def resolve_precision(dtype: str, device: DeviceInfo) -> str:
-    """"bfloat16", "float16" or "float32": auto is bf16 on CUDA where supported, else fp16; fp32 on CPU."""
-    if dtype == "bfloat16" and device.is_cuda and not device.bf16:
-        # torch's autocast would raise a RuntimeError at the first step; say it before, with the fix.
-        raise ConfigError(f"dtype = 'bfloat16': the {device.name} has no bfloat16 support; use --set dtype=float16 "
-                          "or dtype=auto (float16 with loss scaling on this card)")
-    if dtype != "auto":
-        return dtype
-    if device.is_cuda:
-        return "bfloat16" if device.bf16 else "float16"
-    return "float32"
 
 
 class Trainer(BoundaryWork):
@@ -102,11 +89,9 @@ class Trainer(BoundaryWork):
             torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for any fp32 matmul left outside autocast
             torch.backends.cudnn.allow_tf32 = True
             torch.set_float32_matmul_precision("high")
-        self.precision = resolve_precision(cfg.dtype, info)
-        device_type = "cuda" if info.is_cuda else info.device
-        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(self.precision)
-        self.autocast = torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
-        self.scaler = torch.amp.GradScaler(device_type, enabled=self.precision == "float16")
+        self.precision = precision_for(cfg.dtype, info)  # the one decision (trainer.precision)
+        self.autocast = autocast_for(self.precision, info.device)
+        self.scaler = torch.amp.GradScaler(info.device.split(":")[0], enabled=self.precision == "float16")
 
         self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
         self.optimizer = torch.optim.AdamW(self.raw_model.optimizer_groups(cfg.weight_decay), lr=cfg.learning_rate,
@@ -151,10 +136,13 @@ class Trainer(BoundaryWork):
         cfg, info = self.config, self.info
         counts = count_params(cfg)
         self.flops_per_token = flops_per_token(cfg)
+        # MFU divides by the peak of the precision that runs (fp32 on CUDA: the TF32 peak), not the card's bf16.
+        self.peak_flops, self.peak_source = peak_for_precision(info.peak_flops, info.peak_source, self.precision,
+                                                               info.is_cuda)
         self.emit(ev.RunStarted(
             run_dir=str(self.run_dir), config=cfg.to_dict(), params=counts.nanogpt,
             params_with_embeddings=counts.total, device=info.device, device_name=info.name,
-            device_memory_bytes=info.memory_bytes, peak_flops=info.peak_flops, peak_flops_source=info.peak_source,
+            device_memory_bytes=info.memory_bytes, peak_flops=self.peak_flops, peak_flops_source=self.peak_source,
             flops_per_token=self.flops_per_token, tokens_per_iter=cfg.tokens_per_iter,
             dataset_tokens=self.data.train_tokens, start_iter=self.start_iter, max_iters=cfg.max_iters,
             precision=self.precision, compiled=self.compiled, data_dir=str(self.data.dir)))
@@ -195,7 +183,7 @@ class Trainer(BoundaryWork):
         evals_left = evals_to_come(it + 1, cfg.max_iters, cfg.eval_interval)
         self.emit(ev.Step(
             iter=it, loss=loss, lr=lr, step_seconds=step_seconds, tokens_per_sec=tokens_per_sec,
-            mfu=mfu(tokens_per_sec, self.flops_per_token, self.info.peak_flops),
+            mfu=mfu(tokens_per_sec, self.flops_per_token, self.peak_flops),
             mem_allocated_bytes=mem.allocated_bytes, mem_reserved_bytes=mem.reserved_bytes,
             mem_peak_bytes=mem.peak_bytes, mem_total_bytes=mem.total_bytes, tokens_seen=tokens_seen,
             epoch=tokens_seen / max(self.data.train_tokens, 1), elapsed_seconds=time.perf_counter() - self._started,

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from trainer.config import RunConfig
 from trainer.formulas import count_params
+from trainer.precision import bytes_per_activation, resolve_precision
 
 BYTES_PER_PARAM_WEIGHTS = 4  # fp32 master weights
 BYTES_PER_PARAM_GRADS = 4  # fp32 gradients
@@ -51,29 +52,25 @@ class MemoryEstimate:
     breakdown: dict[str, int]
     """Bytes per term, in the order above; the terms sum to total_bytes."""
     precision: str
-    """"bfloat16" or "float32": the activations' precision assumed."""
+    """"bfloat16", "float16" or "float32": the precision the training loop would run in
+    (trainer.precision.resolve_precision, the loop's own decision)."""
     flash_attention: bool
     compiled: bool
 
 
-def resolve_precision(config: RunConfig, on_cuda: bool) -> str:
-    """The forward pass's precision as the engine picks it: "auto" is bf16 on CUDA, fp32 elsewhere."""
-    if config.dtype != "auto":
-        return config.dtype
-    return "bfloat16" if on_cuda else "float32"
-
-
 def estimate_memory(config: RunConfig, *, batch_size: int | None = None, on_cuda: bool = True,
-                    compiled: bool | None = None) -> MemoryEstimate:
+                    compiled: bool | None = None, bf16_supported: bool = True) -> MemoryEstimate:
     """Peak training memory for `config` at micro-batch `batch_size` (default the config's).
 
     on_cuda: the run is on a CUDA device (flash attention in 16-bit, a CUDA context); compiled defaults
     to the config's `compile`, which is on for CUDA and off elsewhere when left to "auto".
+    bf16_supported: whether the card runs bf16 (dtype "auto" is fp16 on one that does not, as in the loop).
     """
     b = config.batch_size if batch_size is None else batch_size
     s, h, a, v = config.block_size, config.n_embd, config.n_head, config.vocab_size
-    precision = resolve_precision(config, on_cuda)
-    half = precision in ("bfloat16", "float16")
+    precision = resolve_precision(config.dtype, on_cuda=on_cuda, bf16_supported=bf16_supported)
+    activation_bytes = bytes_per_activation(precision)  # 2 under 16-bit autocast, 4 in fp32
+    half = activation_bytes == 2
     flash = on_cuda and half
     if compiled is None:
         compiled = config.compile if config.compile is not None else on_cuda
@@ -82,8 +79,8 @@ def estimate_memory(config: RunConfig, *, batch_size: int | None = None, on_cuda
     per_layer = ACTIVATION_BYTES_PER_SBH * s * b * h
     if not flash:
         per_layer += ATTENTION_SCORE_BYTES_PER_ASSB * a * s * s * b
-    if not half:
-        per_layer *= 2  # every saved tensor in 4 bytes instead of 2
+    # The constants above count 16-bit tensors (2 bytes a value); fp32 saves every tensor in 4.
+    per_layer = per_layer * activation_bytes // 2
     if half:
         logit_bytes = LOGIT_BYTES_COMPILED_16BIT if compiled else LOGIT_BYTES_EAGER_16BIT
     else:
@@ -106,13 +103,15 @@ def estimate_memory(config: RunConfig, *, batch_size: int | None = None, on_cuda
 
 
 def largest_fitting_batch(config: RunConfig, memory_bytes: int, *, on_cuda: bool = True,
-                          compiled: bool | None = None, limit: int = 4096) -> int:
+                          compiled: bool | None = None, bf16_supported: bool = True, limit: int = 4096) -> int:
     """The largest micro-batch whose estimate fits in `memory_bytes`; 0 when even 1 sequence does not.
 
     The estimate grows with the batch, so a binary search over 1..limit finds it.
     """
     def fits(b: int) -> bool:
-        return estimate_memory(config, batch_size=b, on_cuda=on_cuda, compiled=compiled).total_bytes <= memory_bytes
+        estimate = estimate_memory(config, batch_size=b, on_cuda=on_cuda, compiled=compiled,
+                                   bf16_supported=bf16_supported)
+        return estimate.total_bytes <= memory_bytes
 
     if not fits(1):
         return 0

@@ -6,9 +6,10 @@ Every figure comes from a named formula or a measurement, and says so:
 - evaluation FLOPs: the forward third of that per token, (6·N + 12·L·H·Q·T) / 3 = 2·N + 4·L·H·Q·T, over
   2 splits × eval_iters × batch_size × block_size tokens, at iteration 0 and every eval_interval
   (max_iters // eval_interval + 1 evaluations, as nanoGPT);
-- time: FLOPs ÷ (peak × expected MFU), the MFU from this machine's earlier runs of the preset when there
-  are any (trainer.plan_history), else the default for the device class below; checkpoints add their
-  bytes (fp32 weights 4·N + AdamW moments 8·N) at an assumed 1 GB/s disk;
+- time: FLOPs ÷ (peak × expected MFU), the peak of the precision the run will use (trainer.precision:
+  TF32, half the bf16 peak, for fp32 on CUDA), the MFU from this machine's earlier runs of the same model
+  and batch shape when there are any (trainer.plan_history), else the default for the device class below;
+  checkpoints add their bytes (fp32 weights 4·N + AdamW moments 8·N) at an assumed 1 GB/s disk;
 - memory: trainer.memory.estimate_memory;
 - energy: the card's typical board power × time.
 """
@@ -25,6 +26,7 @@ from trainer.formulas import count_params, flops_per_token, format_count
 from trainer.hardware import card_spec, resolve_peak
 from trainer.memory import accumulation_for, estimate_memory, largest_fitting_batch
 from trainer.plan_history import earlier_runs
+from trainer.precision import peak_for_precision, resolve_precision
 
 # Expected MFU when no earlier run measured one. Datacenter cards: nanoGPT's GPT-2 124M reaches 37% on an
 # A100 and ≈ 33% true MFU on an H100 with torch.compile (REFERENCE.md section 4): 0.35. Other cards
@@ -162,17 +164,23 @@ def _on_cuda(config: RunConfig, device_name: str | None) -> bool:
 def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_tokens_exact: bool = False,
               device_name: str | None = None, device_memory_bytes: int | None = None,
               peak_flops: float | None = None, runs_dir: Path | None = None,
-              price_per_kwh: float | None = None, peak_source: str | None = None) -> Plan:
+              price_per_kwh: float | None = None, peak_source: str | None = None,
+              bf16_supported: bool = True) -> Plan:
     """Plan `config` on a device (name, memory, peak FLOP/s; each may be unknown) and a dataset size.
 
     peak_flops None with a device in the peak table uses the table's figure; peak_source labels a
-    measured or user-given peak ("measured bf16 matmul", "--peak-tflops 120").
+    measured or user-given peak ("measured bf16 matmul", "--peak-tflops 120"). Either is the bf16 peak:
+    the plan holds the run to the peak of the precision it will run in (trainer.precision), as the loop
+    does. bf16_supported: whether the CUDA card runs bf16 (dtype "auto" is fp16 on one that does not).
     """
     count = count_params(config)
     warnings = size_claim_warnings(config)
     notes: list[str] = []
     on_cuda = _on_cuda(config, device_name)
     compiled = config.compile if config.compile is not None else on_cuda
+    # The loop's own decision (trainer.precision), so plan, memory and run agree on what runs.
+    precision = resolve_precision(config.dtype, on_cuda=on_cuda, bf16_supported=bf16_supported,
+                                  device_name=device_name or "this GPU")
 
     # tokens and epochs
     tpi = config.tokens_per_iter
@@ -212,8 +220,9 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
     elif peak_flops is not None and peak_source is None:
         peak_source = "given"
     peak_source = peak_source or "unknown: no device given"
-    history = earlier_runs(Path(runs_dir) if runs_dir is not None else Path("runs"), config.name,
-                           device_name) if device_name else None
+    peak_flops, peak_source = peak_for_precision(peak_flops, peak_source, precision, on_cuda)
+    history = earlier_runs(Path(runs_dir) if runs_dir is not None else Path("runs"), config, device_name,
+                           precision, compiled) if device_name else None
     expected_mfu: float | None = None
     achieved: float | None = None  # FLOP/s the run is expected to sustain
     if peak_flops is not None:
@@ -233,10 +242,11 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
     est_seconds = train_seconds + eval_seconds + checkpoint_seconds if achieved else None
 
     # memory
-    memory = estimate_memory(config, on_cuda=on_cuda, compiled=compiled)
+    memory = estimate_memory(config, on_cuda=on_cuda, compiled=compiled, bf16_supported=bf16_supported)
     max_batch = None
     if device_memory_bytes:
-        max_batch = largest_fitting_batch(config, device_memory_bytes, on_cuda=on_cuda, compiled=compiled)
+        max_batch = largest_fitting_batch(config, device_memory_bytes, on_cuda=on_cuda, compiled=compiled,
+                                          bf16_supported=bf16_supported)
         gb_need, gb_have = memory.total_bytes / 1e9, device_memory_bytes / 1e9
         if memory.total_bytes > device_memory_bytes:
             if max_batch == 0:

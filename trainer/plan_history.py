@@ -1,9 +1,13 @@
-"""What this machine's earlier runs of a preset measured: the planner's source for expected MFU.
+"""What this machine's earlier runs of the same step measured: the planner's source for expected MFU.
 
-A run counts when its RUN/events.jsonl starts with a RunStarted whose config name is the preset's and
-whose device name is this device's. Its first iterations are left out (torch.compile, allocator
-warm-up), then each run gives the median of its logged MFU and achieved FLOP/s (tokens/s × FLOPs per
-token); the planner takes the median over runs, so one long run does not outvote the others.
+A run counts when its RUN/events.jsonl starts with a RunStarted whose *step shape* is the planned one:
+what decides the step time (the model's n_layer, n_head, n_embd, block_size, vocab_size and bias; the
+batch_size and gradient_accumulation_steps; the precision and whether it was compiled; the device name).
+The preset's name is not matched: `--set n_layer=24` on a 12-layer preset is another step, and a user
+preset of the same shape under another name is the same one. Its first iterations are left out
+(torch.compile, allocator warm-up), then each run gives the median of its logged MFU and achieved FLOP/s
+(tokens/s × FLOPs per token); the planner takes the median over runs, so one long run does not outvote
+the others.
 """
 
 from __future__ import annotations
@@ -12,11 +16,26 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.config import RunConfig
 from trainer.events import RunStarted, Step
 from trainer.runlog import EVENTS_FILE, parse_line, read_events
 
 WARMUP_ITERS = 10
 """Iterations after a run's start iteration whose timings are skipped (compile and warm-up)."""
+
+SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "batch_size",
+              "gradient_accumulation_steps")
+"""The config fields that decide a step's time (with the precision, compile and the device)."""
+
+
+def step_shape(config: dict, precision: str, compiled: bool, device_name: str) -> tuple:
+    """What a run's step time depends on, as one comparable value (config as RunConfig.to_dict gives it)."""
+    return (*(config.get(key) for key in SHAPE_KEYS), precision, bool(compiled), device_name)
+
+
+def shape_of_run(started: RunStarted) -> tuple:
+    """The step shape a logged run ran with."""
+    return step_shape(started.config, started.precision, started.compiled, started.device_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +49,8 @@ class RunHistory:
 
     @property
     def source(self) -> str:
-        return f"from {self.runs} earlier run{'s' if self.runs != 1 else ''} of this preset on this device"
+        return (f"from {self.runs} earlier run{'s' if self.runs != 1 else ''} of this model and batch shape "
+                "on this device")
 
 
 def _run_medians(events: list) -> tuple[float | None, float | None] | None:
@@ -57,17 +77,20 @@ def _first_run_started(log: Path) -> RunStarted | None:
     return None
 
 
-def earlier_runs(runs_dir: Path, preset_name: str, device_name: str) -> RunHistory | None:
-    """The earlier runs of `preset_name` on `device_name` under `runs_dir`, or None when there are none."""
+def earlier_runs(runs_dir: Path, config: RunConfig, device_name: str, precision: str,
+                 compiled: bool) -> RunHistory | None:
+    """The earlier runs under `runs_dir` with `config`'s step shape in `precision` on `device_name`, or
+    None when there are none."""
     if not runs_dir.is_dir():
         return None
+    wanted = step_shape(config.to_dict(), precision, compiled, device_name)
     mfus: list[float] = []
     rates: list[float] = []
     runs = 0
     for log in sorted(runs_dir.glob(f"*/{EVENTS_FILE}")):
         try:
             started = _first_run_started(log)
-            if started is None or started.config.get("name") != preset_name or started.device_name != device_name:
+            if started is None or shape_of_run(started) != wanted:
                 continue
             events = read_events(log)  # the whole log only for a matching run
         except OSError:

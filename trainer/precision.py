@@ -72,5 +72,6 @@ def peak_for_precision(peak_flops: float | None, peak_source: str, precision: st
     """
     if peak_flops is None or precision != "float32" or not on_cuda or peak_source.startswith("--peak-tflops"):
         return peak_flops, peak_source
+    # Read after "MFU 12.3% of 494.5 TFLOP/s (...)": no nested brackets, the bf16 figure's own source kept.
     return (peak_flops * TF32_FRACTION_OF_BF16,
-            f"TF32 = {TF32_FRACTION_OF_BF16:g} x the bf16 peak ({peak_source}), since fp32 matmuls run in TF32")
+            f"TF32 = {TF32_FRACTION_OF_BF16:g} × bf16 peak; {peak_source}")
