@@ -159,7 +159,7 @@ def main(args: argparse.Namespace) -> int:
         config = probe(config, device, args)  # the plan below is for the fitted micro-batch
     plan = make_plan(config, dataset_tokens=tokens, dataset_tokens_exact=exact, device_name=device.name,
                      device_memory_bytes=device.memory_bytes, peak_flops=peak, peak_source=peak_source,
-                     price_per_kwh=args.price_kwh)
+                     price_per_kwh=args.price_kwh, bf16_supported=device.bf16)
     if args.json:
         out = {"preset": config.name, "device": device.device, "dataset_source": data_how, **plan.to_dict()}
         print(json.dumps(out, allow_nan=False))
