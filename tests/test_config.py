@@ -85,7 +85,8 @@ def test_nanogpt_py_config_is_read_without_executing(tmp_path: Path):
     path = tmp_path / "train_fineweb.py"
     path.write_text(
         "# config for training GPT-2 on FineWeb\n"
-        f"import os; os.system('touch {marker}')\n"
+        "import os\n"
+        f"wandb_run_name = os.system('touch {marker}')  # an ignored key's call: never evaluated\n"
         "out_dir = 'out-fineweb'\n"
         "wandb_log = False\n"
         "n_layer = 6\nn_head = 6\nn_embd = 384\n"
@@ -99,10 +100,12 @@ def test_nanogpt_py_config_is_read_without_executing(tmp_path: Path):
     assert config.tokens_per_iter == 16 * 1024 * 32
 
 
-def test_nanogpt_py_expression_is_refused_with_its_line(tmp_path: Path):
+def test_nanogpt_py_names_set_earlier_are_read_and_a_call_is_refused_with_its_line(tmp_path: Path):
     path = tmp_path / "cfg.py"
     path.write_text("max_iters = 5000\nlr_decay_iters = max_iters\n")
-    with pytest.raises(ConfigError, match=r"cfg.py:2: lr_decay_iters is not a literal value"):
+    assert load_preset(path).lr_decay_iters == 5000
+    path.write_text("max_iters = 5000\nlr_decay_iters = int(max_iters)\n")
+    with pytest.raises(ConfigError, match=r"cfg.py:2: lr_decay_iters = int\(max_iters\): a function call"):
         load_preset(path)
 
 

@@ -10,26 +10,20 @@ field and the value.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import difflib
 import math
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from trainer.errors import ConfigError
-
-# nanoGPT config keys that mean nothing here (its output dir, wandb, DDP backend...): read and ignored,
-# so a user's config file loads as it is. `out_dir` is given with `--out`, `dataset` with `--data`.
-NANOGPT_IGNORED_KEYS = frozenset(
-    {
-        "out_dir", "dataset", "init_from", "wandb_log", "wandb_project", "wandb_run_name", "eval_only",
-        "backend", "meta_vocab_size", "master_process", "ddp", "seed_offset",
-    }
-)
+# nanoGPT config keys that mean nothing here (its output dir, wandb, DDP backend...) are read and ignored,
+# so a user's config file loads as it is; trainer/nanogpt_config.py lists them with why.
+from trainer.nanogpt_config import NANOGPT_IGNORED_KEYS, NanogptFile, read_nanogpt_py
 
 
 @dataclass(kw_only=True, slots=True)
@@ -284,36 +278,31 @@ def preset_paths() -> dict[str, Path]:
     return found
 
 
-def read_nanogpt_py(path: Path) -> dict[str, Any]:
-    """A nanoGPT config `.py` as key/values: `key = literal` lines only; nothing is executed."""
-    values: dict[str, Any] = {}
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not a readable Python config ({err})") from None
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name = node.targets[0].id
-            try:
-                values[name] = ast.literal_eval(node.value)
-            except ValueError:
-                # An expression such as `lr_decay_iters = max_iters`: nanoGPT would evaluate it; we refuse
-                # to execute config files, so say which line to rewrite.
-                raise ConfigError(
-                    f"{path}:{node.lineno}: {name} is not a literal value; write the number itself"
-                ) from None
-    return values
-
-
 def read_config_file(path: Path) -> dict[str, Any]:
+    """The key/values of a TOML or nanoGPT `.py` file; nanoGPT keys fwtui does not use are named on stderr."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     if path.suffix == ".py":
-        return read_nanogpt_py(path)
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+        found = read_nanogpt_py(path)
+        values = found.values
+    else:
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: not valid TOML ({err})") from None
+        found = NanogptFile(ignored={k: v for k, v in values.items() if k in NANOGPT_IGNORED_KEYS})
+    _note_once(found.ignored_line(path))
+    return values
+
+
+_noted: set[str] = set()
+
+
+def _note_once(line: str | None) -> None:
+    """A note about a config file on stderr, once a process (the app loads a preset up to three times)."""
+    if line and line not in _noted:
+        _noted.add(line)
+        print(line, file=sys.stderr)
 
 
 def load_preset(name_or_path: str | Path) -> RunConfig:
