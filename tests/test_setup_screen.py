@@ -130,7 +130,7 @@ async def test_no_gpu_says_cpu_and_marks_nothing(home: Path) -> None:
 
 async def test_override_messages_show_under_their_field_and_block_start(home: Path) -> None:
     data = write_fineweb_parquet(home / "shard.parquet", synthetic_texts(20))
-    app = make_app(home, preset="cpu-tiny", data=str(data), overrides=["warmup_iters=30"])
+    app = make_app(home, preset="cpu-tiny", data=str(data), overrides=["min_lr=1e-3"])
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
         panel = screen.query_one("#overrides")
@@ -140,10 +140,12 @@ async def test_override_messages_show_under_their_field_and_block_start(home: Pa
         assert line.display and "max_iters = 'abc': expected a whole number" in str(line.render())
         await pilot.press("backspace", "backspace", "backspace", *"24")
         assert not line.display
-        # Fine alone, but the command line's warmup_iters=30 needs more iterations: the engine's line
+        # Fine alone, but the command line's min_lr=1e-3 is above this learning rate: the engine's line
         # for the combination shows under the panel.
+        screen.query_one("#set-learning_rate").focus()
+        await pilot.press(*"5e-4")
         together = screen.query_one("#problem-all")
-        assert together.display and "warmup_iters = 30: must be below lr_decay_iters (24)" in str(together.render())
+        assert together.display and "min_lr = 0.001: must not exceed learning_rate (0.0005)" in str(together.render())
         screen.query_one("#set-batch_size").focus()
         await pilot.press("0")
         assert "must be a positive integer" in str(screen.query_one("#problem-batch_size").render())
@@ -296,3 +298,87 @@ def test_command_line_errors_are_one_line_before_the_screen(home: Path) -> None:
         options_from_args(_args(preset="cpu-tiny", start=True))
     demo = options_from_args(_args(demo=True, start=True))
     assert demo.preset == "cpu-tiny" and demo.demo and demo.start
+
+
+class SlowCounter:
+    """trainer.ingest.count_tokens made slow (0.6 s a call) and counted, so highlights overlap a count."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from trainer.ingest import count_tokens
+
+        self.real = count_tokens
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, paths, *args, **kwargs):
+        with self.lock:
+            self.calls.extend(str(p) for p in paths)
+        time.sleep(0.6)
+        return self.real(paths, *args, **kwargs)
+
+
+async def test_one_token_count_per_path_serves_every_preset(home: Path, monkeypatch) -> None:
+    import trainer.ingest
+
+    counter = SlowCounter()
+    monkeypatch.setattr(trainer.ingest, "count_tokens", counter)
+    first = write_fineweb_parquet(home / "first.parquet", synthetic_texts(20))
+    second = write_fineweb_parquet(home / "second.parquet", synthetic_texts(30, seed=1))
+    app = make_app(home, data=str(first))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        panel = screen.query_one("#plan")
+        screen.query_one("#presets").focus_list()
+        await pilot.press("down", "down", "down", "down")  # four highlights while the first count runs
+        await settle(pilot, lambda: panel.plan is not None and panel.plan.dataset_tokens is not None
+                     and screen.base.name in panel.border_title)
+        assert counter.calls == [str(first)]  # one count, shared by the five presets' plans
+        tokens = panel.plan.dataset_tokens
+        await pilot.press("up", "up")  # more presets, same path: the kept result, no new count
+        await settle(pilot, lambda: screen.base.name in panel.border_title and panel.plan is not None)
+        assert counter.calls == [str(first)] and panel.plan.dataset_tokens == tokens
+        # Another path: its own count, once; back to the first path: the kept result.
+        screen.query_one("#picker").set_path(str(second))
+        await settle(pilot, lambda: screen.data == str(second) and panel.plan is not None
+                     and panel.plan.dataset_tokens not in (None, tokens))
+        await pilot.press("down")
+        screen.query_one("#picker").set_path(str(first))
+        await settle(pilot, lambda: screen.data == str(first) and panel.plan is not None
+                     and panel.plan.dataset_tokens == tokens and screen.base.name in panel.border_title)
+        assert counter.calls == [str(first), str(second)]
+
+
+def test_token_counts_count_a_path_once_however_many_ask_at_once(tmp_path: Path) -> None:
+    import threading
+
+    from fwtui.screens.token_counts import TokenCounts
+
+    calls: list[str] = []
+    release = threading.Event()
+
+    def counter(path: str) -> int:
+        calls.append(path)
+        release.wait(10)
+        return 42
+
+    data = tmp_path / "a.parquet"
+    data.write_bytes(b"x")
+    counts = TokenCounts(counter)
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(counts.get(str(data)))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while not calls:
+        time.sleep(0.01)
+    cancelled = counts.get(str(data), cancelled=lambda: True)  # a superseded plan stops waiting
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert cancelled is None
+    assert calls == [str(data)] and results == [42] * 4
+    data.write_bytes(b"xy")  # the file changed on disk: another identity, counted again
+    assert counts.get(str(data)) == 42 and len(calls) == 2
+    broken = TokenCounts(lambda path: (_ for _ in ()).throw(ValueError("not a parquet file")))
+    assert broken.get(str(data)) == "not a parquet file"

@@ -22,6 +22,7 @@ from textual.worker import get_current_worker
 
 from fwtui.format import gigabytes
 from fwtui.recent import load_recent
+from fwtui.screens.token_counts import TokenCounts
 from fwtui.widgets.file_picker import FilePicker, data_path_problem
 from fwtui.widgets.overrides import OverridesPanel
 from fwtui.widgets.plan_panel import PlanPanel
@@ -98,7 +99,7 @@ class SetupScreen(Screen):
         self.data: str | None = None
         self.gpus: list[Any] | None = None  # None while nvidia-smi is being asked
         self.started = False
-        self._token_counts: dict[str, Any] = {}
+        self.token_counts = TokenCounts()  # one count per data path at a time, kept for every preset
 
     # --- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -161,19 +162,14 @@ class SetupScreen(Screen):
 
     @work(thread=True, exclusive=True, group="plan")
     def compute_plan(self, config: RunConfig, data: str | None, gpu: Any) -> None:
-        """Count the dataset's tokens (once per path) and ask the planner; post the Plan."""
+        """Count the dataset's tokens (once per path, shared by every preset) and ask the planner; post the Plan."""
         worker = get_current_worker()
         note = ""
         tokens, exact = None, False
         if data:
-            if data not in self._token_counts:
-                try:
-                    from trainer.ingest import count_tokens
-
-                    self._token_counts[data] = count_tokens([data])
-                except (ImportError, FwtuiError, OSError, ValueError) as err:
-                    self._token_counts[data] = str(err)
-            counted = self._token_counts[data]
+            counted = self.token_counts.get(data, cancelled=lambda: worker.is_cancelled)
+            if counted is None:  # superseded while waiting: the newer plan waits for the same count
+                return
             if isinstance(counted, str):
                 note = f"dataset tokens unknown: {counted}"
             else:

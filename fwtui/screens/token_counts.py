@@ -1,0 +1,79 @@
+"""The setup screen's dataset token counts: one count per data path at a time, each result kept.
+
+Every preset highlight asks for a new plan, and a plan needs the dataset's token count (parquet metadata,
+and for files without FineWeb's token_count column a sample tokenized: seconds on a large folder). The plan
+workers are superseded at each highlight, but a thread cannot be stopped mid-count, so before this a new
+count started at every highlight while the last one still ran. Here the first request for a path counts and
+every later request for the same path waits for that count (its result serves every preset); a request for
+another path starts that path's count and leaves the old one to finish into the cache unwaited for.
+
+Results are kept per path identity: the resolved path with its modification time and size, so a file that
+changes on disk is counted again, and a glob is known by its text.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+WAIT_POLL_SECONDS = 0.1
+"""How often a request waiting on another's count checks whether it was cancelled (a superseded plan)."""
+
+Counter = Callable[[str], Any]
+"""Counts one data path: returns a trainer.token_count.TokenCount, raises on a bad path."""
+
+
+def path_identity(path: str) -> tuple:
+    """What a count is cached under: (resolved path, mtime in ns, size in bytes), or the text of a glob."""
+    p = Path(path).expanduser()
+    try:
+        stat = p.stat()
+    except OSError:  # a glob, or a path that is gone: known by what was typed
+        return (str(p.absolute()),)
+    return (str(p.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def count_with_ingest(path: str) -> Any:
+    """trainer.ingest.count_tokens of one path, imported when first needed (pyarrow stays out of the
+    screen's start)."""
+    from trainer.ingest import count_tokens
+
+    return count_tokens([path])
+
+
+class _Count:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+
+
+class TokenCounts:
+    """`get(path)` from any worker thread: the path's TokenCount, or a one-line reason it could not be counted."""
+
+    def __init__(self, counter: Counter = count_with_ingest) -> None:
+        self._counter = counter
+        self._lock = threading.Lock()
+        self._counts: dict[tuple, _Count] = {}
+
+    def get(self, path: str, cancelled: Callable[[], bool] = lambda: False) -> Any:
+        """Blocks until the count is there. Returns the TokenCount, a str (why it failed), or None when
+        `cancelled()` turned true while waiting for a count another request is running."""
+        key = path_identity(path)
+        with self._lock:
+            count = self._counts.get(key)
+            mine = count is None
+            if mine:
+                count = self._counts[key] = _Count()
+        if mine:
+            try:
+                count.result = self._counter(path)
+            except Exception as err:  # noqa: BLE001 - any failure is a line on the plan, never a crash
+                count.result = str(err) or type(err).__name__
+            finally:
+                count.done.set()  # waiters never hang, whatever the counter did
+            return count.result
+        while not count.done.wait(WAIT_POLL_SECONDS):
+            if cancelled():
+                return None
+        return count.result
