@@ -16,6 +16,7 @@ from trainer.dataset import open_prepared
 from trainer.errors import ConfigError, DataError
 from trainer.events import PrepareProgress
 from trainer.ingest import count_tokens, is_validation, prepare, resolve_data
+from trainer.prepared_writer import MAX_VAL_SHARE, MIN_VAL_TOKENS
 from trainer.tokenizer import EOT, get_encoding
 
 from conftest import synthetic_texts, write_fineweb_parquet
@@ -69,6 +70,80 @@ def test_too_few_documents_for_the_fraction_still_get_one_validation_document(tm
     assert read_bin(data.val_path) == per_doc[-1]
     assert read_bin(data.train_path) == [t for doc in per_doc[:-1] for t in doc]
     assert data.meta["splits"]["val"]["documents"] == 1
+
+
+def split_documents(path):
+    """A .bin file's documents (lists of tokens, each ending with EOT)."""
+    docs, current = [], []
+    for token in read_bin(path):
+        current.append(token)
+        if token == EOT:
+            docs.append(current)
+            current = []
+    assert not current, f"{path} does not end with EOT"
+    return docs
+
+
+def test_small_corpus_val_is_topped_up_with_trailing_train_documents(tmp_path):
+    # ~170k tokens: the hash draws ~1 document (0.05%), far below MIN_VAL_TOKENS; 10% of the corpus is above.
+    texts = synthetic_texts(1400, words_per_doc=120)
+    path = write_fineweb_parquet(tmp_path / "small.parquet", texts, row_group_size=300)
+    one = prepare([path], tmp_path / "one", workers=1)
+    three = prepare([path], tmp_path / "three", workers=3)
+    assert read_bin(one.train_path) == read_bin(three.train_path)
+    assert read_bin(one.val_path) == read_bin(three.val_path)
+
+    per_doc = documents_tokens(texts)
+    in_val = is_validation(np.arange(len(texts)), 0.0005).tolist()
+    hashed_val = [doc for doc, v in zip(per_doc, in_val) if v]
+    train_docs = [doc for doc, v in zip(per_doc, in_val) if not v]
+    moved = one.meta["split"]["moved_to_val"]["documents"]
+    assert moved > 0 and "moved to val" in one.meta["split"]["method"]
+    # val = the hash's documents, then the last `moved` train documents, in input order; train = the rest.
+    assert split_documents(one.val_path) == hashed_val + train_docs[-moved:]
+    assert split_documents(one.train_path) == train_docs[:-moved]
+    total = one.train_tokens + one.val_tokens
+    assert one.val_tokens >= MIN_VAL_TOKENS and one.val_tokens <= MAX_VAL_SHARE * total
+    assert one.val_tokens - len(train_docs[-moved]) < MIN_VAL_TOKENS  # no more documents than needed
+    assert one.meta["splits"]["val"] == {"documents": len(hashed_val) + moved, "tokens": one.val_tokens}
+    assert one.meta["split"]["moved_to_val"]["tokens"] == sum(len(d) for d in train_docs[-moved:])
+
+
+def test_real_text_corpus_gets_enough_validation_for_a_1024_context(shakespeare_parquet, tmp_path):
+    # The demo corpus (or $FWTUI_SHAKESPEARE): the hash alone gives it under one document on average.
+    data = prepare([shakespeare_parquet], tmp_path / "out")
+    total = data.train_tokens + data.val_tokens
+    assert data.val_tokens >= min(MIN_VAL_TOKENS, MAX_VAL_SHARE * total)
+    assert data.val_tokens > 8 * (1024 + 1), (data.val_tokens, total)  # several full windows at block 1024
+    assert data.train_tokens > 0.9 * total - 1
+    assert data.meta["split"]["min_val_tokens"] == MIN_VAL_TOKENS
+
+
+def test_two_documents_split_one_and_one(tmp_path):
+    texts = ["the first document of two", "the second document of two"]
+    data = prepare([write_fineweb_parquet(tmp_path / "two.parquet", texts)], tmp_path / "out")
+    per_doc = documents_tokens(texts)
+    assert (read_bin(data.train_path), read_bin(data.val_path)) == (per_doc[0], per_doc[1])
+
+
+def test_a_hash_that_draws_every_document_for_val_leaves_one_for_train(tmp_path):
+    texts = synthetic_texts(3, words_per_doc=10)
+    assert is_validation(np.arange(3), 0.999).all()
+    data = prepare([write_fineweb_parquet(tmp_path / "three.parquet", texts)], tmp_path / "out", val_fraction=0.999)
+    per_doc = documents_tokens(texts)
+    assert split_documents(data.val_path) == per_doc[:2] and split_documents(data.train_path) == per_doc[2:]
+    assert data.meta["split"]["moved_to_train"] == {"documents": 1, "tokens": len(per_doc[2])}
+
+
+def test_one_row_is_refused_before_tokenizing(tmp_path, monkeypatch):
+    def no_tokenizing(*args):
+        raise AssertionError("the tokenizer was loaded for a corpus that cannot be split")
+
+    monkeypatch.setattr(ingest, "get_encoding", no_tokenizing)
+    path = write_fineweb_parquet(tmp_path / "one.parquet", ["a single document"])
+    with pytest.raises(DataError, match=r"hold 1 row .* at least 2 documents") as err:
+        prepare([path], tmp_path / "out")
+    assert "\n" not in str(err.value) and str(path.resolve()) in str(err.value)
 
 
 def test_progress_reports_reach_the_total(tiny_parquet, tmp_path):

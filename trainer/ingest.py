@@ -4,8 +4,11 @@ The pipeline: one reader thread streams the text column (parquet_source), a pool
 encodes batches of documents (tiktoken releases the GIL while encoding), and this thread writes each
 batch's tokens, in input order, through a PreparedWriter (partial files, a journal to resume from after
 the last finished row group, renames at the end); meta.json comes last and marks the directory complete. Each document is its tokens then <|endoftext|> (50256), as nanoGPT's
-prepare.py writes them. Whether a document goes to validation depends only on its global row index, so
-the split is the same for any batch size or thread count.
+prepare.py writes them. Whether a document goes to validation depends first on its global row index
+(a hash below val_fraction); then, at the end, whole trailing train documents move to validation until it
+holds MIN_VAL_TOKENS (at most MAX_VAL_SHARE of the corpus; prepared_writer). Both steps depend on the input
+order alone, so the split is the same for any batch size or thread count; meta.json's "split" says what
+each did.
 """
 
 from __future__ import annotations
@@ -28,14 +31,16 @@ from trainer.dataset import (META_NAME, TOKEN_BYTES, TRAIN_NAME, PreparedData, c
                              open_prepared, write_meta)
 from trainer.errors import ConfigError, DataError
 from trainer.events import PrepareProgress
-from trainer.prepared_writer import JOURNAL_INTERVAL, PreparedWriter, Tally, check_disk
+from trainer.prepared_writer import (JOURNAL_INTERVAL, MAX_VAL_SHARE, MIN_VAL_TOKENS, PreparedWriter, SplitTopUp,
+                                     Tally, check_disk)
 from trainer.parquet_source import (Source, TextBatch, check_text_column, column_chunk_bytes, column_text_bytes,
                                     describe, iter_text_batches, open_parquet, resolve_paths)
 from trainer.token_count import TokenCount, count_tokens  # noqa: F401 - part of this module's API
 from trainer.tokenizer import EOT, encode_document, get_encoding, tokenizer_info
 
-CACHE_LAYOUT = 1
-"""Bump when the bytes prepare writes for the same inputs change, so old cache entries are not reused."""
+CACHE_LAYOUT = 2
+"""Bump when the bytes prepare writes for the same inputs change, so old cache entries are not reused
+(2: validation topped up to MIN_VAL_TOKENS; the constants of the split belong to the layout)."""
 BATCH_ROWS = 256
 """Documents per encode task: big enough that thread hand-offs cost nothing, small enough to bound memory."""
 PROGRESS_INTERVAL = 0.25
@@ -115,8 +120,6 @@ class _Encoded:
     val: np.ndarray
     train_docs: int
     val_docs: int
-    last_train_len: int
-    """Tokens (with EOT) of this batch's last train document, 0 if it has none."""
     null: int
     empty: int
     replaced: int
@@ -138,11 +141,10 @@ def _encode(encoding, batch: TextBatch, val_fraction: float) -> _Encoded:
             empty += 1
         else:
             parts[is_val].append(encode_document(encoding, text))
-    last = len(parts[False][-1]) + 1 if parts[False] else 0
     next_row = batch.first_row + len(batch.texts)
     batch.texts = []  # done with: free the text while the result waits its turn to be written
-    return _Encoded(_join(parts[False]), _join(parts[True]), len(parts[False]), len(parts[True]), last, null,
-                    empty, batch.replaced_utf8, batch, next_row)
+    return _Encoded(_join(parts[False]), _join(parts[True]), len(parts[False]), len(parts[True]), null, empty,
+                    batch.replaced_utf8, batch, next_row)
 
 
 def _join(docs: list[np.ndarray]) -> np.ndarray:
@@ -183,6 +185,9 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
     rows = sum(pf.metadata.num_rows for _, pf in files)
     if rows == 0:
         raise DataError(f"the inputs hold no rows ({_names(sources)}); pass parquet files that contain documents")
+    if rows == 1:
+        raise DataError(f"the inputs hold 1 row ({_names(sources)}): one document cannot be split into train and "
+                        "val; training needs at least 2 documents, so pass more data")
     bytes_total = sum(sum(column_chunk_bytes(pf, text_column)) for _, pf in files)
     text_bytes = sum(column_text_bytes(pf, text_column) for _, pf in files)
     check_disk(directory, int(text_bytes / MIN_TEXT_BYTES_PER_TOKEN * TOKEN_BYTES) + (16 << 20))
@@ -226,7 +231,6 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
                     tally.empty += done.empty
                     tally.replaced += done.replaced
                     tally.bytes_done += done.batch.compressed_bytes
-                    tally.last_train_len = done.last_train_len or tally.last_train_len
                     source = done.batch.source
                     now = time.monotonic()
                     if done.batch.ends_group and now - last_journal >= JOURNAL_INTERVAL:
@@ -243,7 +247,7 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
                             "training needs at least 2: pass more data or the right --text-column")
         if progress is not None:
             progress(_progress_event(tally, bytes_total, time.monotonic() - started, source))
-        tally = writer.finish()
+        tally, top_up = writer.finish()
         meta = {
             "key": key,
             "sources": [s.to_meta() for s in sources],
@@ -251,6 +255,7 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
             "dtype": "uint16",
             "splits": {"train": {"documents": tally.train_docs, "tokens": tally.train_tokens},
                        "val": {"documents": tally.val_docs, "tokens": tally.val_tokens}},
+            "split": split_record(val_fraction, top_up),
             "rows": rows,
             "skipped": {"null": tally.null, "empty": tally.empty},
             "skipped_note": "null: the text is null; empty: empty or whitespace-only text",
@@ -263,6 +268,21 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
         }
         write_meta(directory, meta)
     return open_prepared(directory, cached=False)
+
+
+def split_record(val_fraction: float, top_up: SplitTopUp) -> dict:
+    """meta.json's account of how the split was made: the hash's fraction, then what the top-up moved."""
+    if top_up.to_val_documents:
+        method = (f"row-hash (val_fraction {val_fraction}), then the last {top_up.to_val_documents} train "
+                  f"document(s) moved to val to reach min(min_val_tokens, max_val_share of the corpus)")
+    elif top_up.to_train_documents:
+        method = f"row-hash (val_fraction {val_fraction}), then the last val document moved to train (it was empty)"
+    else:
+        method = f"row-hash (val_fraction {val_fraction})"
+    return {"method": method, "val_fraction": val_fraction, "min_val_tokens": MIN_VAL_TOKENS,
+            "max_val_share": MAX_VAL_SHARE,
+            "moved_to_val": {"documents": top_up.to_val_documents, "tokens": top_up.to_val_tokens},
+            "moved_to_train": {"documents": top_up.to_train_documents, "tokens": top_up.to_train_tokens}}
 
 
 def _names(sources: list[Source]) -> str:

@@ -4,6 +4,8 @@ Tokens are appended to `train.bin.partial` / `val.bin.partial`; after each finis
 every JOURNAL_INTERVAL seconds) `resume.json` records how many bytes of each are complete and where the
 input stands, so a prepare killed mid-run continues from there instead of from zero. At the end the
 partials are renamed to train.bin / val.bin; the caller then writes meta.json, the completion marker.
+Before the renames, `finish()` tops the validation split up to a minimum (see MIN_VAL_TOKENS) with whole
+documents from the end of train, so a small corpus still holds enough tokens to evaluate on.
 An exclusive lock on the directory makes a second prepare of the same data wait, then reuse the result.
 """
 
@@ -21,11 +23,22 @@ import numpy as np
 
 from trainer.dataset import META_NAME, TOKEN_BYTES, TRAIN_NAME, VAL_NAME
 from trainer.errors import DataError
+from trainer.tokenizer import EOT
 
 JOURNAL_NAME = "resume.json"
 LOCK_NAME = ".prepare.lock"
 JOURNAL_INTERVAL = 0.5
 """Seconds between journal writes: resuming loses at most this much work plus one row group."""
+MIN_VAL_WINDOWS = 16
+MIN_VAL_TOKENS = MIN_VAL_WINDOWS * (1024 + 1)
+"""16,400 tokens: 16 full evaluation windows (block_size + 1 tokens) at GPT-2's context of 1024, so an
+evaluation at the block size most presets use reads different text in each window instead of one short
+document over and over. The row-hash split (val_fraction) gives a big corpus far more; a small one (the
+demo corpus, 277k tokens; Shakespeare, 1.56M) gets too little from it and is topped up to this."""
+MAX_VAL_SHARE = 0.10
+"""The top-up never takes validation past 10% of the corpus's tokens: a tiny corpus keeps most for training."""
+TAIL_CHUNK_TOKENS = 1 << 16
+"""Tokens read at a time while looking backwards through train for document boundaries (128 KB)."""
 
 
 @dataclass
@@ -41,8 +54,18 @@ class Tally:
     replaced: int = 0
     bytes_done: int = 0
     """Compressed text-column bytes of the finished batches, for progress."""
-    last_train_len: int = 0
-    """Tokens (with EOT) of the last train document: moved to val if the fraction drew none."""
+
+
+@dataclass(frozen=True)
+class SplitTopUp:
+    """What finish() moved between the splits after the row-hash split, for meta.json."""
+
+    to_val_documents: int = 0
+    to_val_tokens: int = 0
+    """Whole trailing train documents moved to val to reach the minimum (tokens with their EOT)."""
+    to_train_documents: int = 0
+    to_train_tokens: int = 0
+    """The last val document moved to train when the hash drew every document for val."""
 
 
 def check_disk(directory: Path, need: int) -> None:
@@ -137,23 +160,9 @@ class PreparedWriter:
         tmp.write_text(json.dumps(journal))
         os.replace(tmp, self.directory / JOURNAL_NAME)
 
-    def finish(self) -> Tally:
-        """Ensure one validation document, fsync, rename the partials; the caller writes meta.json next."""
-        tally = self.tally
-        if tally.val_docs == 0 and tally.last_train_len:
-            # Too few documents for the fraction to draw one: the last train document becomes validation.
-            train = self._files[TRAIN_NAME]
-            train.flush()
-            size = train.tell() - tally.last_train_len * TOKEN_BYTES
-            train.seek(size)
-            moved = train.read()
-            train.seek(size)
-            train.truncate(size)
-            self._write(VAL_NAME, moved)
-            tally.train_tokens -= tally.last_train_len
-            tally.val_tokens += tally.last_train_len
-            tally.train_docs -= 1
-            tally.val_docs += 1
+    def finish(self) -> tuple[Tally, SplitTopUp]:
+        """Top validation up to its minimum, fsync, rename the partials; the caller writes meta.json next."""
+        top_up = self._balance()
         for f in self._files.values():
             f.flush()
             os.fsync(f.fileno())
@@ -162,4 +171,73 @@ class PreparedWriter:
         os.replace(self.partial[TRAIN_NAME], self.directory / TRAIN_NAME)
         os.replace(self.partial[VAL_NAME], self.directory / VAL_NAME)
         (self.directory / JOURNAL_NAME).unlink(missing_ok=True)
-        return tally
+        return self.tally, top_up
+
+    def _balance(self) -> SplitTopUp:
+        """Make both splits non-empty and val at least min(MIN_VAL_TOKENS, MAX_VAL_SHARE of the corpus).
+
+        Only whole documents move, taken from the end of the giving split (found by their EOT terminators),
+        so the result depends on the input order alone, never on batch size or thread count.
+        """
+        tally = self.tally
+        if tally.train_docs == 0 and tally.val_docs >= 2:
+            docs, tokens = self._move_tail(VAL_NAME, TRAIN_NAME, lambda taken, length: not taken)
+            tally.val_docs, tally.val_tokens = tally.val_docs - docs, tally.val_tokens - tokens
+            tally.train_docs, tally.train_tokens = tally.train_docs + docs, tally.train_tokens + tokens
+            return SplitTopUp(to_train_documents=docs, to_train_tokens=tokens)
+        total = tally.train_tokens + tally.val_tokens
+        target = min(MIN_VAL_TOKENS, int(MAX_VAL_SHARE * total))
+        cap = MAX_VAL_SHARE * total
+
+        def wanted(taken: int, length: int) -> bool:
+            val = tally.val_tokens + taken
+            if tally.val_docs == 0 and taken == 0:
+                return True  # val needs one document whatever its size
+            return val < target and val + length <= cap
+
+        docs, tokens = self._move_tail(TRAIN_NAME, VAL_NAME, wanted)
+        tally.train_docs, tally.train_tokens = tally.train_docs - docs, tally.train_tokens - tokens
+        tally.val_docs, tally.val_tokens = tally.val_docs + docs, tally.val_tokens + tokens
+        return SplitTopUp(to_val_documents=docs, to_val_tokens=tokens)
+
+    def _move_tail(self, source: str, dest: str, wanted) -> tuple[int, int]:
+        """Move the source split's last documents to the end of dest while `wanted(tokens taken so far,
+        next document's length)` says so, never its first document; (documents, tokens) moved."""
+        src = self._files[source]
+        src.flush()
+        size = src.tell() // TOKEN_BYTES
+        taken = docs = 0
+        for length in _trailing_documents(src, size):
+            if not wanted(taken, length):
+                break
+            taken += length
+            docs += 1
+        if docs:
+            cut = (size - taken) * TOKEN_BYTES
+            src.seek(cut)
+            moved = src.read()
+            self._write(dest, moved)
+            self._files[dest].flush()  # dest first: a kill between the two leaves the journal's sizes valid
+            src.seek(cut)
+            src.truncate(cut)
+        return docs, taken
+
+
+def _trailing_documents(f, tokens: int):
+    """Lengths (tokens, EOT included) of the documents in a uint16 token file, last first; never the first
+    document, so the split given from always keeps one. Reads backwards TAIL_CHUNK_TOKENS at a time.
+
+    Every document ends with EOT and no document's own tokens are EOT (encode_ordinary never emits it), so
+    a document boundary is exactly the position after an EOT.
+    """
+    end = tokens  # one past the last token of the document being measured
+    chunk_end = tokens - 1  # the file's last token is the last document's own EOT: not a boundary
+    while chunk_end > 0:
+        start = max(0, chunk_end - TAIL_CHUNK_TOKENS)
+        f.seek(start * TOKEN_BYTES)
+        chunk = np.frombuffer(f.read((chunk_end - start) * TOKEN_BYTES), dtype=np.uint16)
+        for index in np.flatnonzero(chunk == EOT)[::-1]:
+            boundary = start + int(index) + 1  # the next document starts after this EOT
+            yield end - boundary
+            end = boundary
+        chunk_end = start
