@@ -1,5 +1,6 @@
-"""Shared test fixtures: the offline tokenizer, small FineWeb-schema parquet files made on the fly, and a
-synthetic prepared directory for the tiny model."""
+"""Shared test fixtures: small FineWeb-schema parquet files made on the fly, a real-text corpus, and a
+synthetic prepared directory for the tiny model. Nothing here needs ../shared: the GPT-2 ranks ship with
+the package (trainer/assets) and the real-text corpus falls back to the demo corpus."""
 
 from __future__ import annotations
 
@@ -12,13 +13,10 @@ import pytest
 if TYPE_CHECKING:
     from trainer.dataset import PreparedData
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-TOKENIZER_FILE = SHARED / "tokenizers" / "r50k_base.tiktoken"
-SHAKESPEARE = SHARED / "data" / "shakespeare-fineweb.parquet"
+from trainer.tokenizer import SHIPPED_FILE as TOKENIZER_FILE  # noqa: E402,F401 - the ranks the tests use
 
-# The GPT-2 ranks cannot be downloaded here: point tiktoken at the shared copy unless CI already did.
-if "FWTUI_TOKENIZER_FILE" not in os.environ and TOKENIZER_FILE.is_file():
-    os.environ["FWTUI_TOKENIZER_FILE"] = str(TOKENIZER_FILE)
+SHAKESPEARE_VAR = "FWTUI_SHAKESPEARE"
+"""Where .ci/run points at ../shared/data/shakespeare-fineweb.parquet when a clone has it beside it."""
 
 
 def write_fineweb_parquet(path: Path, texts: list[str | None], row_group_size: int = 50) -> Path:
@@ -95,8 +93,23 @@ def tiny_parquet(tmp_path: Path) -> Path:
     return write_fineweb_parquet(tmp_path / "tiny.parquet", synthetic_texts(200), row_group_size=50)
 
 
-@pytest.fixture
-def shakespeare_parquet() -> Path:
-    if not SHAKESPEARE.is_file():
-        pytest.skip("../shared/data/shakespeare-fineweb.parquet is not here")
-    return SHAKESPEARE
+@pytest.fixture(scope="session")
+def demo_parquet(tmp_path_factory) -> Path:
+    """The demo corpus (trainer/demo.py: the stdlib's docstrings, ~1,600 documents), built once a session."""
+    from trainer.demo import build_demo_corpus
+
+    return build_demo_corpus(tmp_path_factory.mktemp("demo") / "demo.parquet")
+
+
+@pytest.fixture(scope="session")
+def shakespeare_parquet(tmp_path_factory) -> Path:
+    """A small real-text corpus: $FWTUI_SHAKESPEARE (686 documents, 1,563,594 tokens) when set, else the demo
+    corpus, which is real English text in FineWeb's schema too, so a test of real text runs in any clone."""
+    if os.environ.get(SHAKESPEARE_VAR):
+        path = Path(os.environ[SHAKESPEARE_VAR]).expanduser()
+        if not path.is_file():
+            pytest.fail(f"{SHAKESPEARE_VAR}={path} is not a file; unset it or point it at the parquet")
+        return path
+    from trainer.demo import build_demo_corpus
+
+    return build_demo_corpus(tmp_path_factory.mktemp("real-text") / "demo.parquet")

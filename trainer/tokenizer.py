@@ -1,13 +1,15 @@
-"""The GPT-2 tokenizer: tiktoken's `r50k_base`, online or from a local `.tiktoken` file.
+"""The GPT-2 tokenizer: tiktoken's `r50k_base`, from the ranks file shipped in trainer/assets/.
 
 Where the ranks come from, first match wins: the `tokenizer_file` argument, then `$FWTUI_TOKENIZER_FILE`
-(the CLI copies `--tokenizer-file` there), then tiktoken's own download and cache. A local file is checked
-against the published sha256 before use, so a truncated or wrong file is refused, never trained on.
+(the CLI copies `--tokenizer-file` there), then the copy shipped with the package (SHIPPED_FILE). Nothing is
+ever downloaded, so a machine without internet needs no setting. Every file is checked against the
+published sha256 before use, so a truncated or wrong file is refused, never trained on.
 Documents are encoded with `encode_ordinary` semantics: a literal "<|endoftext|>" in web text is plain text.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import threading
@@ -23,10 +25,15 @@ EOT = 50256
 """`<|endoftext|>`: written after every document, as nanoGPT's prepare.py does."""
 VOCAB_SIZE = 50257
 R50K_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
+"""The hash tiktoken itself expects of r50k_base.tiktoken (tiktoken_ext/openai_public.py)."""
 ENV_VAR = "FWTUI_TOKENIZER_FILE"
+SHIPPED_FILE = Path(__file__).resolve().parent / "assets" / "r50k_base.tiktoken"
+"""835,554 bytes, with its licences beside it (trainer/assets/LICENSE)."""
 
-FIX_HINT = (f"pass --tokenizer-file PATH/r50k_base.tiktoken (or set {ENV_VAR}) on an offline machine, "
-            "or connect to the internet once so tiktoken can download and cache it")
+FIX_HINT = (f"pass --tokenizer-file PATH/r50k_base.tiktoken (or set {ENV_VAR}) to a genuine copy, or unset "
+            f"{ENV_VAR} to use the one shipped with fwtui")
+SHIPPED_HINT = (f"reinstall fwtui (`pip install --force-reinstall fwtui`), or pass --tokenizer-file "
+                f"PATH/r50k_base.tiktoken (or set {ENV_VAR}) to a genuine copy")
 
 _lock = threading.Lock()
 _cache: dict[str, tiktoken.Encoding] = {}
@@ -40,13 +47,17 @@ class TokenizerInfo:
     name: str
     sha256: str
     source: str
-    """The .tiktoken file's path, or "tiktoken" for tiktoken's download cache."""
+    """The .tiktoken file's path (the shipped one unless overridden)."""
 
 
-def tokenizer_file_setting(tokenizer_file: str | Path | None = None) -> Path | None:
-    """The local ranks file in effect (argument, else the environment variable), or None for online."""
+def tokenizer_file_setting(tokenizer_file: str | Path | None = None) -> Path:
+    """The ranks file in effect: the argument, else the environment variable, else the shipped copy."""
     value = tokenizer_file if tokenizer_file else os.environ.get(ENV_VAR, "")
-    return Path(value).expanduser() if value else None
+    return Path(value).expanduser() if value else SHIPPED_FILE
+
+
+def _hint(path: Path) -> str:
+    return SHIPPED_HINT if path == SHIPPED_FILE else FIX_HINT
 
 
 def file_sha256(path: Path) -> str:
@@ -54,9 +65,9 @@ def file_sha256(path: Path) -> str:
     try:
         st = path.stat()
     except OSError as err:
-        raise TokenizerError(f"tokenizer file {path} cannot be read ({err.strerror}); {FIX_HINT}") from None
+        raise TokenizerError(f"tokenizer file {path} cannot be read ({err.strerror}); {_hint(path)}") from None
     if not path.is_file():
-        raise TokenizerError(f"tokenizer file {path} is not a file; {FIX_HINT}")
+        raise TokenizerError(f"tokenizer file {path} is not a file; {_hint(path)}")
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _file_sha:
         _file_sha[key] = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -66,9 +77,6 @@ def file_sha256(path: Path) -> str:
 def tokenizer_info(tokenizer_file: str | Path | None = None) -> TokenizerInfo:
     """Identify the ranks without building the Encoding (a cache check must not cost a tokenizer load)."""
     path = tokenizer_file_setting(tokenizer_file)
-    if path is None:
-        # tiktoken verifies its download against this same hash, so online and offline data match.
-        return TokenizerInfo(NAME, R50K_SHA256, "tiktoken")
     _check_sha(path)
     return TokenizerInfo(NAME, R50K_SHA256, str(path.resolve()))
 
@@ -76,43 +84,48 @@ def tokenizer_info(tokenizer_file: str | Path | None = None) -> TokenizerInfo:
 def _check_sha(path: Path) -> None:
     sha = file_sha256(path)
     if sha != R50K_SHA256:
-        raise TokenizerError(
-            f"tokenizer file {path} has sha256 {sha[:12]}..., not r50k_base's {R50K_SHA256[:12]}...; "
-            f"use the genuine r50k_base.tiktoken (tiktoken's GPT-2 ranks) or unset {ENV_VAR} to download it")
+        raise TokenizerError(f"tokenizer file {path} has sha256 {sha[:12]}..., not r50k_base's {R50K_SHA256[:12]}..."
+                             f" (truncated or another file); {_hint(path)}")
 
 
 def get_encoding(tokenizer_file: str | Path | None = None) -> tiktoken.Encoding:
-    """The GPT-2 BPE Encoding (one per ranks file, built once); TokenizerError naming both fixes if none."""
+    """The GPT-2 BPE Encoding (one per ranks file, built once); TokenizerError naming the fix if refused."""
     path = tokenizer_file_setting(tokenizer_file)
-    key = str(path.resolve()) if path is not None else "<tiktoken>"
+    key = str(path.resolve())
     with _lock:
         if key in _cache:
             return _cache[key]
-        encoding = _load_file(path) if path is not None else _load_online()
+        encoding = _load_file(path)
         _cache[key] = encoding
         return encoding
 
 
 def _load_file(path: Path) -> tiktoken.Encoding:
-    from tiktoken.load import load_tiktoken_bpe
     from tiktoken_ext.openai_public import r50k_pat_str
 
     _check_sha(path)
     try:
-        ranks = load_tiktoken_bpe(str(path), expected_hash=R50K_SHA256)
-    except (OSError, ValueError) as err:
-        raise TokenizerError(f"tokenizer file {path} cannot be loaded ({err}); {FIX_HINT}") from None
-    return tiktoken.Encoding(name=NAME, pat_str=r50k_pat_str, mergeable_ranks=ranks,
+        contents = path.read_bytes()
+    except OSError as err:
+        raise TokenizerError(f"tokenizer file {path} cannot be read ({err.strerror}); {_hint(path)}") from None
+    if hashlib.sha256(contents).hexdigest() != R50K_SHA256:  # replaced since the check above
+        raise TokenizerError(f"tokenizer file {path} changed while it was read; {_hint(path)}")
+    return tiktoken.Encoding(name=NAME, pat_str=r50k_pat_str, mergeable_ranks=parse_ranks(contents),
                              special_tokens={"<|endoftext|>": EOT}, explicit_n_vocab=VOCAB_SIZE)
 
 
-def _load_online() -> tiktoken.Encoding:
-    try:
-        return tiktoken.get_encoding(NAME)
-    except Exception as err:  # noqa: BLE001 - requests/urllib/ssl errors all mean "no ranks here"
-        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        raise TokenizerError(f"the GPT-2 tokenizer (r50k_base) could not be downloaded ({reason}); "
-                             f"{FIX_HINT}") from None
+def parse_ranks(contents: bytes) -> dict[bytes, int]:
+    """A .tiktoken file's lines, `base64(token bytes) rank`, as {token bytes: rank}.
+
+    Parsed here rather than by tiktoken.load.load_tiktoken_bpe, which copies even a local file into its
+    download cache (a temp directory); the bytes were already read and hash-checked.
+    """
+    ranks = {}
+    for line in contents.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
 
 
 def encode_document(encoding: tiktoken.Encoding, text: str):
