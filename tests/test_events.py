@@ -1,13 +1,19 @@
-"""Events, the run log, the peak table and the controls: the engine's bottom layer."""
+"""Events, the run log, the peak table and the controls: the engine's bottom layer. Every event type
+round-trips through JSON and the log field by field; a failing sink is a warning on the others."""
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import math
+import os
 import threading
+from dataclasses import fields
 
 import pytest
 
+from trainer import runlog
 from trainer.controls import Controls
 from trainer.events import EVENT_TYPES, Eval, FanOut, Step, Warning, event_from_dict
 from trainer.hardware import card_spec, resolve_peak
@@ -21,11 +27,79 @@ def make_step(iteration: int, loss: float = 3.5) -> Step:
                 elapsed_seconds=0.5 * iteration, eta_seconds=None)
 
 
-def test_every_event_round_trips_through_json():
+def sample_value(name: str, annotation: str, index: int):
+    """A distinct, non-default value for a field of the given annotation (as the dataclass spells it)."""
+    if annotation.startswith("float"):
+        return 1.5 + index  # exact in binary: equality after JSON holds
+    if annotation.startswith("int"):
+        return 1_000_003 + index  # larger than any default
+    if annotation.startswith("bool"):
+        return True
+    if annotation.startswith("dict"):
+        return {"name": "gpt2-124m", "n_layer": 12, "dropout": 0.0, "compile": None, "nested": {"a": [1, 2]}}
+    if annotation.startswith("str"):
+        return f"{name} ünïcode \"quoted\" {index}"
+    raise AssertionError(f"no sample for {name}: {annotation}")
+
+
+def full_event(cls, **overrides):
+    """An instance of `cls` with every field set to a distinct sample value (time included)."""
+    values = {f.name: sample_value(f.name, str(f.type), i) for i, f in enumerate(fields(cls))}
+    values.update(overrides)
+    return cls(**values)
+
+
+@pytest.mark.parametrize("kind", sorted(EVENT_TYPES))
+def test_every_event_type_round_trips_field_by_field(kind):
+    cls = EVENT_TYPES[kind]
+    event = full_event(cls)
+    data = json.loads(event.to_json())
+    assert data["kind"] == kind
+    back = event_from_dict(data)
+    assert type(back) is cls
+    for f in fields(cls):
+        assert getattr(back, f.name) == getattr(event, f.name), f.name
+        assert type(getattr(back, f.name)) is type(getattr(event, f.name)), f.name
+    assert set(data) == {"kind"} | {f.name for f in fields(cls)}  # nothing added, nothing lost
+
+
+@pytest.mark.parametrize("kind", sorted(k for k, cls in EVENT_TYPES.items()
+                                        if any(str(f.type).startswith("float") for f in fields(cls))))
+def test_nan_and_infinities_round_trip_in_every_float_field(kind):
+    cls = EVENT_TYPES[kind]
+    floats = [f.name for f in fields(cls) if str(f.type).startswith("float") and f.name != "time"]
+    specials = [float("nan"), float("inf"), float("-inf")]
+    event = full_event(cls, **{name: specials[i % 3] for i, name in enumerate(floats)})
+    back = event_from_dict(json.loads(event.to_json()))
+    for i, name in enumerate(floats):
+        value = getattr(back, name)
+        if i % 3 == 0:
+            assert math.isnan(value), name
+        else:
+            assert value == specials[i % 3], name
+
+
+def test_optional_fields_round_trip_as_none():
     step = make_step(7)
+    assert step.mfu is None and step.grad_norm is None
     assert event_from_dict(json.loads(step.to_json())) == step
     assert set(EVENT_TYPES) >= {"step", "eval", "run_started", "finished", "failed", "sample", "checkpoint"}
     assert event_from_dict({"kind": "from-the-future", "x": 1}) is None
+    assert event_from_dict({**json.loads(step.to_json()), "added_later": 1}) == step  # a newer writer's key
+
+
+def test_what_the_log_writes_is_what_attach_reads_back(tmp_path):
+    written = [full_event(cls) for _, cls in sorted(EVENT_TYPES.items())]
+    written.append(make_step(3, loss=float("inf")))
+    follower = EventLogFollower(tmp_path)  # attach's reader, started before the run writes
+    writer = EventLogWriter(tmp_path)
+    got = []
+    for event in written:
+        writer(event)
+        got += follower.poll()  # line by line, as attach polls a live run
+    writer.close()
+    assert got == written
+    assert read_events(tmp_path) == written  # `fwtui runs` and the planner's reader
 
 
 def test_nan_loss_survives_the_log(tmp_path):
@@ -67,8 +141,130 @@ def test_fanout_keeps_going_when_a_sink_fails():
     def broken(event):
         raise RuntimeError("viewer crashed")
 
-    FanOut(broken, seen.append)(Warning(message="x"))
-    assert len(seen) == 1
+    FanOut(broken, seen.append)(make_step(1))
+    assert [e.kind for e in seen] == ["warning", "step"]
+    assert "broken failed (RuntimeError: viewer crashed)" in seen[0].message
+
+
+class FullDisk:
+    """A sink failing with ENOSPC while `full` is set (as a log on a full disk)."""
+
+    sink_name = "events.jsonl"
+
+    def __init__(self):
+        self.full = True
+        self.got = []
+
+    def __call__(self, event):
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.got.append(event)
+
+
+def test_a_failing_sink_is_one_warning_per_episode_on_the_others():
+    disk, seen = FullDisk(), []
+    out = FanOut(disk, seen.append)
+    for i in range(5):
+        out(make_step(i))
+    warnings = [e for e in seen if isinstance(e, Warning)]
+    assert len(warnings) == 1  # once per failure episode, not every step
+    assert "events.jsonl failed (OSError: [Errno 28] No space left on device)" in warnings[0].message
+    assert [e.iter for e in seen if isinstance(e, Step)] == [0, 1, 2, 3, 4]  # the others never miss one
+    disk.full = False
+    out(make_step(5))
+    recovered = [e for e in seen if isinstance(e, Warning)][1:]
+    assert len(recovered) == 1 and "works again" in recovered[0].message and "since iter 0" in recovered[0].message
+    assert [e.kind for e in disk.got] == ["step", "warning"]  # the recovered sink logs its own gap
+    disk.full = True
+    out(make_step(6))
+    assert len([e for e in seen if isinstance(e, Warning)]) == 3  # a new episode: said again
+
+
+class FailingWrites:
+    """Stands in for os.write on one file descriptor: raises ENOSPC while `full`, else writes."""
+
+    def __init__(self, monkeypatch):
+        self.full = False
+        self.fd = None
+        real = os.write
+
+        def write(fd, data):
+            if fd == self.fd and self.full:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(fd, data)
+
+        monkeypatch.setattr(runlog.os, "write", write)
+
+
+def test_a_full_disk_under_the_log_is_a_visible_line_and_the_log_recovers(tmp_path, monkeypatch):
+    from fwtui.headless import HeadlessPrinter
+
+    disk = FailingWrites(monkeypatch)
+    now = [0.0]
+    writer = EventLogWriter(tmp_path, clock=lambda: now[0])
+    disk.fd = writer._fd
+    screen = io.StringIO()
+    out = FanOut(writer, HeadlessPrinter(screen))
+    out(make_step(1))
+    disk.full = True
+    for i in range(2, 6):  # the disk fills at iter 2; the run goes on
+        out(make_step(i))
+        now[0] += 1.0
+    lines = screen.getvalue().splitlines()
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert (f"warning: {tmp_path / 'events.jsonl'} is not being written (No space left on device, errno ENOSPC): "
+            "`fwtui attach` and `fwtui runs` will not see this run past iter 2; free disk space") in warnings[0]
+    assert sum(line.startswith("iter ") for line in lines) == 5  # every step still printed
+    disk.full = False
+    out(make_step(6))  # within the back-off: not even tried
+    assert [e.iter for e in read_events(tmp_path)] == [1]
+    now[0] += runlog.RETRY_SECONDS
+    out(make_step(7))  # past it: written, and the recovery said on the screen and in the log
+    recovered = screen.getvalue().splitlines()[-2]  # said before iter 7's own line
+    assert recovered.endswith("is written again from iter 7; the events from iter 2 until then are missing from it")
+    logged = read_events(tmp_path)
+    assert [e.kind for e in logged] == ["step", "step", "warning"] and [logged[0].iter, logged[1].iter] == [1, 7]
+    writer.close()
+
+
+def test_a_half_written_line_does_not_swallow_the_next_event(tmp_path, monkeypatch):
+    writer = EventLogWriter(tmp_path, clock=lambda: 1e9)
+    real = os.write
+    calls = []
+
+    def half_then_fail(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real(fd, data[:10])  # part of the line, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runlog.os, "write", half_then_fail)
+    with pytest.raises(OSError):
+        writer(make_step(1))
+    monkeypatch.setattr(runlog.os, "write", real)
+    writer._retry_at = 0.0  # the back-off is over
+    writer(make_step(2))
+    writer.close()
+    assert [e.iter for e in read_events(tmp_path)] == [2]
+
+
+def test_the_trainers_own_sink_failure_is_said_once(pattern_data, tmp_path):
+    from tests.tiny_trainer_child import tiny
+    from trainer.loop import Trainer
+
+    got = []
+
+    def flaky(event):  # the event goes out, then the sink's own work fails (as run.py's config wrapper)
+        got.append(event)
+        if isinstance(event, Step):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    Trainer(tiny(max_iters=4, eval_interval=4, lr_decay_iters=4, warmup_iters=1), pattern_data, tmp_path,
+            sink=flaky).run()
+    warnings = [e for e in got if isinstance(e, Warning) and "event sink failed" in e.message]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0].message
+    assert got[-1].kind == "finished"  # the run went on to the end
 
 
 @pytest.mark.parametrize(
@@ -117,8 +313,3 @@ def test_controls_from_another_thread():
     assert controls.take().samples == []
     controls.stop("quit")
     assert controls.stop_requested and not controls.paused and controls.stop_reason == "quit"
-
-
-def test_eval_event_fields_are_plain():
-    event = Eval(time=1.0, iter=10, train_loss=4.0, val_loss=4.1, best_val_loss=4.1, seconds=2.0)
-    assert event.to_dict()["kind"] == "eval"

@@ -2,7 +2,8 @@
 
 Each event is a frozen dataclass with a `kind` and a wall-clock `time` (seconds since the epoch) and
 plain JSON-able fields. The trainer emits them to a sink (any callable taking an Event); a sink must
-return at once and never raise into the trainer. Units are in the field names or their comments.
+return at once. A sink that raises is the FanOut's business: it warns the other sinks (a full disk under
+RUN/events.jsonl shows on the screen) and the run goes on. Units are in the field names or their comments.
 """
 
 from __future__ import annotations
@@ -201,14 +202,65 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
 
 
 class FanOut:
-    """A sink that hands each event to several sinks; one failing sink never stops the others."""
+    """A sink that hands each event to several sinks; a failing sink never stops the others or the run.
+
+    When a sink raises, the others receive one Warning naming it, the error and what it costs (a sink
+    may say that itself: `describe_failure(error, last_iter)`), once per failure episode, not once per
+    event. When the sink takes an event again, every sink receives one Warning saying it recovered
+    (`describe_recovery(failed_at_iter, iter)`), so the log itself records its gap.
+    """
 
     def __init__(self, *sinks: EventSink) -> None:
         self.sinks = [s for s in sinks if s is not None]
+        self._failing: dict[int, int | None] = {}  # sink index -> the last iteration seen when it failed
+        self._last_iter: int | None = None
 
     def __call__(self, event: Event) -> None:
-        for sink in self.sinks:
+        if isinstance(getattr(event, "iter", None), int):
+            self._last_iter = event.iter
+        for index, sink in enumerate(self.sinks):
             try:
                 sink(event)
-            except Exception:  # noqa: BLE001 - a broken viewer must never stop training
+            except Exception as err:  # noqa: BLE001 - a broken viewer or a full disk must never stop training
+                if index not in self._failing:
+                    self._failing[index] = self._last_iter
+                    self._tell(Warning(message=_failure_message(sink, err, self._last_iter)), skip=index)
+                continue
+            if index in self._failing:
+                failed_at = self._failing.pop(index)
+                self._tell(Warning(message=_recovery_message(sink, failed_at, self._last_iter)))
+
+    def _tell(self, warning: Warning, skip: int | None = None) -> None:
+        """Hand a warning about a sink to the sinks that are working, ignoring their errors (no recursion)."""
+        for index, sink in enumerate(self.sinks):
+            if index == skip or index in self._failing:
+                continue
+            try:
+                sink(warning)
+            except Exception:  # noqa: BLE001 - its own failure shows at its next event
                 pass
+
+
+def sink_name(sink: EventSink) -> str:
+    """How a warning names a sink: its `sink_name`, else its class (or function) name."""
+    name = getattr(sink, "sink_name", None)
+    return name if isinstance(name, str) else getattr(sink, "__qualname__", type(sink).__name__)
+
+
+def _failure_message(sink: EventSink, err: Exception, last_iter: int | None) -> str:
+    describe = getattr(sink, "describe_failure", None)
+    if callable(describe):
+        return describe(err, last_iter)
+    return (f"{sink_name(sink)} failed ({type(err).__name__}: {err}); it gets no events until it works again; "
+            "the run goes on")
+
+
+def _recovery_message(sink: EventSink, failed_at: int | None, now: int | None) -> str:
+    describe = getattr(sink, "describe_recovery", None)
+    if callable(describe):
+        return describe(failed_at, now)
+    return f"{sink_name(sink)} works again; it missed the events since {_at(failed_at)}"
+
+
+def _at(it: int | None) -> str:
+    return f"iter {it:,}" if it is not None else "the start"

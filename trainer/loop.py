@@ -69,10 +69,25 @@ class Trainer(BoundaryWork):
 
     # --- events ------------------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
+        """Hand an event to the sink; a failing sink never stops training, and is said once, not hidden.
+
+        trainer.run gives a FanOut, which never raises (it warns the other sinks itself). A sink that raises
+        anyway (a wrapper's own work failing after the event went out, a test's sink) gets one Warning
+        through the same sink per failure episode: a wrapper passes it on to the faces.
+        """
         try:
             self.sink(event)
-        except Exception:  # noqa: BLE001 - a broken sink never stops training
-            pass
+        except Exception as err:  # noqa: BLE001 - a broken sink never stops training
+            if getattr(self, "_sink_failing", False):
+                return
+            self._sink_failing = True
+            try:
+                self.sink(ev.Warning(message=f"the run's event sink failed at a {event.kind} event "
+                                             f"({type(err).__name__}: {err}); training goes on"))
+            except Exception:  # noqa: BLE001 - nowhere left to say it
+                pass
+        else:
+            self._sink_failing = False
 
     def warn(self, message: str) -> None:
         self.emit(ev.Warning(message=message))

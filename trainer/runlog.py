@@ -1,15 +1,17 @@
 """RUN/events.jsonl in and out: a header line with the schema version, then one event a line.
 
-The writer flushes every line as written, so another process (`fwtui attach`, `fwtui runs`) sees a live
+The writer writes every line as it comes (no buffer), so another process (`fwtui attach`, `fwtui runs`) sees a live
 run; the reader skips a torn last line (a writer killed mid-line) and lines of kinds it does not know.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from trainer.events import SCHEMA_VERSION, Event, event_from_dict
 
@@ -17,31 +19,83 @@ EVENTS_FILE = "events.jsonl"
 HEADER = {"schema": "fwtui.events", "version": SCHEMA_VERSION}
 
 
-class EventLogWriter:
-    """A sink appending events to RUN/events.jsonl (owner-only), flushed line by line.
+RETRY_SECONDS = 10.0
+"""After a failed write (a full disk), events are dropped for this long before the log tries again."""
 
-    On resume the same file is appended to; the header is written only when the file is new.
+
+class EventLogUnavailable(OSError):
+    """events.jsonl is in its back-off after a failed write: this event was not written."""
+
+
+class EventLogWriter:
+    """A sink appending events to RUN/events.jsonl (owner-only), each line written as it comes.
+
+    On resume the same file is appended to; the header is written only when the file is new. A failed
+    write (ENOSPC, EIO) raises, so the FanOut warns the other sinks; then events are dropped for
+    RETRY_SECONDS (each raising EventLogUnavailable, at no disk cost) and the next one after that tries the
+    disk again. The first line after a failure starts with a newline: a half-written line stays a torn
+    line of its own, which the reader skips, and never swallows the next event.
     """
 
-    def __init__(self, run_dir: str | Path) -> None:
+    sink_name = EVENTS_FILE
+
+    def __init__(self, run_dir: str | Path, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(run_dir) / EVENTS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)  # line-buffered
-        if self.path.stat().st_size == 0:
-            self._file.write(json.dumps(HEADER) + "\n")
+        self._clock = clock
+        self._retry_at: float | None = None  # clock time of the next try after a failure; None while healthy
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if os.fstat(self._fd).st_size == 0:
+            self._write(json.dumps(HEADER) + "\n")
         elif not _ends_with_newline(self.path):
             # A writer killed mid-line (or a full disk) left a torn last line: end it, so this run's first
             # event is not glued to it and lost; the reader skips the torn line alone.
-            self._file.write("\n")
+            self._write("\n")
 
     def __call__(self, event: Event) -> None:
-        if not self._file.closed:
-            self._file.write(event.to_json() + "\n")
-            self._file.flush()
+        if self._fd is None:
+            return
+        line = event.to_json() + "\n"
+        if self._retry_at is not None:
+            if self._clock() < self._retry_at:
+                raise EventLogUnavailable(f"{self.path} is not written until the retry after a failed write")
+            line = "\n" + line  # end whatever the failed write left half done
+        try:
+            self._write(line)
+        except OSError:
+            self._retry_at = self._clock() + RETRY_SECONDS
+            raise
+        self._retry_at = None
+
+    def _write(self, text: str) -> None:
+        """All of `text` or an OSError: os.write may take part of it (a disk filling up)."""
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(self._fd, data):]
+
+    def describe_failure(self, err: Exception, last_iter: int | None) -> str:
+        past = f"past iter {last_iter:,}" if last_iter is not None else "from here on"
+        fix = ("free disk space" if getattr(err, "errno", None) == errno.ENOSPC
+               else "check the disk it is on")
+        return (f"{self.path} is not being written ({_reason(err)}): `fwtui attach` and `fwtui runs` will not "
+                f"see this run {past}; {fix}. Training goes on; the log tries again every "
+                f"{RETRY_SECONDS:g} s")
+
+    def describe_recovery(self, failed_at: int | None, now: int | None) -> str:
+        since = f"iter {failed_at:,}" if failed_at is not None else "the start"
+        again = f" from iter {now:,}" if now is not None else ""
+        return f"{self.path} is written again{again}; the events from {since} until then are missing from it"
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror}, errno {errno.errorcode.get(err.errno, err.errno)}" if err.errno else err.strerror
+    return f"{type(err).__name__}: {err}"
 
 
 def _ends_with_newline(path: Path) -> bool:
