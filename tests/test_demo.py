@@ -33,3 +33,14 @@ def test_demo_corpus_is_deterministic(tmp_path):
     first = build_demo_corpus(tmp_path / "a.parquet")
     second = build_demo_corpus(tmp_path / "b.parquet")
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_demo_corpus_prepares_with_enough_validation_for_block_1024(demo_parquet, tmp_path):
+    # The row hash alone gave this corpus one 66-token validation document: too few to evaluate at any preset.
+    from trainer.ingest import prepare
+    from trainer.prepared_writer import MIN_VAL_TOKENS
+
+    data = prepare([demo_parquet], tmp_path / "prepared")
+    assert data.val_tokens >= MIN_VAL_TOKENS > 1024 + 1
+    assert data.meta["split"]["moved_to_val"]["documents"] > 0
+    assert data.train_tokens >= 9 * data.val_tokens  # at most a tenth of the corpus held out
