@@ -1,4 +1,5 @@
-"""The GPT: causal, nanoGPT's parameter names and counts, GPT-2 initialisation, nanoGPT checkpoints load."""
+"""The GPT: causal, nanoGPT's parameter names and counts, GPT-2 initialisation. nanoGPT checkpoints load:
+tests/test_nanogpt_compat.py, against a reference forward pass written from the architecture."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import torch
 
 from trainer.config import RunConfig
 from trainer.formulas import count_params, format_count
-from trainer.model import GPT, ModelArgs, strip_compile_prefix
-from trainer.sampling import load_model
+from trainer.model import GPT, ModelArgs
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=50304)
 
@@ -127,64 +127,3 @@ def test_weight_decay_only_on_tensors_of_two_or_more_dims():
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
-
-
-def nanogpt_checkpoint(model: GPT, *, compiled_prefix: bool, old_mask_buffer: bool = False) -> dict:
-    """A ckpt.pt dict as nanoGPT's train.py writes it."""
-    state = model.state_dict()
-    if old_mask_buffer:  # nanoGPT before flash attention registered the causal mask as a buffer
-        T = model.args.block_size
-        for i in range(model.args.n_layer):
-            state[f"transformer.h.{i}.attn.bias"] = torch.tril(torch.ones(T, T)).view(1, 1, T, T)
-    if compiled_prefix:
-        state = {f"_orig_mod.{k}": v for k, v in state.items()}
-    args = model.args
-    return {
-        "model": state,
-        "optimizer": torch.optim.AdamW(model.parameters(), lr=6e-4).state_dict(),
-        "model_args": dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
-                           block_size=args.block_size, bias=args.bias, vocab_size=args.vocab_size,
-                           dropout=args.dropout),
-        "iter_num": 5000,
-        "best_val_loss": torch.tensor(3.31),
-        "config": {"out_dir": "out-fineweb", "batch_size": 12, "compile": True, "dataset": "fineweb",
-                   "learning_rate": 6e-4, "min_lr": 6e-5, "decay_lr": True},
-    }
-
-
-@pytest.mark.parametrize("bias, prefix, old_buffer", [(False, True, False), (True, False, True),
-                                                       (True, True, False)])
-def test_a_nanogpt_checkpoint_loads_and_gives_identical_logits(tmp_path, bias, prefix, old_buffer):
-    source = tiny(seed=3, bias=bias)
-    path = tmp_path / "ckpt.pt"
-    torch.save(nanogpt_checkpoint(source, compiled_prefix=prefix, old_mask_buffer=old_buffer), path)
-    loaded, ckpt = load_model(tmp_path)  # a run directory holding ckpt.pt
-    assert ckpt["iter_num"] == 5000 and ckpt["config"]["dataset"] == "fineweb"
-    assert loaded.args == source.args
-    assert loaded.lm_head.weight is loaded.transformer.wte.weight  # tying survives loading
-    idx = torch.randint(0, 50257, (2, 32))
-    with torch.no_grad():
-        expected, _ = source(idx, idx)
-        got, _ = loaded(idx, idx)
-    assert torch.equal(got, expected)
-    # And back: our state dict is what nanoGPT's GPT.load_state_dict expects, unprefixed.
-    assert set(loaded.state_dict()) == set(strip_compile_prefix(ckpt["model"])) - {
-        k for k in strip_compile_prefix(ckpt["model"]) if k.endswith(".attn.bias")}
-
-
-def test_mismatched_weights_are_reported_clearly(tmp_path):
-    from trainer.errors import CheckpointError
-
-    ckpt = nanogpt_checkpoint(tiny(), compiled_prefix=False)
-    ckpt["model_args"]["n_embd"] = 64  # the weights are 32 wide
-    ckpt["model_args"]["n_head"] = 4
-    del ckpt["model"]["transformer.h.1.mlp.c_fc.weight"]
-    ckpt["model"]["transformer.h.0.attn.rotary.weight"] = torch.zeros(3)
-    torch.save(ckpt, tmp_path / "ckpt.pt")
-    with pytest.raises(CheckpointError) as err:
-        load_model(tmp_path / "ckpt.pt")
-    message = str(err.value)
-    assert "\n" not in message
-    assert "missing 1 (transformer.h.1.mlp.c_fc.weight)" in message
-    assert "unexpected 1 (transformer.h.0.attn.rotary.weight)" in message
-    assert "wrong shape" in message and "(50304, 32) vs (50304, 64)" in message
