@@ -75,7 +75,6 @@ def app_command(tmp_path: Path) -> tuple[list[str], dict[str, str], Path]:
     run_dir = tmp_path / "run"
     env = {
         "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_STATE_HOME": str(tmp_path / "state"),
-        "FWTUI_TOKENIZER_FILE": os.environ.get("FWTUI_TOKENIZER_FILE", ""),
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
     argv = [sys.executable, "-m", "fwtui.cli", "--preset", "cpu-tiny", "--data", str(data), "--out", str(run_dir),
