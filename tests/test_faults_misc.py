@@ -253,6 +253,47 @@ def test_disk_full_at_the_stop_checkpoint_is_one_line_and_the_old_checkpoint_sta
     assert load_checkpoint(run)["iter_num"] == 4 and not list(run.glob(f"*{ck.TEMP_MARK}*"))
 
 
+def test_disk_full_under_events_jsonl_is_one_warning_line_and_the_run_completes(data, tmp_path, monkeypatch,
+                                                                                capsys):
+    from trainer import runlog
+
+    monkeypatch.setattr(runlog, "RETRY_SECONDS", 0.0)  # try the disk again at the next event
+    full = {"on": False}
+    real_write = os.write
+
+    def write(fd, payload):
+        if full["on"]:
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                target = ""
+            if target.endswith(runlog.EVENTS_FILE):
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, payload)
+
+    monkeypatch.setattr(os, "write", write)
+    original = Trainer._emit_step
+
+    def emit_step(self, it, *args):
+        full["on"] = 5 <= it < 9  # the disk is full from step 5 until someone frees space before step 9
+        original(self, it, *args)
+
+    monkeypatch.setattr(Trainer, "_emit_step", emit_step)
+    run = tmp_path / "run"
+    rc, out, err = cli(capsys, *train_args(run, data.dir))
+    assert rc == 0, err
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, out  # one for the failure episode, one for the recovery: not one a step
+    assert "events.jsonl is not being written (No space left on device, errno ENOSPC)" in warnings[0]
+    assert "will not see this run past iter 5; free disk space" in warnings[0]
+    assert "is written again from iter 9; the events from iter 5 until then are missing" in warnings[1]
+    assert "completed at iter 12" in out
+    logged = read_events(run)
+    assert [e.iter for e in logged if isinstance(e, ev.Step)] == [0, 1, 2, 3, 4, 9, 10, 11]
+    assert any(isinstance(e, ev.Warning) and "is written again" in e.message for e in logged)
+    assert logged[-1].kind == "finished"
+
+
 class FullDisk:
     """A file whose disk fills up after `room` bytes: writes up to it, then ENOSPC."""
 
