@@ -109,6 +109,18 @@ def test_small_corpus_val_is_topped_up_with_trailing_train_documents(tmp_path):
     assert one.meta["split"]["moved_to_val"]["tokens"] == sum(len(d) for d in train_docs[-moved:])
 
 
+def test_the_top_up_finds_documents_across_read_chunks(tmp_path, monkeypatch):
+    # Boundaries found 5 tokens at a time must give the same split as 65,536 at a time.
+    texts = synthetic_texts(300, words_per_doc=12)
+    path = write_fineweb_parquet(tmp_path / "docs.parquet", texts)
+    whole = prepare([path], tmp_path / "whole")
+    monkeypatch.setattr(prepared_writer, "TAIL_CHUNK_TOKENS", 5)
+    chunked = prepare([path], tmp_path / "chunked")
+    assert whole.meta["split"]["moved_to_val"]["documents"] > 1
+    assert read_bin(chunked.val_path) == read_bin(whole.val_path)
+    assert read_bin(chunked.train_path) == read_bin(whole.train_path)
+
+
 def test_real_text_corpus_gets_enough_validation_for_a_1024_context(shakespeare_parquet, tmp_path):
     # The demo corpus (or $FWTUI_SHAKESPEARE): the hash alone gives it under one document on average.
     data = prepare([shakespeare_parquet], tmp_path / "out")
