@@ -2,8 +2,8 @@
 
     python bench/calibrate.py [--presets 24gb-large,rtx4070-12gb,lt16gb] [--steps 8] [--eager]
 
-For each preset whose memory estimate fits the card, this builds the model as the engine does (bf16
-autocast, fused AdamW, torch.compile unless --eager), runs a few real optimizer steps on random tokens
+For each preset whose memory estimate fits the card, this builds the model as the engine does (the run's
+precision from trainer.precision, fused AdamW, torch.compile unless --eager), runs a few real optimizer steps on random tokens
 with gradient accumulation cut to 2 micro-batches (memory does not depend on it; the time per
 micro-batch is scaled back to the preset's accumulation), and prints a Markdown table for the README:
 the estimate's allocator bytes against torch.cuda.max_memory_reserved(), and the predicted time per
@@ -29,11 +29,12 @@ from trainer.hardware import detect_device  # noqa: E402
 from trainer.memory import estimate_memory  # noqa: E402
 from trainer.model import GPT, ModelArgs  # noqa: E402
 from trainer.plan import default_mfu  # noqa: E402
+from trainer.precision import autocast_for, peak_for_precision, precision_for  # noqa: E402
 
 MICRO_STEPS = 2  # gradient accumulation used for the measurement
 
 
-def measure(config, steps: int, compiled: bool) -> tuple[int, float]:
+def measure(config, steps: int, compiled: bool, precision: str) -> tuple[int, float]:
     """(max_memory_reserved bytes, median seconds per micro-batch after warm-up) for real training steps."""
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
@@ -41,8 +42,7 @@ def measure(config, steps: int, compiled: bool) -> tuple[int, float]:
     optimizer = torch.optim.AdamW(model.optimizer_groups(config.weight_decay), lr=config.learning_rate,
                                   betas=(config.beta1, config.beta2), fused=True)
     forward = torch.compile(model) if compiled else model
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "float16")
     shape = (config.batch_size, config.block_size)
     times = []
     for step in range(steps):
@@ -51,7 +51,7 @@ def measure(config, steps: int, compiled: bool) -> tuple[int, float]:
         for _ in range(MICRO_STEPS):
             x = torch.randint(0, 50257, shape, device="cuda")  # (B, T)
             y = torch.randint(0, 50257, shape, device="cuda")
-            with torch.autocast("cuda", dtype=dtype):
+            with autocast_for(precision, "cuda"):
                 logits, loss = forward(x, y)
             scaler.scale(loss / MICRO_STEPS).backward()
         scaler.unscale_(optimizer)
@@ -68,12 +68,12 @@ def measure(config, steps: int, compiled: bool) -> tuple[int, float]:
     return reserved, statistics.median(times)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presets", help="comma-separated preset names (default: every preset that fits)")
     parser.add_argument("--steps", type=int, default=8, help="optimizer steps per preset (first 2 are warm-up)")
     parser.add_argument("--eager", action="store_true", help="no torch.compile (faster to start)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.steps < 3:
         parser.error("--steps must be 3 or more (2 warm-up steps are not timed)")
     if not torch.cuda.is_available():
@@ -91,13 +91,15 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     for name in names:
         config = load_preset(name).replace(compile=compiled)
-        estimate = estimate_memory(config, on_cuda=True, compiled=compiled)
+        precision = precision_for(config.dtype, device)  # the loop's own decision
+        estimate = estimate_memory(config, on_cuda=True, compiled=compiled, bf16_supported=device.bf16)
+        peak, _ = peak_for_precision(device.peak_flops, device.peak_source, precision, on_cuda=True)
         if estimate.total_bytes > 0.95 * device.memory_bytes:
             print(f"| {name} | {config.batch_size} | {estimate.allocator_bytes / 2**30:.1f} | skipped: the estimate "
                   "does not fit | | | | | |")
             continue
         try:
-            reserved, micro_seconds = measure(config, args.steps, compiled)
+            reserved, micro_seconds = measure(config, args.steps, compiled, precision)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             print(f"| {name} | {config.batch_size} | {estimate.allocator_bytes / 2**30:.1f} | out of memory "
@@ -106,12 +108,12 @@ def main() -> int:
         iter_seconds = micro_seconds * config.gradient_accumulation_steps
         flops = flops_per_token(config) * config.tokens_per_iter
         mfu, _ = default_mfu(device.name, compiled)
-        predicted = flops / (device.peak_flops * mfu) if device.peak_flops else None
-        measured_mfu = flops / iter_seconds / device.peak_flops if device.peak_flops else None
+        predicted = flops / (peak * mfu) if peak else None
+        measured_mfu = flops / iter_seconds / peak if peak else None
         mem_error = estimate.allocator_bytes / reserved - 1
         time_cells = (f"{predicted:.2f} | {iter_seconds:.2f} | {predicted / iter_seconds - 1:+.0%}"
                       if predicted else f"unknown | {iter_seconds:.2f} | ")
-        print(f"| {name} | {config.batch_size} | {estimate.allocator_bytes / 2**30:.2f} | {reserved / 2**30:.2f} | "
+        print(f"| {name} ({precision}) | {config.batch_size} | {estimate.allocator_bytes / 2**30:.2f} | {reserved / 2**30:.2f} | "
               f"{mem_error:+.0%} | {time_cells} | "
               f"{'unknown' if measured_mfu is None else f'{measured_mfu:.1%}'} |", flush=True)
     print("\npredicted memory excludes the CUDA context (not in max_memory_reserved); "

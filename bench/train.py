@@ -34,6 +34,7 @@ from trainer.hardware import detect_device  # noqa: E402
 from trainer.loop import Trainer  # noqa: E402
 from trainer.metrics import memory_stats, mfu  # noqa: E402
 from trainer.model import GPT, ModelArgs  # noqa: E402
+from trainer.precision import autocast_for  # noqa: E402
 
 
 def random_prepared(directory: Path, tokens: int) -> Path:
@@ -75,8 +76,7 @@ def bare_run(config, data, device: str, precision: str, compiled: bool, warmup: 
     opt = torch.optim.AdamW(model.optimizer_groups(config.weight_decay), lr=config.learning_rate,
                             betas=(config.beta1, config.beta2), fused=True if device.startswith("cuda") else None)
     run = torch.compile(model) if compiled else model
-    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision)
-    ctx = torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=dtype) if dtype else None
+    ctx = autocast_for(precision, device)  # the precision the Trainer ran in (its RunStarted)
     loader = BatchLoader(data.train_path, block_size=config.block_size, batch_size=config.batch_size,
                          seed=config.seed, device=device)
     scaler = torch.amp.GradScaler("cuda" if device.startswith("cuda") else "cpu", enabled=precision == "float16")
@@ -86,10 +86,7 @@ def bare_run(config, data, device: str, precision: str, compiled: bool, warmup: 
         t0 = time.perf_counter()
         for _ in range(accum):
             x, y = loader.next()
-            if ctx is not None:
-                with ctx:
-                    _, loss = run(x, y)
-            else:
+            with ctx:
                 _, loss = run(x, y)
             scaler.scale(loss / accum).backward()
         scaler.unscale_(opt)
@@ -180,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     fpt = flops_per_token(config)
     step = min(fwtui_steps)
     tps = config.tokens_per_iter / step
-    util = mfu(tps, fpt, info.peak_flops)
+    # The peak of the precision that ran (fp32 on CUDA: TF32), as the Trainer reported it.
+    util = mfu(tps, fpt, started.peak_flops)
     print(f"device        {info.name} ({info.device}) · {started.precision} · "
           f"{'compiled' if result['trainer'].compiled else 'eager'} · torch {torch.__version__} · "
           f"{torch.get_num_threads()} threads")
@@ -189,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{config.tokens_per_iter:,} tokens/iter · {fpt / 1e6:.1f} MFLOP/token")
     print(f"fwtui Trainer {tps:,.0f} tok/s · {step * 1000:.1f} ms/iter (best of {args.repeat} medians over "
           f"{args.iters} steps; runs: {', '.join(f'{s * 1000:.1f}' for s in fwtui_steps)} ms)")
-    print(f"MFU           {util * 100:.1f}% of {info.peak_flops / 1e12:.1f} TFLOP/s ({info.peak_source})"
-          if util is not None else f"MFU           unknown ({info.peak_source})")
+    print(f"MFU           {util * 100:.1f}% of {started.peak_flops / 1e12:.1f} TFLOP/s ({started.peak_flops_source})"
+          if util is not None else f"MFU           unknown ({started.peak_flops_source})")
     if info.is_cuda:
         print(f"memory        peak reserved {mem.peak_bytes / 1e9:.2f} GB · allocated now "
               f"{mem.allocated_bytes / 1e9:.2f} GB · of {mem.total_bytes / 1e9:.1f} GB")

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The GPU check: everything fwtui can only learn on a CUDA card, in one run of at most 8 minutes on an
+# H100/H200, with what the GPU machine has (torch, tiktoken, pyarrow, numpy, pytest; no textual, no network).
+#
+#   bash bench/gpu_check.sh [--out DIR] [--quick] [--only STAGE,STAGE] [--dry-run]
+#
+# Stages (each under its own `timeout`, its output in DIR/logs/STAGE.log):
+#   env         torch, CUDA and the card; the engine imports without textual/rich/plotext/fwtui
+#   pytest      python -m pytest -m gpu tests/test_gpu.py: bf16/fp16 runs, fused AdamW, compile (static
+#               shapes, and in a worker thread), bitwise resume, sampling, a real OOM and --auto-batch, the probe
+#   train-124m  bench/train.py --preset gpt2-124m: tokens/s, MFU, peak memory, step phases, against a bare loop
+#   train-4070  bench/train.py --preset rtx4070-12gb: the same for the 12 GB preset
+#   calibrate   bench/calibrate.py: predicted against measured memory and step time, 4 presets (eager)
+#   emulate     bench/emulate_12gb.py: a 12 GB card emulated (memory fraction): verdicts and the probe
+# DIR/summary.txt: one line a stage (ok / failed rc / timed out, seconds) and each bench's figures.
+# DIR is --out, else $OUT; the script writes nothing else. Exit status: 0 every stage ok, 1 a stage
+# failed, 2 bad arguments. --dry-run lists the stages and commands and checks their files and the
+# engine's imports, on any machine (it needs no GPU and writes nothing).
+
+set -uo pipefail
+
+usage="usage: bash bench/gpu_check.sh [--out DIR] [--quick] [--only STAGE,STAGE] [--dry-run]"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-python}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+
+out="${OUT:-}"
+quick=0
+dry=0
+only=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --out)
+            if [ $# -lt 2 ] || [ -z "$2" ] || [ "${2#--}" != "$2" ]; then
+                echo "gpu_check.sh: --out needs a folder, for example --out gpu-results" >&2; exit 2
+            fi
+            out="$2"; shift 2 ;;
+        --out=*) out="${1#--out=}"; shift ;;
+        --quick) quick=1; shift ;;
+        --dry-run) dry=1; shift ;;
+        --only)
+            if [ $# -lt 2 ]; then echo "gpu_check.sh: --only needs stage names, for example --only pytest" >&2; exit 2; fi
+            only="$2"; shift 2 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "gpu_check.sh: unknown option '$1'; $usage" >&2; exit 2 ;;
+    esac
+done
+if [ -z "$out" ]; then
+    echo "gpu_check.sh: no output folder; pass --out DIR (or set OUT)" >&2; exit 2
+fi
+
+# --- the stages: name, timeout in seconds, command (run from the repository root) ------------------------
+# The timeouts add up to 480 s: the 8 minutes the check may take.
+if [ "$quick" = 1 ]; then
+    iters="--iters 6 --warmup 2 --repeat 1"; steps=4; limit=128
+else
+    iters="--iters 12 --warmup 3 --repeat 1"; steps=6; limit=256
+fi
+STAGES=(env pytest train-124m train-4070 calibrate emulate)
+declare -A TIMEOUT=([env]=20 [pytest]=120 [train-124m]=120 [train-4070]=100 [calibrate]=60 [emulate]=60)
+declare -A CMD=(
+    [env]="$PY bench/gpu_check_env.py"
+    [pytest]="$PY -m pytest -q -p no:cacheprovider -rs -m gpu tests/test_gpu.py"
+    [train-124m]="$PY bench/train.py --preset gpt2-124m $iters"
+    [train-4070]="$PY bench/train.py --preset rtx4070-12gb $iters"
+    [calibrate]="$PY bench/calibrate.py --eager --steps $steps --presets rtx4070-12gb,rtx4070-12gb-small,24gb,gpt2-124m"
+    [emulate]="$PY bench/emulate_12gb.py --limit $limit"
+)
+FILES=(bench/gpu_check_env.py bench/train.py bench/calibrate.py bench/emulate_12gb.py tests/test_gpu.py
+       tests/conftest.py tests/tiny_trainer_child.py)
+
+selected=()
+for stage in "${STAGES[@]}"; do
+    if [ -z "$only" ] || [[ ",$only," == *",$stage,"* ]]; then selected+=("$stage"); fi
+done
+if [ -n "$only" ]; then
+    for name in ${only//,/ }; do
+        if [ -z "${TIMEOUT[$name]+x}" ]; then
+            echo "gpu_check.sh: --only: no stage '$name'; the stages are ${STAGES[*]}" >&2; exit 2
+        fi
+    done
+fi
+
+cd "$ROOT" || exit 2
+
+if [ "$dry" = 1 ]; then
+    total=0
+    echo "gpu_check dry run: $( [ "$quick" = 1 ] && echo quick || echo full ); output would go to $out"
+    for stage in "${selected[@]}"; do
+        printf 'stage %-11s timeout %4ss  %s\n' "$stage" "${TIMEOUT[$stage]}" "${CMD[$stage]}"
+        total=$((total + TIMEOUT[$stage]))
+    done
+    echo "timeouts total ${total} s (at most 480)"
+    failed=0
+    for file in "${FILES[@]}"; do
+        if [ -f "$file" ]; then echo "check file $file: present"; else echo "check file $file: MISSING"; failed=1; fi
+    done
+    if "$PY" bench/gpu_check_env.py --imports-only; then
+        echo "check imports: the engine and the bench scripts import without textual, rich, plotext or fwtui"
+    else
+        echo "check imports: FAILED (above)"; failed=1
+    fi
+    collected="$("$PY" -m pytest -q -p no:cacheprovider --collect-only -m gpu tests/test_gpu.py 2>&1 | tail -1)"
+    case "$collected" in
+        *" tests collected"*|*" test collected"*|*"selected"*) echo "check pytest -m gpu: $collected" ;;
+        *) echo "check pytest -m gpu: FAILED ($collected)"; failed=1 ;;
+    esac
+    [ "$failed" = 0 ] && echo "dry run: every check passed" || echo "dry run: a check failed"
+    exit "$failed"
+fi
+
+mkdir -p "$out/logs" || { echo "gpu_check.sh: cannot create $out/logs" >&2; exit 2; }
+summary="$out/summary.txt"
+{
+    echo "fwtui gpu_check $(date -u +%Y-%m-%dT%H:%M:%SZ) · $( [ "$quick" = 1 ] && echo quick || echo full ) · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo
+} >"$summary"
+status=0
+figures=""
+for stage in "${selected[@]}"; do
+    log="$out/logs/$stage.log"
+    echo "== $stage (timeout ${TIMEOUT[$stage]} s): ${CMD[$stage]}"
+    start=$(date +%s)
+    # shellcheck disable=SC2086 - the command is words on purpose
+    timeout -k 10 "${TIMEOUT[$stage]}" ${CMD[$stage]} >"$log" 2>&1
+    rc=$?
+    seconds=$(( $(date +%s) - start ))
+    if [ "$rc" = 0 ]; then result="ok"
+    elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then result="timed out after ${TIMEOUT[$stage]} s"; status=1
+    else result="failed (exit $rc)"; status=1
+    fi
+    line=$(printf '%-11s %-28s %4s s  logs/%s.log' "$stage" "$result" "$seconds" "$stage")
+    echo "$line" | tee -a "$summary"
+    figures+=$'\n'"--- $stage: last lines of logs/$stage.log"$'\n'"$(tail -n 25 "$log")"$'\n'
+done
+printf '%s\n' "$figures" >>"$summary"
+echo "summary: $summary"
+exit "$status"
