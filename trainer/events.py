@@ -73,9 +73,12 @@ class RunStarted(Event):
     """"NVIDIA GeForce RTX 4070", or the CPU's model name."""
     device_memory_bytes: int | None
     peak_flops: float | None
-    """The card's peak dense bf16 FLOP/s, or None when unknown (then MFU is unknown)."""
+    """The peak dense FLOP/s of the precision that runs (trainer.precision.peak_for_precision: the card's bf16
+    figure for bf16/fp16, half of it for fp32 on CUDA, which runs in TF32), or None when unknown (then MFU is
+    unknown)."""
     peak_flops_source: str
-    """Where peak_flops came from: "table: ...", "measured ...", "--peak-tflops", or why it is unknown."""
+    """Where peak_flops came from: "table: ...", "measured ...", "--peak-tflops", "TF32 = 0.5 × bf16 peak; ...",
+    or why it is unknown."""
     flops_per_token: int
     tokens_per_iter: int
     dataset_tokens: int
@@ -101,7 +104,7 @@ class Step(Event):
     """Wall time of this iteration (all micro-batches, the optimizer step)."""
     tokens_per_sec: float
     mfu: float | None
-    """Fraction of peak_flops (0.41 = 41%), or None when the peak is unknown."""
+    """Fraction of RunStarted.peak_flops (0.41 = 41%), or None when the peak is unknown."""
     mem_allocated_bytes: int | None
     mem_reserved_bytes: int | None
     """CUDA allocator's reserved bytes; on CPU the process's resident memory."""
