@@ -9,7 +9,9 @@ on the CPU. It failed when the 1,607-document demo corpus got one 66-token valid
 from __future__ import annotations
 
 import json
+import re
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,13 @@ from fwtui.commands.app import options_from_args
 from fwtui.screens import dashboard as dashboard_module
 from trainer.tokenizer import R50K_SHA256
 
+REPO = Path(__file__).resolve().parents[1]
+TORCH_APIS = {
+    "torch.nn.utils.get_total_norm": (2, 6),  # pytorch/pytorch#139662, merged Nov 2024, first in 2.6
+    "torch.amp.GradScaler": (2, 3),  # device-generic GradScaler; torch.cuda.amp's before that
+    "weights_only=True": (1, 13),
+}
+"""Newer torch APIs the code uses, with the release that brought each: the declared bound must cover them."""
 WAIT_SECONDS = 120.0
 """Upper bound for any one wait below (a bound, not a timing); the whole test takes ~15-30 s here."""
 
@@ -103,3 +112,25 @@ async def test_demo_start_reaches_an_evaluation_and_a_sample(fresh_machine: Path
     meta = json.loads(prepared[0].read_text())
     assert meta["splits"]["val"]["tokens"] > 8 * (1024 + 1), meta["splits"]
     assert meta["tokenizer"]["sha256"] == R50K_SHA256  # the shipped ranks, with no setting and no download
+
+
+def test_the_declared_torch_bound_covers_the_apis_the_code_uses():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    torch_dep = next(d for d in project["dependencies"] if re.match(r"torch\b", d))
+    match = re.fullmatch(r"torch>=(\d+)\.(\d+)", torch_dep.replace(" ", ""))
+    assert match, torch_dep
+    bound = (int(match[1]), int(match[2]))
+    source = "\n".join(p.read_text(encoding="utf-8") for folder in ("trainer", "fwtui")
+                       for p in (REPO / folder).rglob("*.py"))
+    used = {api: version for api, version in TORCH_APIS.items() if api in source}
+    assert "torch.nn.utils.get_total_norm" in used
+    assert bound >= max(used.values()), f"{torch_dep} but the code uses {used}"
+    assert bound <= (2, 11), "a GPU machine with torch 2.11 must satisfy the bound"
+
+
+def test_a_non_editable_install_carries_the_gpt2_ranks():
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    assert "trainer.assets" in config["packages"]
+    shipped = config["package-data"]["trainer.assets"]
+    assert "r50k_base.tiktoken" in shipped and "LICENSE" in shipped
+    assert all((REPO / "trainer" / "assets" / name).is_file() for name in shipped)
