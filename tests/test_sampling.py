@@ -69,7 +69,7 @@ def test_model_mode_is_restored(encoding, training):
     model = tiny(dropout=0.1)
     model.train(training)
     seen = []
-    model.transformer.h[0].register_forward_hook(lambda m, i, o: seen.append(m.training))
+    model.transformer.h[0].mlp.register_forward_hook(lambda m, i, o: seen.append(m.training))
     generate_text(model, encoding, "x", max_new_tokens=3, seed=0)
     assert seen == [False, False, False]  # sampled in eval mode: no dropout
     assert model.training is training
@@ -116,7 +116,7 @@ class FixedGenerator(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros(1))
         self.continuation = continuation
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, kv_cache=True):
         return torch.cat([idx, torch.tensor([self.continuation[:max_new_tokens]])], dim=1)
 
 

@@ -4,6 +4,12 @@ Sampling during a run must not change the run: it uses the uncompiled module in 
 gradients, draws its random numbers from its own `torch.Generator` (the global torch, numpy and
 Python RNG states are left untouched, so the losses that follow are identical with or without a
 sample), and puts the module back in the mode it was in.
+
+It decodes with a KV cache (trainer.model.KVCache) in the run's precision (trainer.precision). On a CPU
+it runs on one intra-op thread and gives the thread count back after: a decode step is ~60 small ops,
+and an OpenMP team of two on a busy machine (training's worker, the UI, other processes) waits for a
+descheduled worker at each of them; on the 2-core VM 100 tokens took 12.6 s on two threads, 0.44 s on one
+(bench/sample.py measures it).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import torch
 from trainer.checkpoint import CKPT_FILE, PREV_FILE, load_checkpoint
 from trainer.errors import CheckpointError, ConfigError
 from trainer.model import GPT, ModelArgs, strip_compile_prefix
+from trainer.precision import autocast_for, resolve_precision
 
 EOT = 50256  # GPT-2's <|endoftext|>: documents end with it, so a sample stops there
 # Buffers very old nanoGPT versions saved in the state dict (the causal mask); ours builds no mask.
@@ -34,12 +41,16 @@ def generate_text(
     top_k: int | None = 200,
     seed: int | None = None,
     device: str | torch.device | None = None,
+    precision: str | None = None,
+    kv_cache: bool = True,
 ) -> str:
     """Continue `prompt` by up to `max_new_tokens` tokens and return the continuation only (decoded).
 
     `encoding` is a tiktoken Encoding (GPT-2 BPE). An empty prompt starts from <|endoftext|>. The text
     stops before the first generated <|endoftext|>. `top_k` None or <= 0 samples from the whole
     vocabulary; temperature 0 is greedy. `device` defaults to the device of the model's parameters.
+    `precision` is the run's ("bfloat16", "float16", "float32"; the trainer passes its own); None
+    resolves dtype "auto" for the device, as a run with the default dtype would.
     """
     if max_new_tokens < 0:
         raise ConfigError(f"max_new_tokens = {max_new_tokens}: must be 0 or more")
@@ -58,12 +69,17 @@ def generate_text(
     generator = torch.Generator(device=device)
     generator.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
 
+    if precision is None:
+        on_cuda = device.type == "cuda"
+        precision = resolve_precision("auto", on_cuda=on_cuda,
+                                      bf16_supported=on_cuda and torch.cuda.is_bf16_supported())
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad(), _autocast(device):
+        with torch.no_grad(), autocast_for(precision, device.type), _one_thread_on_cpu(device):
             out = module.generate(idx, max_new_tokens, temperature=temperature,
-                                  top_k=top_k if top_k and top_k > 0 else None, generator=generator)
+                                  top_k=top_k if top_k and top_k > 0 else None, generator=generator,
+                                  kv_cache=kv_cache)
     finally:
         module.train(was_training)
     new = out[0, len(ids):].tolist()
@@ -72,12 +88,18 @@ def generate_text(
     return encoding.decode(new)
 
 
-def _autocast(device: torch.device):
-    """bf16 autocast on CUDA where supported (fp16 otherwise), as the training loop; fp32 elsewhere."""
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
+@contextlib.contextmanager
+def _one_thread_on_cpu(device: torch.device):
+    """torch's intra-op threads set to 1 on a CPU while sampling, and set back after (see the docstring)."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def checkpoint_path(path_or_run_dir: str | Path) -> Path:

@@ -41,12 +41,14 @@ def main(args: argparse.Namespace) -> int:
     prompt = _prompt_text(args.prompt)
     from trainer.formulas import format_count
     from trainer.hardware import detect_device
+    from trainer.precision import PRECISIONS, precision_for
     from trainer.sampling import checkpoint_path, generate_text, load_model
     from trainer.tokenizer import get_encoding
 
     path = checkpoint_path(args.run)
     encoding = get_encoding()  # before loading the model: a missing tokenizer fails fast
-    device = detect_device(args.device).device
+    info = detect_device(args.device)
+    device = info.device
     model, ckpt = load_model(path, device=device,
                              on_warning=lambda text: print(f"fwtui: warning: {text}", file=sys.stderr))
     if model.args.vocab_size < 50257:
@@ -55,12 +57,20 @@ def main(args: argparse.Namespace) -> int:
             f"nanoGPT model?); fwtui sample decodes GPT-2 BPE tokens only"
         )
     iter_num = ckpt.get("iter_num", "unknown")
-    print(f"loaded {path}: iteration {iter_num}, {format_count(model.num_params())} parameters, on {device}",
-          file=sys.stderr)
+    # The run's dtype (fwtui's config or nanoGPT's), decided for this device as the trainer decides it;
+    # none recorded, or a bf16 run sampled on a card without bf16: what dtype "auto" picks here.
+    config = ckpt.get("config")
+    dtype = config.get("dtype") if isinstance(config, dict) else None
+    if dtype not in PRECISIONS or (dtype == "bfloat16" and info.is_cuda and not info.bf16):
+        dtype = "auto"
+    precision = precision_for(dtype, info)
+    print(f"loaded {path}: iteration {iter_num}, {format_count(model.num_params())} parameters, on {device} "
+          f"in {precision}", file=sys.stderr)
     for i in range(args.num_samples):
         seed = None if args.seed is None else args.seed + i  # distinct samples, each reproducible
         text = generate_text(model, encoding, prompt, max_new_tokens=args.max_new_tokens,
-                             temperature=args.temperature, top_k=args.top_k, seed=seed, device=device)
+                             temperature=args.temperature, top_k=args.top_k, seed=seed, device=device,
+                             precision=precision)
         print(prompt + text)
         print(RULE)
     return 0
