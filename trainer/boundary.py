@@ -95,9 +95,10 @@ class BoundaryWork:
                 from trainer.tokenizer import get_encoding
 
                 self._encoding = get_encoding()  # only now: training never needs the tokenizer
+            # On this thread, between steps: training waits for it, so the Sample's `seconds` is the pause.
             text = generate_text(self.raw_model, self._encoding, request.prompt,
                                  max_new_tokens=request.max_new_tokens, temperature=request.temperature,
-                                 top_k=request.top_k, device=self.device)
+                                 top_k=request.top_k, device=self.device, precision=self.precision)
         except Exception as err:  # noqa: BLE001 - a failed sample never stops training
             self.warn(f"sample failed: {type(err).__name__}: {err}")
             return
