@@ -1,4 +1,4 @@
-"""The Textual app: the setup screen, then the dashboard of the run it starts.
+"""The Textual app: the setup screen, then the dashboard of the run it starts or continues.
 
 `FwtuiApp(options)` is the one factory the CLI, the tests and the benchmark all use. The app holds no
 training logic: it turns the setup screen's choice into a run (fwtui.session), feeds the engine's events
@@ -40,6 +40,8 @@ class AppOptions:
     start: bool = False
     demo: bool = False
     peak_tflops: float | None = None
+    resume: bool = False
+    """`fwtui --out RUN --resume`: open the dashboard on RUN continuing from its checkpoint, no setup screen."""
 
 
 def default_gpu_probe() -> list[Any]:
@@ -84,6 +86,12 @@ class FwtuiApp(App):
     def on_mount(self) -> None:
         if self.watch_terminal:
             self.set_interval(TERMINAL_CHECK_SECONDS, self._check_terminal)
+        if self.options.resume and self.options.out:
+            options = self.options
+            self._open_run(self._resume_args(Path(options.out), options.overrides, options.preset, options.data))
+            if self.first_frame is not None:
+                self.dashboard.call_after_refresh(self.first_frame)
+            return
         wanted = self.options.preset
         preset_name = None
         if wanted:
@@ -99,21 +107,36 @@ class FwtuiApp(App):
     # --- the run ---------------------------------------------------------------------------------
     def on_setup_screen_start_requested(self, event: SetupScreen.StartRequested) -> None:
         choice = event.choice
+        out = Path(self.options.out) if self.options.out else None
+        self._open_run(RunArgs(preset=choice.preset, data=choice.data, out=out, overrides=choice.overrides,
+                               peak_tflops=self.options.peak_tflops),
+                       title=f"{Path(choice.data).name} · {choice.preset.name}")
+        remember(choice.data)
+
+    def on_setup_screen_resume_requested(self, event: SetupScreen.ResumeRequested) -> None:
+        self._open_run(self._resume_args(event.run_dir))  # the run's own config and data, nothing changed
+
+    def _resume_args(self, run_dir: Path, overrides: list[str] | None = None, preset: str | None = None,
+                     data: str | None = None) -> RunArgs:
+        """What `fwtui train --out RUN --resume [--set ...]` asks of the engine: the run's own config.toml
+        and data (None), changed only by what the user set on the command line."""
+        return RunArgs(preset=preset, data=data, out=run_dir, overrides=list(overrides or []),
+                       peak_tflops=self.options.peak_tflops, resume=True)
+
+    def _open_run(self, args: RunArgs, title: str | None = None) -> None:
+        """Push the dashboard and start the engine worker on `args`."""
         from fwtui.screens.dashboard import DashboardScreen  # plots load only when a run starts
         from trainer.controls import Controls
 
         controls = Controls()
-        title = f"{Path(choice.data).name} · {choice.preset.name}"
-        self.dashboard = DashboardScreen(controls, title=title)
+        if title is None:  # a resumed run is known by its directory
+            title = f"{args.out.resolve().name if args.out else 'run'} · continued"
+        self.dashboard = DashboardScreen(controls, title=title, in_process=True)
         self.push_screen(self.dashboard)
-        out = Path(self.options.out) if self.options.out else None
-        self.session = EngineSession(self, RunArgs(preset=choice.preset, data=choice.data, out=out,
-                                                   overrides=choice.overrides,
-                                                   peak_tflops=self.options.peak_tflops), controls)
+        self.session = EngineSession(self, args, controls)
         self.session.start()
         if self._collector is None:  # Steps wait in the mailbox for this timer (or the next wake-up)
             self._collector = self.set_interval(COLLECT_SECONDS, self.collect_events)
-        remember(choice.data)
 
     def on_events_waiting(self, message: EventsWaiting) -> None:
         self.collect_events()

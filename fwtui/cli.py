@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser)
     _run_options(parser)
     parser.add_argument("--out", metavar="RUN", help="run directory (default runs/<preset>-<time>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --out RUN: open the dashboard continuing RUN from its checkpoint")
     parser.add_argument("--start", action="store_true", help="start training at once")
     parser.add_argument("--demo", action="store_true",
                         help="use the demo corpus built from Python's own docstrings (no download)")

@@ -25,11 +25,14 @@ class RunArgs:
     """What run_training needs (trainer.run.RunRequest's fields), kept free of torch imports."""
 
     preset: Any
-    """A preset name, a path, or a RunConfig."""
-    data: str
+    """A preset name, a path, or a RunConfig; None to continue a run with its own RUN/config.toml."""
+    data: str | None
+    """None on resume: the data the run trained on."""
     out: Path | None = None
     overrides: list[str] = field(default_factory=list)
     peak_tflops: float | None = None
+    resume: bool = False
+    """Continue `out` from its checkpoint: the engine's `fwtui train --out RUN --resume`."""
 
 
 class EngineSession:
@@ -77,7 +80,8 @@ class EngineSession:
             from trainer.run import RunRequest, run_training
 
             request = RunRequest(preset=self.args.preset, data=self.args.data, out=self.args.out,
-                                 overrides=list(self.args.overrides), peak_tflops=self.args.peak_tflops)
+                                 overrides=list(self.args.overrides), peak_tflops=self.args.peak_tflops,
+                                 resume=self.args.resume)
             run_dir = str(run_training(request, self.sink, self.controls))
             self.run_dir = run_dir
         except BaseException as err:  # noqa: BLE001 - an engine failure is shown, never crashes the app

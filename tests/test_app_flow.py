@@ -102,3 +102,59 @@ async def test_choose_start_watch_sample_quit(workdir: Path, monkeypatch: pytest
     finished = [e for e in events if isinstance(e, Finished)][-1]
     assert [e.reason for e in events if isinstance(e, CheckpointSaved)][-1] == "stop"
     assert load_checkpoint(run_dir)["iter_num"] == finished.iter
+
+
+async def test_out_run_resume_opens_the_dashboard_continuing_the_run(workdir: Path, pattern_data) -> None:
+    """`fwtui --out RUN --resume`: no setup screen; the dashboard of RUN, continuing from its checkpoint."""
+    from fwtui.cli import build_parser
+    from fwtui.commands.app import options_from_args
+    from fwtui.screens.setup import SetupScreen
+    from tests.test_setup_screen import stopped_run
+    from trainer.checkpoint import load_checkpoint
+    from trainer.events import RunStarted
+    from trainer.runlog import read_events
+
+    run_dir = stopped_run(workdir / "run", pattern_data.dir)
+    resumed_at = load_checkpoint(run_dir)["iter_num"]
+    options = options_from_args(build_parser().parse_args(["--out", str(run_dir), "--resume"]))
+    app = FwtuiApp(options, gpu_probe=lambda: [], root=workdir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.dashboard is not None and app.screen is app.dashboard, "the dashboard")
+        assert not any(isinstance(screen, SetupScreen) for screen in app.screen_stack)
+        dashboard = app.dashboard
+        await wait_for(pilot, lambda: dashboard.error_message is not None or dashboard.loss_points > 0,
+                       "the first Step of the resumed run")
+        assert dashboard.error_message is None, dashboard.error_message
+        assert dashboard.run.start_iter == resumed_at, dashboard.run.start_iter
+        assert dashboard.train_loss.points[0][0] == resumed_at, dashboard.train_loss.points[:3]
+        await pilot.press("q")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: dashboard.run_over, "the end of the run")
+    assert app.session is not None and app.session.done.wait(30)
+    starts = [e for e in read_events(run_dir) if isinstance(e, RunStarted)]
+    assert [s.start_iter for s in starts] == [0, resumed_at]  # one log, appended by the resumed run
+
+
+def test_out_run_resume_refuses_in_one_line_what_cannot_continue(workdir: Path, pattern_data) -> None:
+    from fwtui.cli import build_parser
+    from fwtui.commands.app import options_from_args
+    from tests.test_setup_screen import stopped_run
+    from trainer.errors import ConfigError
+    from trainer.runs import RunLock
+
+    def options(*argv: str):
+        return options_from_args(build_parser().parse_args(list(argv)))
+
+    with pytest.raises(ConfigError, match="--resume needs --out RUN"):
+        options("--resume")
+    with pytest.raises(ConfigError, match="is not a run directory"):
+        options("--out", str(workdir / "nowhere"), "--resume")
+    run_dir = stopped_run(workdir / "run", pattern_data.dir)
+    with RunLock(run_dir), pytest.raises(ConfigError, match=f"running in another process.*fwtui attach {run_dir}"):
+        options("--out", str(run_dir), "--resume")
+    with pytest.raises(ConfigError, match="unknown config key|max_itres"):
+        options("--out", str(run_dir), "--resume", "--set", "max_itres=5")
+    assert options("--out", str(run_dir), "--resume").resume
+    (run_dir / "ckpt.pt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ConfigError, match="damaged checkpoint: ckpt.pt"):
+        options("--out", str(run_dir), "--resume")

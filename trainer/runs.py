@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.errors import FwtuiError
-from trainer.events import SCHEMA_VERSION, Eval, Event, Failed, Finished, RunStarted, Step
+from trainer.events import SCHEMA_VERSION, CheckpointSaved, Eval, Event, Failed, Finished, RunStarted, Step
 from trainer.health import Finding, assess
 from trainer.locks import is_locked
 from trainer.runlog import EVENTS_FILE, parse_line
@@ -120,6 +120,10 @@ class RunInfo:
     health: tuple[Finding, ...] | None = None
     """trainer.health.assess's findings (most serious first); () when all is well, None before any step or
     eval. A log past FULL_READ_BYTES is judged on its first RunStarted and its last TAIL_BYTES."""
+    checkpoint_iter: int | None = None
+    """The iteration of the last checkpoint the log reports saved (where a resume continues), or None."""
+    last_write: float | None = None
+    """Wall clock (epoch seconds) of the log's last write: when the run last said anything."""
 
 
 def _read_log_events(path: Path) -> tuple[list[Event], list[Event]]:
@@ -213,12 +217,14 @@ def read_run(run_dir: str | Path) -> RunInfo:
     iters = [e.iter for e in tail if isinstance(e, (Step, Eval, Finished))]
     judged = tail if first is None or any(e is first for e in tail) else [first, *tail]
     health = tuple(assess(judged)) if steps or evals else None
+    saved = [e.iter for e in tail if isinstance(e, CheckpointSaved)]
     return RunInfo(
         run_dir, name, preset, status,
         iteration=max(iters) if iters else None, max_iters=latest.max_iters if latest else None,
         train_loss=steps[-1].loss if steps else None, val_loss=evals[-1].val_loss if evals else None,
         tokens_seen=steps[-1].tokens_seen if steps else None,
-        start_time=first.time if first else (head[0].time if head else None), problem=note, health=health)
+        start_time=first.time if first else (head[0].time if head else None), problem=note, health=health,
+        checkpoint_iter=saved[-1] if saved else None, last_write=log.stat().st_mtime)
 
 
 def is_run_dir(path: Path) -> bool:

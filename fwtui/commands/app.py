@@ -1,4 +1,5 @@
-"""`fwtui` with no command: open the app (setup screen, then the dashboard of the run it starts).
+"""`fwtui` with no command: open the app (setup screen, then the dashboard of the run it starts); with
+`--out RUN --resume`, the dashboard of RUN continuing from its checkpoint, at once.
 
 Bad command-line choices fail here with one line before the screen opens. Signals: SIGHUP (the
 terminal went away: SSH dropped, tmux killed) detaches, so the run goes on headless to its end, still
@@ -28,7 +29,14 @@ def options_from_args(args: argparse.Namespace):
     overrides = list(getattr(args, "overrides", None) or [])
     start = bool(getattr(args, "start", False))
     demo = bool(getattr(args, "demo", False))
-    if preset:
+    resume = bool(getattr(args, "resume", False))
+    out = getattr(args, "out", None)
+    if resume:
+        _check_resumable(out, demo=demo, start=start)
+    saved = Path(out) / "config.toml" if resume and out else None
+    if saved is not None and saved.is_file() and not preset:
+        apply_overrides(load_preset(saved), overrides)  # --set checked against what the run trained with
+    elif preset:
         config = load_preset(preset)  # ConfigError names the preset and the fix
         apply_overrides(config, overrides)
     elif demo:
@@ -46,8 +54,29 @@ def options_from_args(args: argparse.Namespace):
         raise ConfigError("--start needs --data PATH (a parquet file, folder or glob) or --demo")
     if start and not preset:
         raise ConfigError("--start needs --preset NAME (`fwtui presets` lists them)")
-    return AppOptions(preset=preset, data=data, out=getattr(args, "out", None), overrides=overrides,
-                      start=start, demo=demo and not data, peak_tflops=getattr(args, "peak_tflops", None))
+    return AppOptions(preset=preset, data=data, out=out, overrides=overrides, start=start,
+                      demo=demo and not data, peak_tflops=getattr(args, "peak_tflops", None), resume=resume)
+
+
+def _check_resumable(out: str | None, *, demo: bool, start: bool) -> None:
+    """`--resume` on the app: one line when RUN cannot be continued (no RUN, running, no or damaged checkpoint)."""
+    from fwtui.widgets.run_list import checkpoint_problem
+    from trainer.errors import ConfigError
+    from trainer.runs import is_running
+
+    if not out:
+        raise ConfigError("--resume needs --out RUN: the run directory to continue (`fwtui runs` lists them)")
+    if demo or start:
+        raise ConfigError("--resume continues RUN with its own data and starts at once: drop --demo and --start")
+    run_dir = Path(out)
+    if not run_dir.is_dir():
+        raise ConfigError(f"--resume: {run_dir} is not a run directory (`fwtui runs` lists them)")
+    if is_running(run_dir):
+        raise ConfigError(f"--resume: {run_dir} is running in another process; watch it with "
+                          f"`fwtui attach {run_dir}`")
+    problem = checkpoint_problem(run_dir)
+    if problem is not None:
+        raise ConfigError(f"--resume: {problem}")
 
 
 def main(args: argparse.Namespace) -> int:

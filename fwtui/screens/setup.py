@@ -1,8 +1,9 @@
-"""The setup screen: choose a preset and a parquet file, see the plan, adjust a few keys, start.
+"""The setup screen: choose a preset and a parquet file, see the plan, adjust a few keys, start; or continue
+a stopped run from the list of runs with a checkpoint (Enter on it, or `r`).
 
 Everything slow runs in thread workers that post messages back: the GPU query (nvidia-smi), the dataset
-token count (parquet metadata), the plan and the fit marks (trainer.plan), the parquet scan and the demo
-corpus. Nothing here imports torch, so the screen is up long before a run needs it.
+token count (parquet metadata), the plan and the fit marks (trainer.plan), the parquet scan, the demo
+corpus and the runs directory (trainer.runs.scan_runs). Nothing here imports torch, so the screen is up long before a run needs it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from fwtui.widgets.file_picker import FilePicker, data_path_problem
 from fwtui.widgets.overrides import OverridesPanel
 from fwtui.widgets.plan_panel import PlanPanel
 from fwtui.widgets.preset_list import PresetList
+from fwtui.widgets.run_list import RunChoice, RunList, list_run_choices
 from trainer.config import RunConfig, apply_overrides
 from trainer.errors import FwtuiError
 
@@ -48,6 +50,7 @@ class SetupScreen(Screen):
         Binding("t", "start", "start"),
         Binding("slash", "filter", "filter presets"),
         Binding("d", "demo", "demo corpus"),
+        Binding("r", "continue_run", "continue a run"),
         *[Binding(str(n), f"preset({n})", f"preset {n}", show=False) for n in range(1, 10)],
     ]
 
@@ -55,6 +58,19 @@ class SetupScreen(Screen):
         def __init__(self, choice: StartChoice) -> None:
             super().__init__()
             self.choice = choice
+
+    class ResumeRequested(Message):
+        """Continue this run from its checkpoint (`fwtui train --out RUN --resume`, in the app)."""
+
+        def __init__(self, run_dir: Path) -> None:
+            super().__init__()
+            self.run_dir = run_dir
+
+    class RunsListed(Message):
+        def __init__(self, choices: list[RunChoice], error: str | None = None) -> None:
+            super().__init__()
+            self.choices = choices
+            self.error = error
 
     class GpusDetected(Message):
         def __init__(self, gpus: list[Any]) -> None:
@@ -108,6 +124,7 @@ class SetupScreen(Screen):
             with Vertical(id="setup-left"):
                 yield PresetList(self.presets, initial=self.base.name if self.base else None, id="presets")
                 yield FilePicker(self.root, load_recent(), id="picker")
+                yield RunList(id="runs")
             with VerticalScroll(id="setup-right"):
                 yield PlanPanel(id="plan")
                 yield OverridesPanel(id="overrides")
@@ -117,6 +134,7 @@ class SetupScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#start-problem").display = False
+        self.query_one(RunList).display = False  # shown once the scan finds a run to continue
         presets = self.query_one(PresetList)
         overrides = self.query_one(OverridesPanel)
         if self.base is not None:
@@ -126,6 +144,7 @@ class SetupScreen(Screen):
             self.query_one(FilePicker).set_path(self.initial_data)
         presets.focus_list()
         self.detect_gpus()
+        self.list_runs()
         self.refresh_plan()
         if self.demo_at_once and not self.initial_data:
             self.action_demo()
@@ -140,6 +159,16 @@ class SetupScreen(Screen):
         except Exception:  # noqa: BLE001 - a broken probe means "no GPU known", never a crash
             gpus = []
         self.post_message(self.GpusDetected(gpus))
+
+    @work(thread=True, exclusive=True, group="runs")
+    def list_runs(self) -> None:
+        """The runs directory's runs that can be continued (or are running elsewhere), newest first."""
+        try:
+            choices = list_run_choices(self.runs_dir if self.runs_dir is not None else Path("runs"))
+        except (FwtuiError, OSError) as err:
+            self.post_message(self.RunsListed([], str(err)))
+            return
+        self.post_message(self.RunsListed(choices))
 
     def effective_config(self) -> RunConfig | None:
         """The chosen preset with the overrides applied, or None while they do not apply."""
@@ -233,6 +262,25 @@ class SetupScreen(Screen):
         self.query_one("#setup-title", Static).update(f"fwtui · set up a run   {line}")
         self.refresh_plan()
 
+    def on_setup_screen_runs_listed(self, event: RunsListed) -> None:
+        runs = self.query_one(RunList)
+        runs.show(event.choices)
+        runs.display = bool(event.choices)
+        if event.error:
+            self.notify(f"runs not listed: {event.error}", severity="warning")
+
+    def on_run_list_chosen(self, event: RunList.Chosen) -> None:
+        self._continue(event.choice)
+
+    def _continue(self, choice: RunChoice) -> None:
+        if not choice.continuable:
+            self.notify(f"{choice.name}: {choice.line}", severity="warning", markup=False)
+            return
+        if self.started:
+            return
+        self.started = True
+        self.post_message(self.ResumeRequested(choice.path))
+
     def on_setup_screen_plan_ready(self, event: PlanReady) -> None:
         panel = self.query_one(PlanPanel)
         if event.plan is None:
@@ -318,6 +366,16 @@ class SetupScreen(Screen):
         self.started = True
         self.post_message(self.StartRequested(StartChoice(
             preset=self.base, overrides=self.query_one(OverridesPanel).all_overrides(), data=self.data)))
+
+    def action_continue_run(self) -> None:
+        """`r`: on the run list, continue the highlighted run; elsewhere, go to the list."""
+        runs = self.query_one(RunList)
+        if not runs.choices:
+            self.notify("no run to continue: none in the runs directory has a checkpoint and iterations left")
+        elif runs.has_focus and runs.highlighted_choice is not None:
+            self._continue(runs.highlighted_choice)
+        else:
+            runs.focus()
 
     def action_filter(self) -> None:
         self.query_one(PresetList).open_filter()
