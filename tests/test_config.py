@@ -58,7 +58,7 @@ def test_mistyped_key_names_the_nearest(tmp_path: Path):
         ("n_embd = 100\nn_head = 12", "n_embd"),
         ("batch_size = 0", "batch_size"),
         ("block_size = -1", "block_size"),
-        ("warmup_iters = 600000", "warmup_iters"),
+        ("warmup_iters = -5", "warmup_iters"),
         ("learning_rate = nan", "learning_rate"),
         ("learning_rate = inf", "learning_rate"),
         ("learning_rate = 1e9", "learning_rate"),
@@ -67,7 +67,7 @@ def test_mistyped_key_names_the_nearest(tmp_path: Path):
         ('batch_size = "32"', "batch_size"),
         ("eval_interval = 0", "eval_interval"),
         ("vocab_size = 1000", "vocab_size"),
-        ("max_iters = 100\nlr_decay_iters = 100\nwarmup_iters = 100", "warmup_iters"),
+        ("learning_rate = 1e-3\nmin_lr = 1e-2", "min_lr"),  # a warm-up as long as the run is a warning
     ],
 )
 def test_bad_values_fail_with_one_line_naming_file_field_value(tmp_path: Path, text: str, field: str):

@@ -192,7 +192,7 @@ def test_thousands_of_tiny_row_groups_work(tmp_path, capsys):
 # --- config: the values that must fail with one line ----------------------------------------------------
 
 BAD_CONFIG = {
-    "lr_decay_iters=1": r"warmup_iters = 1: must be below lr_decay_iters \(1\)",  # == warmup_iters
+    "lr_decay_iters=-1": r"lr_decay_iters = -1: must be 0 or more",  # lr_decay_iters <= warmup_iters only warns
     "eval_interval=0": r"eval_interval = 0: must be a positive integer",
     "batch_size=0": r"batch_size = 0: must be a positive integer",
     "batch_size=-4": r"batch_size = -4: must be a positive integer",

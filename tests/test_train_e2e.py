@@ -125,3 +125,25 @@ def test_ctrl_c_twice_stops_headless_with_a_loadable_checkpoint(corpus, tmp_path
     assert "stopped at iter" in out and "--resume" in out
     ckpt = torch.load(run / "ckpt.pt", weights_only=True)
     assert ckpt["fwtui"]["reason"] == "stop" and ckpt["iter_num"] >= 2
+
+
+def test_cli_smoke_run_of_20_iterations_runs_and_resumes_for_5_more(corpus, tmp_path, capsys):
+    """`fwtui train --preset cpu-tiny --set max_iters=20` (warmup_iters 20 = the run) was refused; nanoGPT runs
+    it. So is a resume for a few more iterations. Both run, with one warning line each saying what the
+    schedule does; the resume keeps lr_decay_iters 20, so its steps run at min_lr (cpu-tiny's 2e-4)."""
+    from fwtui.cli import main
+
+    run = tmp_path / "smoke"
+    narrow = [x for item in ["max_iters=20", "eval_interval=10", "eval_iters=1", "log_interval=5", "batch_size=2",
+                             "block_size=32", "val_fraction=0.1"] for x in ("--set", item)]
+    assert main(["train", "--preset", "cpu-tiny", "--data", str(corpus), "--out", str(run), *narrow]) == 0
+    out = capsys.readouterr().out
+    assert "warning: warmup_iters = 20 is as long as the run (max_iters 20)" in out and "completed at iter 20" in out
+    assert main(["train", "--out", str(run), "--resume", "--set", "max_iters=25", "--set", "log_interval=1"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: lr_decay_iters = 20 is not after warmup_iters = 20" in out
+    assert ("warning: max_iters 20 -> 25; the schedule is kept: lr_decay_iters 20, from there the rate stays at "
+            "min_lr 2.00e-04") in out
+    assert "resuming at iter 20" in out and "completed at iter 25" in out
+    resumed = [e for e in read_events(run) if isinstance(e, ev.Step) and e.iter >= 20]
+    assert [e.iter for e in resumed] == [20, 21, 22, 23, 24] and {e.lr for e in resumed} == {2e-4}

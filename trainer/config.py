@@ -67,7 +67,8 @@ class RunConfig:
     decay_lr: bool = True
     warmup_iters: int = 2000
     lr_decay_iters: int | None = None
-    """Iteration where cosine decay reaches min_lr; None means max_iters."""
+    """Iteration where cosine decay reaches min_lr; None means max_iters (resolved to a number at once, so
+    RUN/config.toml always holds the number); past it the rate stays at min_lr."""
     min_lr: float | None = None
     """Floor of the cosine schedule; None means learning_rate / 10 (Chinchilla)."""
 
@@ -150,9 +151,8 @@ class RunConfig:
             raise bad("learning_rate", "must be above 0 and at most 1 (GPT-2 sizes use 1e-4 to 1e-3)")
         if self.min_lr > self.learning_rate:
             raise bad("min_lr", f"must not exceed learning_rate ({self.learning_rate})")
-        if self.decay_lr and self.warmup_iters >= self.lr_decay_iters:
-            raise bad("warmup_iters", f"must be below lr_decay_iters ({self.lr_decay_iters}), "
-                                      "or the cosine decay has no length")
+        # A warm-up as long as the run, or lr_decay_iters <= warmup_iters, is no error: lr_at is defined for
+        # both (nanoGPT runs them); trainer.schedule.schedule_warnings says what such a schedule does.
         if not (0.0 <= self.dropout < 1.0) or not math.isfinite(self.dropout):
             raise bad("dropout", "must be at least 0 and below 1")
         if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
@@ -208,10 +208,14 @@ def _unknown_key(name: str, source: str) -> ConfigError:
     return ConfigError(f"{source}: unknown key {name!r}; {hint}")
 
 
-def config_from_mapping(values: dict[str, Any], source: str, base: RunConfig | None = None) -> RunConfig:
-    """Build a validated RunConfig from raw key/values; keys not given keep `base`'s (or the defaults)."""
+def config_from_mapping(values: dict[str, Any], source: str, base: RunConfig | None = None,
+                        follow: bool = True) -> RunConfig:
+    """Build a validated RunConfig from raw key/values; keys not given keep `base`'s (or the defaults).
+
+    `follow=False` (a resume): only the keys given change; lr_decay_iters and min_lr keep the numbers the
+    run trained with, so the schedule up to the resume iteration is the one that ran."""
     merged = base.to_dict() if base is not None else {}
-    if base is not None:
+    if base is not None and follow:
         # Derived defaults follow their source unless set too: `--set max_iters=100` moves the end of the
         # cosine decay with it, and a new learning_rate moves a min_lr that was learning_rate / 10.
         if "max_iters" in values and "lr_decay_iters" not in values and base.lr_decay_iters == base.max_iters:
@@ -241,15 +245,16 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def apply_overrides(config: RunConfig, overrides: list[str] | dict[str, Any]) -> RunConfig:
-    """Apply `--set key=value` strings (or a dict) on top of a config; errors name the flag."""
+def apply_overrides(config: RunConfig, overrides: list[str] | dict[str, Any], follow: bool = True) -> RunConfig:
+    """Apply `--set key=value` strings (or a dict) on top of a config; errors name the flag. `follow`: as in
+    config_from_mapping (False on --resume: nothing changes but what is set)."""
     if isinstance(overrides, dict):
         values = dict(overrides)
     else:
         values = dict(parse_override(item) for item in overrides)
     if not values:
         return config
-    return config_from_mapping(values, "--set", base=config)
+    return config_from_mapping(values, "--set", base=config, follow=follow)
 
 
 # --- preset files ---------------------------------------------------------------------------------------

@@ -28,20 +28,21 @@ from trainer.batches import EVAL_TRAIN_STREAM, EVAL_VAL_STREAM, TRAIN_STREAM, Ba
 from trainer.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
 from trainer.config import RunConfig
 from trainer.controls import Controls, Requests
-from trainer.errors import CheckpointError, ConfigError, FwtuiError
+from trainer.errors import FwtuiError
 from trainer.formulas import count_params, flops_per_token
 from trainer.hardware import DeviceInfo, detect_device
 from trainer.metrics import EtaEstimator, evals_to_come, memory_stats, mfu
 from trainer.model import GPT, ModelArgs, strip_compile_prefix
 from trainer.precision import autocast_for, peak_for_precision, precision_for
 from trainer.resume import PreparedLike, best_val_loss_of, check_resume, dataset_identity
-from trainer.schedule import lr_at
+from trainer.schedule import describe_schedule_change, lr_at
 
-MAX_BAD_STEPS = 5  # non-finite steps in a row before the run rolls back and stops
+MAX_BAD_STEPS = 5  # non-finite steps in a row before the run stops (its last good checkpoint kept on disk)
 
 
 class TrainingDiverged(FwtuiError):
-    """Loss or gradient norm stayed NaN/inf: the run stopped at its last good checkpoint."""
+    """Loss or gradient norm stayed NaN/inf for MAX_BAD_STEPS steps: the run stopped, and RUN/ckpt.pt is the
+    last good checkpoint (none is written from the first bad step on), which --resume continues from."""
 
 
 class Trainer(BoundaryWork):
@@ -139,6 +140,11 @@ class Trainer(BoundaryWork):
         self.iter_num = int(ckpt["iter_num"])
         self._last_saved_iter = self.iter_num
         self.best_val_loss = best_val_loss_of(ckpt)
+        ran = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else None
+        change = describe_schedule_change(ran, self.config, self.iter_num,
+                                          max_iters_before=(ran or {}).get("max_iters"))
+        if change:
+            self.warn(change)
         if "data_position" in ckpt:
             self.loader.load_state(ckpt["data_position"])
         if "rng" in ckpt:
@@ -283,6 +289,8 @@ class Trainer(BoundaryWork):
             self.on_config_change(self.config)
 
     def _check_finite(self, it: int, loss: float, norm: float, stepped: bool) -> None:
+        """Count non-finite steps in a row; at MAX_BAD_STEPS stop the run. While the count is above 0 no
+        checkpoint is written (BoundaryWork._save), so ckpt.pt stays the last good one for --resume."""
         if stepped:
             self._bad_steps = 0
             return
@@ -290,23 +298,15 @@ class Trainer(BoundaryWork):
         self.warn(f"iter {it}: loss {loss} / gradient norm {norm} is not finite; step skipped "
                   f"({self._bad_steps} of {MAX_BAD_STEPS} in a row)")
         if self._bad_steps >= MAX_BAD_STEPS:
-            self._roll_back()
-            where = (f"RUN/ckpt.pt (iter {self._last_saved_iter}) is the last good state; --resume continues from it"
-                     if self._last_saved_iter is not None else "no checkpoint was saved yet")
-            raise TrainingDiverged(f"loss or gradient norm not finite for {MAX_BAD_STEPS} steps in a row at iter "
-                                   f"{it}; {where}; lower learning_rate or raise warmup_iters (--set ...)")
-
-    def _roll_back(self) -> None:
-        """Put the model and optimizer back to the last checkpoint (the file itself is untouched)."""
-        if self._last_saved_iter is None:
-            return
-        try:
-            ckpt = load_checkpoint(self.run_dir, on_warning=self.warn)
-            self.raw_model.load_state_dict(strip_compile_prefix(ckpt["model"]))
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.iter_num = int(ckpt["iter_num"])
-        except CheckpointError as err:
-            self.warn(f"roll back failed: {err}")
+            lower = f"{self.config.learning_rate / 2:.2e}"
+            if self._last_saved_iter is not None:
+                where = (f"{CKPT_FILE} (iter {self._last_saved_iter}) is the last good state, kept; --resume "
+                         f"continues from it, e.g. --resume --set learning_rate={lower}")
+            else:
+                where = f"no checkpoint was saved yet; start again with, e.g., --set learning_rate={lower}"
+            raise TrainingDiverged(f"loss or gradient norm not finite for {MAX_BAD_STEPS} steps in a row "
+                                   f"(iters {it - MAX_BAD_STEPS + 1} to {it}); the run stopped; {where}, or a "
+                                   "longer warmup_iters")
 
     # --- step boundaries ---------------------------------------------------------------------------------
     def _step_boundary(self, it: int) -> bool:

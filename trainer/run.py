@@ -1,27 +1,36 @@
 """One training run from a request: config, data, run directory, event log, then the Trainer.
 
 Every face (the headless `fwtui train`, the app's engine worker, the tests) starts a run here, so a run
-directory always holds the same three files: config.toml (exactly what ran), events.jsonl (every event,
-appended on resume) and ckpt.pt.
+directory always holds the same three files: config.toml (exactly what ran, with the schedule as numbers
+and the prepared data directory as `dataset`), events.jsonl (every event, appended on resume) and ckpt.pt.
+
+A resume reads config.toml (what ran), applies the user's --set on top (only what is set changes), and
+loads ckpt.pt once, in the Trainer.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer import events as ev
 from trainer.checkpoint import CKPT_FILE, remove_orphan_temps
-from trainer.config import RunConfig, apply_overrides, config_to_toml, load_preset
+from trainer.config import RunConfig, apply_overrides, config_from_mapping, config_to_toml, load_preset
 from trainer.controls import Controls
 from trainer.errors import ConfigError, DataError, FwtuiError
 from trainer.loop import Trainer
 from trainer.runlog import EventLogWriter
 from trainer.runs import RunLock
+from trainer.schedule import schedule_warnings
 
 CONFIG_FILE = "config.toml"
+DATA_KEY = "dataset"
+"""config.toml's key for the prepared directory the run trains on (nanoGPT's name for its data; a preset
+loader ignores it, so config.toml still loads as a preset for a new run)."""
 
 
 @dataclass
@@ -41,13 +50,29 @@ def default_run_dir(config: RunConfig, runs_root: Path = Path("runs")) -> Path:
     return runs_root / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def read_run_config(run_dir: str | Path) -> tuple[RunConfig, str | None]:
+    """RUN/config.toml as (the config that ran, the prepared data directory or None when not recorded)."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing; pass --preset with the run's preset") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: not readable ({err}); pass --preset with the run's preset") from None
+    data_dir = values.pop(DATA_KEY, None)
+    return config_from_mapping(values, str(path)), data_dir if isinstance(data_dir, str) else None
+
+
 def resolve_config(request: RunRequest) -> RunConfig:
-    """The preset (or, on resume, RUN/config.toml) with the --set overrides applied, validated."""
+    """The preset (or, on resume, RUN/config.toml) with the --set overrides applied, validated.
+
+    On --resume only what is set changes: a larger max_iters keeps the run's lr_decay_iters (past it the
+    rate stays at min_lr, as nanoGPT's get_lr), a new learning_rate keeps its min_lr."""
     if request.resume and request.out is None:
         raise ConfigError("--resume needs --out RUN: the run directory to continue")
     saved = Path(request.out) / CONFIG_FILE if request.out is not None else None
     if request.resume and saved is not None and saved.is_file():
-        config = load_preset(saved)  # what the run trained with, including an --auto-batch change
+        config, _ = read_run_config(request.out)  # what the run trained with, including an --auto-batch change
     elif isinstance(request.preset, RunConfig):
         config = request.preset
     elif request.preset is not None:
@@ -56,7 +81,7 @@ def resolve_config(request: RunRequest) -> RunConfig:
         raise ConfigError(f"--resume: {saved} is missing; pass --preset with the run's preset")
     else:
         raise ConfigError("no preset given; pass --preset NAME (`fwtui presets` lists them)")
-    return apply_overrides(config, list(request.overrides)).validate()
+    return apply_overrides(config, list(request.overrides), follow=not request.resume).validate()
 
 
 def prepare_run_dir(request: RunRequest, config: RunConfig) -> Path:
@@ -77,13 +102,19 @@ def prepare_run_dir(request: RunRequest, config: RunConfig) -> Path:
     return run_dir
 
 
-def write_config(run_dir: Path, config: RunConfig) -> None:
-    """RUN/config.toml, atomically (a rewrite after --auto-batch must never leave half a file)."""
+def write_config(run_dir: Path, config: RunConfig, data_dir: str | Path | None = None) -> None:
+    """RUN/config.toml, atomically (a rewrite after --auto-batch must never leave half a file); with
+    `data_dir`, a `dataset = "..."` line that --resume reads instead of opening the checkpoint."""
     path = run_dir / CONFIG_FILE
     tmp = path.with_name(path.name + ".tmp")
+    text = config_to_toml(config)
+    if data_dir is not None:
+        # A JSON string is a valid TOML basic string (the same escapes: \\, \", \uXXXX).
+        text += ("# the prepared data this run trains on; --resume without --data reads it\n"
+                 f"{DATA_KEY} = {json.dumps(str(data_dir))}\n")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(config_to_toml(config))
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -108,12 +139,12 @@ def resolve_run_data(spec: str | Path | None, config: RunConfig, sink: ev.EventS
 
 
 def _data_dir_of_run(run_dir: Path) -> str:
-    from trainer.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(run_dir)
-    directory = (ckpt.get("dataset") or {}).get("dir")
+    """The `dataset` line of RUN/config.toml (the checkpoint is not opened for it: the Trainer loads it once)."""
+    directory = read_run_config(run_dir)[1] if (run_dir / CONFIG_FILE).is_file() else None
     if not directory:
-        raise DataError(f"{run_dir}/ckpt.pt does not say which data it trained on; pass --data")
+        raise DataError(f"{run_dir / CONFIG_FILE} does not say which data the run trained on (a run from an "
+                        "older fwtui, or made without config.toml); pass --data with its prepared directory "
+                        "(the data_dir of its run_started line in events.jsonl)")
     return directory
 
 
@@ -139,13 +170,17 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
             channel = _open_control_channel(run_dir, controls, out)
             for orphan in remove_orphan_temps(run_dir):
                 out(ev.Warning(message=f"removed {orphan.name}, left by a checkpoint save that was interrupted"))
+            for message in schedule_warnings(config):
+                out(ev.Warning(message=message))
             if not request.resume:
-                write_config(run_dir, config)
+                write_config(run_dir, config)  # now, so `fwtui runs` names the preset while data is prepared
             data = resolve_run_data(request.data, config, out, run_dir)
-            trainer = Trainer(config, data, run_dir, sink=_config_written_at_start(run_dir, config, out)
+            if not request.resume:
+                write_config(run_dir, config, data.dir)
+            trainer = Trainer(config, data, run_dir, sink=_config_written_at_start(run_dir, config, data.dir, out)
                               if request.resume else out, controls=controls, peak_tflops=request.peak_tflops,
                               resume=request.resume, auto_batch=request.auto_batch,
-                              on_config_change=lambda changed: write_config(run_dir, changed))
+                              on_config_change=lambda changed: write_config(run_dir, changed, data.dir))
             trainer.run()
             return run_dir
         except FwtuiError as err:
@@ -163,14 +198,15 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
             log.close()
 
 
-def _config_written_at_start(run_dir: Path, config: RunConfig, out: ev.EventSink) -> ev.EventSink:
+def _config_written_at_start(run_dir: Path, config: RunConfig, data_dir: str | Path,
+                             out: ev.EventSink) -> ev.EventSink:
     """On --resume, RUN/config.toml is rewritten only when RunStarted passes, that is once the checkpoint
     has accepted the config: a refused resume (another shape, max_iters already reached) leaves it as it was."""
 
     def sink(event: ev.Event) -> None:
         try:
             if isinstance(event, ev.RunStarted):
-                write_config(run_dir, config)
+                write_config(run_dir, config, data_dir)
         finally:
             out(event)
 
