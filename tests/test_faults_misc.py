@@ -155,17 +155,17 @@ def test_nan_k_in_a_row_headless_stops_with_one_line_and_resume_continues_from_t
     rc, _, err = cli(capsys, *train_args(run, data.dir))
     assert rc == 2
     one_error_line(err)
-    # Skipped steps leave the weights as they were: the evaluation at 8 is finite, its checkpoint good.
-    assert f"not finite for {MAX_BAD_STEPS} steps in a row" in err and "(iter 8) is the last good state" in err
+    # No checkpoint is written from the first bad step (6) on: the one at 4 is the last good one, kept.
+    assert f"not finite for {MAX_BAD_STEPS} steps in a row" in err and "(iter 4) is the last good state" in err
     assert "--resume" in err and "learning_rate" in err
     events = read_events(run)
     assert len([e for e in events if isinstance(e, ev.Warning) and "step skipped" in e.message]) == MAX_BAD_STEPS
     ckpt = load_checkpoint(run)
-    assert ckpt["iter_num"] == 8 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
+    assert ckpt["iter_num"] == 4 and all(torch.isfinite(t).all() for t in ckpt["model"].values())
     monkeypatch.undo()
     rc, out, err = cli(capsys, "train", "--out", str(run), "--resume")
     assert rc == 0, err
-    assert "resuming at iter 8" in out and "completed at iter 12" in out
+    assert "resuming at iter 4" in out and "completed at iter 12" in out
 
 
 def test_weights_gone_nan_are_never_checkpointed_over_the_last_good_state(data, tmp_path, monkeypatch):

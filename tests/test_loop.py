@@ -217,11 +217,35 @@ def test_nan_loss_skips_the_step_and_training_goes_on(data, tmp_path, monkeypatc
     assert math.isfinite(rec.of(ev.Eval)[-1].val_loss)
 
 
-def test_nan_in_a_row_rolls_back_and_stops(data, tmp_path, monkeypatch):
-    nan_forward(monkeypatch, lambda n: n >= 23)
-    with pytest.raises(TrainingDiverged, match="iter 20"):
-        train(data, tmp_path)
-    assert load_checkpoint(tmp_path)["iter_num"] == 20  # the last good checkpoint is untouched
+def test_divergence_stops_with_the_last_good_checkpoint_which_resume_continues(data, tmp_path, monkeypatch):
+    diverging = {"on": True}
+    nan_forward(monkeypatch, lambda n: diverging["on"] and n >= 28)  # steps 28..32: the eval at 30 falls inside
+    written = {}
+
+    def keep_each_checkpoint(event):
+        if isinstance(event, ev.CheckpointSaved):
+            written[event.iter] = load_checkpoint(tmp_path)
+
+    rec = Recorder()
+    trainer = Trainer(tiny(), data, tmp_path, sink=lambda e: (rec(e), keep_each_checkpoint(e)))
+    with pytest.raises(TrainingDiverged, match=r"iters 28 to 32\); the run stopped; ckpt.pt \(iter 20\) is the last "
+                                               r"good state, kept; --resume continues from it"):
+        trainer.run()
+    assert sorted(written) == [10, 20]  # nothing from the first bad step on; before, iter 30 replaced it
+    assert any("checkpoint at iter 30 not saved: the last 2 steps were not finite" in w.message
+               for w in rec.of(ev.Warning))
+    on_disk = load_checkpoint(tmp_path)
+    assert on_disk["iter_num"] == 20
+    for name, tensor in written[20]["model"].items():
+        assert torch.equal(on_disk["model"][name], tensor), name
+    assert on_disk["data_position"] == written[20]["data_position"]
+
+    diverging["on"] = False  # e.g. a lower learning rate: the resumed run is the straight run from iter 20
+    resumed, _, reason = train(data, tmp_path, resume=True)
+    straight, _, _ = train(data, tmp_path / "straight")
+    assert reason == "completed" and resumed.of(ev.RunStarted)[0].start_iter == 20
+    assert {s.iter: s.loss for s in resumed.of(ev.Step)} == {s.iter: s.loss for s in straight.of(ev.Step)
+                                                             if s.iter >= 20}
 
 
 def fake_oom(monkeypatch, on_call):

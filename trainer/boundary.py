@@ -19,7 +19,8 @@ from trainer.errors import CheckpointError
 
 class BoundaryWork:
     """Needs the Trainer's attributes: config, model, raw_model, optimizer, scaler, loader, eval_loaders,
-    autocast, device, run_dir, identity, best_val_loss, eta, emit/warn."""
+    autocast, device, run_dir, identity, best_val_loss, eta, emit/warn, _bad_steps (non-finite steps in a
+    row) and _last_saved_iter."""
 
     @torch.no_grad()
     def _evaluate(self) -> dict[str, float]:
@@ -64,12 +65,16 @@ class BoundaryWork:
     def _save(self, it: int, reason: str, must_succeed: bool = False) -> None:
         t0 = time.perf_counter()
         path = self.run_dir / CKPT_FILE
-        if not self._weights_finite():
-            # An update that overflowed (finite loss and norm, NaN weights after): such a model must never
-            # replace the last good checkpoint, which the NaN roll-back and --resume rely on.
+        weights_finite = self._weights_finite()
+        if not weights_finite or self._bad_steps:
+            # An update that overflowed (finite loss and norm, NaN weights after), or a run in a streak of
+            # non-finite steps (it may be diverging): neither may replace the last good checkpoint, which a
+            # stop for divergence leaves for --resume.
+            why = ("the model's weights hold NaN or inf" if not weights_finite
+                   else f"the last {self._bad_steps} steps were not finite")
             kept = (f"{CKPT_FILE} (iter {self._last_saved_iter}) is kept" if self._last_saved_iter is not None
                     else "no checkpoint was saved yet")
-            message = f"checkpoint at iter {it} not saved: the model's weights hold NaN or inf; {kept}"
+            message = f"checkpoint at iter {it} not saved: {why}; {kept}"
             if must_succeed:
                 raise CheckpointError(f"{message}; lower learning_rate or raise warmup_iters (--set ...)")
             self.warn(message)
