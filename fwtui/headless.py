@@ -87,7 +87,7 @@ class HeadlessPrinter:
         self.line(f"checkpoint {e.iter:,} ({e.reason}): {e.path} · {fmt.gigabytes(e.bytes)} · {fmt.seconds(e.seconds)}")
 
     def _sample(self, e: ev.Sample) -> None:
-        self.line(f"sample {e.iter:,}: {e.prompt!r} -> {e.text!r}")
+        self.line(f"sample {e.iter:,} (training paused {e.seconds:.2f} s): {e.prompt!r} -> {e.text!r}")
 
     def _state(self, e: ev.StateChanged) -> None:
         self.line(f"{e.state} at iter {e.iter:,}")

@@ -76,7 +76,7 @@ async def test_choose_start_watch_sample_quit(workdir: Path, monkeypatch: pytest
         await wait_for(pilot, lambda: (dashboard.iteration or 0) > first, "a later iteration")
         assert dashboard.loss_points > 0
 
-        # `s`: a prompt, Enter; the generated text arrives in the modal while training goes on.
+        # `s`: a prompt, Enter; training pauses at the next step boundary and the text arrives in the modal.
         await pilot.press("s")
         await pilot.press(*"The")
         await pilot.press("enter")

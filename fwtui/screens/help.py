@@ -9,8 +9,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 KEYS = [
-    ("s", "sample: type a prompt; the model writes a continuation at the next step boundary "
-          "(training goes on)"),
+    ("s", "sample: type a prompt; at the next step boundary training pauses while the model writes a "
+          "continuation (the sample and the events panel then say for how long)"),
     ("p", "pause / resume training at the next step boundary"),
     ("e", "evaluate now: train and val loss at the next step boundary"),
     ("c", "checkpoint now: save RUN/ckpt.pt at the next step boundary"),

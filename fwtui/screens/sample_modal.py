@@ -1,7 +1,9 @@
 """The `s` modal: type a prompt, Enter asks the running trainer for a sample, the text shows when it arrives.
 
-The request is served at the next step boundary (training goes on meanwhile); the dashboard forwards every
-Sample event here and the one answering our prompt is shown. Esc closes the modal at any time.
+The request is served at the next step boundary: the trainer writes the text on its own thread, so training
+pauses while it does, and the status line then says for how long (the Sample event's `seconds`). The
+dashboard forwards every Sample event here and the one answering our prompt is shown. Esc closes the modal
+at any time.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class SampleModal(ModalScreen[None]):
         prompt = event.value if event.value else START_OF_TEXT
         self.sent_prompt, self.received = prompt, None
         self._request(prompt)
-        self.query_one("#sample-status", Static).update("generating at the next step boundary…")
+        self.query_one("#sample-status", Static).update(
+            "at the next step boundary, training pauses while the model writes; this line then says how long…")
         self.query_one("#sample-text", Static).update("")
 
     def show_sample(self, sample: Sample) -> bool:
@@ -67,7 +70,7 @@ class SampleModal(ModalScreen[None]):
             return False
         self.received = sample
         self.query_one("#sample-status", Static).update(
-            f"iter {fmt.count(sample.iter)} · generated in {fmt.seconds(sample.seconds)} "
+            f"iter {fmt.count(sample.iter)} · training paused {fmt.seconds(sample.seconds)} for this sample "
             "· Enter asks again, Esc closes")
         text = Text()
         if sample.prompt.strip():

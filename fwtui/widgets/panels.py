@@ -284,7 +284,8 @@ def log_line(event) -> str | None:
             return (f"iter {fmt.count(event.iter)} checkpoint ({event.reason}): {fmt.gigabytes(event.bytes)} "
                     f"in {fmt.seconds(event.seconds)}")
         case Sample():
-            return f"iter {fmt.count(event.iter)} sample ({fmt.seconds(event.seconds)}): see latest sample"
+            return (f"iter {fmt.count(event.iter)} sample: training paused {fmt.seconds(event.seconds)}; "
+                    "see latest sample")
         case StateChanged():
             return f"iter {fmt.count(event.iter)} {event.state}"
         case Warning():
