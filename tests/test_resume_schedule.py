@@ -13,7 +13,8 @@ import torch
 from tests.tiny_trainer_child import tiny as tiny_256
 from trainer import events as ev
 from trainer.config import apply_overrides
-from trainer.run import RunRequest, read_run_config, run_training
+from trainer.resume import read_run_config
+from trainer.run import RunRequest, run_training
 from trainer.schedule import lr_at
 
 # min_lr 1e-3 and learning_rate 1e-2 (tiny's); lr_decay_iters left to follow max_iters, as in a preset.

@@ -1,4 +1,5 @@
-"""What ties a checkpoint to its run: the dataset's identity, and the checks before a resume.
+"""What ties a checkpoint to its run: the dataset's identity, RUN/config.toml as a resume reads it, and the
+checks before a resume.
 
 A resume must continue the same model on the same tokens; anything else would silently train a
 different run under the old name. Each check fails with one line naming the value and the fix.
@@ -8,14 +9,33 @@ from __future__ import annotations
 
 import hashlib
 import math
+import tomllib
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainer.config import RunConfig
-from trainer.errors import CheckpointError
+from trainer.config import RunConfig, config_from_mapping
+from trainer.errors import CheckpointError, ConfigError
 
 SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias")
 SAMPLE_BYTES = 1 << 20  # hashed from each end of train.bin: enough to tell datasets apart, cheap to read
+CONFIG_FILE = "config.toml"
+DATA_KEY = "dataset"
+"""config.toml's key for the prepared directory the run trains on (nanoGPT's name for its data; a preset
+loader ignores it, so config.toml still loads as a preset for a new run)."""
+
+
+def read_run_config(run_dir: str | Path) -> tuple[RunConfig, str | None]:
+    """RUN/config.toml as (the config that ran, the prepared data directory or None when not recorded).
+    No torch here: the app checks a resume's --set with it before anything heavy is imported."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing; pass --preset with the run's preset") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: not readable ({err}); pass --preset with the run's preset") from None
+    data_dir = values.pop(DATA_KEY, None)
+    return config_from_mapping(values, str(path)), data_dir if isinstance(data_dir, str) else None
 
 
 class PreparedLike(Protocol):

@@ -13,24 +13,20 @@ from __future__ import annotations
 import json
 import os
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer import events as ev
 from trainer.checkpoint import CKPT_FILE, remove_orphan_temps
-from trainer.config import RunConfig, apply_overrides, config_from_mapping, config_to_toml, load_preset
+from trainer.config import RunConfig, apply_overrides, config_to_toml, load_preset
 from trainer.controls import Controls
 from trainer.errors import ConfigError, DataError, FwtuiError
 from trainer.loop import Trainer
+from trainer.resume import CONFIG_FILE, DATA_KEY, read_run_config
 from trainer.runlog import EventLogWriter
 from trainer.runs import RunLock
 from trainer.schedule import schedule_warnings
 
-CONFIG_FILE = "config.toml"
-DATA_KEY = "dataset"
-"""config.toml's key for the prepared directory the run trains on (nanoGPT's name for its data; a preset
-loader ignores it, so config.toml still loads as a preset for a new run)."""
 
 
 @dataclass
@@ -48,19 +44,6 @@ class RunRequest:
 
 def default_run_dir(config: RunConfig, runs_root: Path = Path("runs")) -> Path:
     return runs_root / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def read_run_config(run_dir: str | Path) -> tuple[RunConfig, str | None]:
-    """RUN/config.toml as (the config that ran, the prepared data directory or None when not recorded)."""
-    path = Path(run_dir) / CONFIG_FILE
-    try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path} is missing; pass --preset with the run's preset") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"{path}: not readable ({err}); pass --preset with the run's preset") from None
-    data_dir = values.pop(DATA_KEY, None)
-    return config_from_mapping(values, str(path)), data_dir if isinstance(data_dir, str) else None
 
 
 def resolve_config(request: RunRequest) -> RunConfig:

@@ -35,7 +35,10 @@ def options_from_args(args: argparse.Namespace):
         _check_resumable(out, demo=demo, start=start)
     saved = Path(out) / "config.toml" if resume and out else None
     if saved is not None and saved.is_file() and not preset:
-        apply_overrides(load_preset(saved), overrides)  # --set checked against what the run trained with
+        from trainer.resume import read_run_config
+
+        # --set checked against what the run trained with, as the resume will apply it (only what is set)
+        apply_overrides(read_run_config(out)[0], overrides, follow=False)
     elif preset:
         config = load_preset(preset)  # ConfigError names the preset and the fix
         apply_overrides(config, overrides)
