@@ -1,7 +1,9 @@
 """`fwtui train --preset NAME --data PATH [--out RUN] [--set k=v ...] [--resume] [--auto-batch]`: headless.
 
 Prints a line per log interval; Ctrl-C, SIGTERM or SIGHUP stop at the next step boundary with a
-checkpoint. Exit status 0 when the run completed or was stopped; a FwtuiError is one line and status 2
+checkpoint. `--resume` continues RUN with RUN/config.toml's settings and data; `--set` changes only what it
+names (trainer.run.resolve_config), and a changed learning-rate schedule prints a warning line with the
+rate at the resume iteration before and after. Exit status 0 when the run completed or was stopped; a FwtuiError is one line and status 2
 (printed by fwtui.cli).
 """
 
