@@ -103,7 +103,7 @@ def test_padding_ids_are_never_sampled():
     assert int(out.max()) < 50257
 
 
-def test_sampling_runs_in_the_given_precision(monkeypatch):
+def test_sampling_runs_in_the_given_precision():
     encoding = get_encoding()
     model = tiny()
     seen = []

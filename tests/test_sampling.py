@@ -212,9 +212,18 @@ def test_cli_sample_prints_each_sample_and_a_rule(tmp_path, capsys):
     samples = out.split("-" * 40 + "\n")
     assert samples[-1] == "" and len(samples) == 3  # two samples, each followed by the rule
     assert all(s.startswith("Hello there") and len(s) > len("Hello there\n") for s in samples[:2])
-    assert "iteration 7" in err
+    assert "iteration 7" in err and "in float32" in err  # the config's dtype (none: auto) on a CPU
     assert cli_main(argv) == 0
     assert capsys.readouterr().out == out  # the same seed gives the same samples
+
+
+def test_cli_sample_runs_in_the_runs_precision(tmp_path, capsys):
+    path = save_ckpt(tiny(), tmp_path / "ckpt.pt")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["config"]["dtype"] = "bfloat16"  # a run that trained in bf16 samples in bf16
+    torch.save(ckpt, path)
+    assert cli_main(["sample", str(path), "--max-new-tokens", "3", "--seed", "1", "--device", "cpu"]) == 0
+    assert "in bfloat16" in capsys.readouterr().err
 
 
 def test_cli_sample_missing_path_is_one_line_and_exit_2(tmp_path, capsys):
