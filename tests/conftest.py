@@ -113,3 +113,13 @@ def shakespeare_parquet(tmp_path_factory) -> Path:
     from trainer.demo import build_demo_corpus
 
     return build_demo_corpus(tmp_path_factory.mktemp("real-text") / "demo.parquet")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """For the app tests: a private cwd, state dir (recent files) and config dir (no user presets)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("FWTUI_CONFIG_DIR", str(tmp_path / "config"))
+    return tmp_path

@@ -65,11 +65,6 @@ def test_attach_without_a_log_is_one_line(tmp_path: Path, capsys) -> None:
     assert "no such run directory" in capsys.readouterr().err
 
 
-def _train_available() -> bool:
-    return (REPO / "fwtui" / "commands" / "train.py").is_file()
-
-
-@pytest.mark.skipif(not _train_available(), reason="the engine's `fwtui train` has not landed")
 async def test_attach_to_a_live_headless_run(tmp_path: Path) -> None:
     from tests.conftest import synthetic_texts, write_fineweb_parquet
 

@@ -20,8 +20,8 @@ from trainer import events as ev
 from trainer.batch_finder import find_max_batch, make_try_step, is_out_of_memory
 from trainer.controls import Controls
 from trainer.errors import FwtuiError
-from trainer.loop import Trainer
 
+from tests.engine_helpers import Recorder, train
 from tests.tiny_trainer_child import tiny
 
 pytestmark = [
@@ -32,30 +32,9 @@ pytestmark = [
 CAP_BYTES = 4 * 2**30  # the memory cap of the out-of-memory and probe tests: 4 GiB, whatever the card
 
 
-class Recorder:
-    def __init__(self, on_step=None):
-        self.events: list[ev.Event] = []
-        self.on_step = on_step
-
-    def __call__(self, event):
-        self.events.append(event)
-        if self.on_step is not None and isinstance(event, ev.Step):
-            self.on_step(event)
-
-    def of(self, cls):
-        return [e for e in self.events if isinstance(e, cls)]
-
-
 def gpu(**changes):
     """tiny() on CUDA: vocabulary 256, 1 layer, n_embd 32, eager unless a test compiles."""
     return tiny(device="cuda", **changes)
-
-
-def train(data, run_dir, config, controls=None, on_step=None, **kw):
-    rec = Recorder(on_step)
-    trainer = Trainer(config, data, run_dir, sink=rec, controls=controls, **kw)
-    reason = trainer.run()
-    return rec, trainer, reason
 
 
 def warnings_of(rec: Recorder) -> list[str]:

@@ -1,0 +1,37 @@
+"""What the setup-screen tests share: the app with starts recorded instead of run, a private home, waiting."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fwtui.app import AppOptions, FwtuiApp
+from fwtui.screens.setup import SetupScreen
+
+
+class RecordingApp(FwtuiApp):
+    """The real app, except that a start is written down instead of training."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.started_with = None
+
+    def on_setup_screen_start_requested(self, event: SetupScreen.StartRequested) -> None:
+        event.prevent_default()  # Textual would call FwtuiApp's handler too
+        self.started_with = event.choice
+
+
+def make_app(home: Path, gpus=(), **options) -> RecordingApp:
+    return RecordingApp(AppOptions(**options), gpu_probe=lambda: list(gpus), root=home,
+                        runs_dir=home / "runs")
+
+
+async def settle(pilot, condition, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "the screen never reached the expected state"
+        await pilot.pause(0.05)
+
+
+def visible_names(screen) -> list[str]:
+    return [p.name for p in screen.query_one("#presets").visible]
