@@ -29,7 +29,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SOURCE = SHARED / "data" / "shakespeare-fineweb.parquet"
-TOKENIZER = SHARED / "tokenizers" / "r50k_base.tiktoken"
 ROWS_PER_GROUP = 1000
 
 
@@ -115,8 +114,6 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if "FWTUI_TOKENIZER_FILE" not in os.environ and TOKENIZER.is_file():
-        os.environ["FWTUI_TOKENIZER_FILE"] = str(TOKENIZER)
     workers = args.workers or os.cpu_count() or 1
     if args.child:
         kind, *rest = args.child

@@ -140,9 +140,6 @@ def main() -> int:
                         help="more overrides for the run, e.g. --set batch_size=2 --set block_size=64")
     args = parser.parse_args()
 
-    shared_tokenizer = ROOT.parent / "shared" / "tokenizers" / "r50k_base.tiktoken"
-    if "FWTUI_TOKENIZER_FILE" not in os.environ and shared_tokenizer.is_file():
-        os.environ["FWTUI_TOKENIZER_FILE"] = str(shared_tokenizer)
     from tests.conftest import synthetic_texts, write_fineweb_parquet
     from trainer.controls import Controls
     from trainer.run import RunRequest, run_training

@@ -18,7 +18,7 @@ import traceback
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     parser.add_argument("--tokenizer-file", metavar="FILE",
-                        help="GPT-2 ranks (r50k_base.tiktoken) for offline machines; "
+                        help="GPT-2 ranks (r50k_base.tiktoken) to use instead of the copy fwtui ships; "
                              "or set FWTUI_TOKENIZER_FILE")
 
 
