@@ -71,15 +71,16 @@ class Recorder:
             return [e for e in self.events if isinstance(e, Step)]
 
 
-STRETCHES: list[int] = []
-"""The dashboard's redraw stretch (fwtui.refresh_budget) at the end of each app phase."""
+REDRAWS: list[tuple[float, float]] = []
+"""The dashboard's steady redraw intervals in seconds (numbers, charts: fwtui.refresh_budget, within the
+ceilings of its mode) at the end of each app phase."""
 
 
 def watch(recorder: Recorder, controls, seconds: float, margin: float) -> tuple[float, float, float]:
     """The app shows the run for `seconds`; (counted window start, end, UI thread CPU share in it)."""
     from fwtui.app import AppOptions, FwtuiApp
     from fwtui.mailbox import COLLECT_SECONDS
-    from fwtui.screens.dashboard import DashboardScreen
+    from fwtui.screens.dashboard import CHART_STEADY_SECONDS, PANEL_REFRESH_SECONDS, DashboardScreen
     from fwtui.session import EngineSession, RunArgs
 
     window: list[float] = []
@@ -104,7 +105,8 @@ def watch(recorder: Recorder, controls, seconds: float, margin: float) -> tuple[
             cpu1, t1 = time.thread_time(), time.time()
             recorder.detach()
             window.extend([t0, t1, (cpu1 - cpu0) / (t1 - t0)])
-            STRETCHES.append(dashboard.refresh_budget.stretch)
+            budget = dashboard.refresh_budget
+            REDRAWS.append((budget.numbers(PANEL_REFRESH_SECONDS), budget.charts(CHART_STEADY_SECONDS)))
 
     asyncio.run(drive())
     return window[0], window[1], window[2]
@@ -192,8 +194,8 @@ def main() -> int:
         ratios.append(rate / ((before + after) / 2))
         if share is not None:
             shares.append(share)
-        share_text = "" if share is None else (f" · UI thread {100 * share:.1f}% of a core, redraws "
-                                               f"stretched {STRETCHES[i]}x")
+        share_text = "" if share is None else (f" · UI thread {100 * share:.1f}% of a core, numbers every "
+                                               f"{REDRAWS[i][0]:g} s, charts every {REDRAWS[i][1]:g} s")
         print(f"  phase {i + 1}: headless {before:,.0f} | {kind} {rate:,.0f} | headless {after:,.0f} tokens/s · "
               f"ratio {ratios[-1]:.3f}{share_text}", flush=True)
     ratio = statistics.median(ratios)
