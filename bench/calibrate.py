@@ -3,7 +3,7 @@
     python bench/calibrate.py [--presets 24gb-large,rtx4070-12gb,lt16gb] [--steps 8] [--eager]
 
 For each preset whose memory estimate fits the card, this builds the model as the engine does (the run's
-precision from trainer.precision, fused AdamW, torch.compile unless --eager), runs a few real optimizer steps on random tokens
+precision from trainer.model.precision, fused AdamW, torch.compile unless --eager), runs a few real optimizer steps on random tokens
 with gradient accumulation cut to 2 micro-batches (memory does not depend on it; the time per
 micro-batch is scaled back to the preset's accumulation), and prints a Markdown table for the README:
 the estimate's allocator bytes against torch.cuda.max_memory_reserved(), and the predicted time per
@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from trainer.config import all_presets, load_preset  # noqa: E402
-from trainer.formulas import flops_per_token  # noqa: E402
-from trainer.hardware import detect_device  # noqa: E402
-from trainer.memory import estimate_memory  # noqa: E402
-from trainer.model import GPT, ModelArgs  # noqa: E402
-from trainer.plan import default_mfu  # noqa: E402
-from trainer.precision import autocast_for, peak_for_precision, precision_for  # noqa: E402
+from trainer.model.formulas import flops_per_token  # noqa: E402
+from trainer.observe.hardware import detect_device  # noqa: E402
+from trainer.plan.memory import estimate_memory  # noqa: E402
+from trainer.model.gpt import GPT, ModelArgs  # noqa: E402
+from trainer.plan.planner import default_mfu  # noqa: E402
+from trainer.model.precision import autocast_for, peak_for_precision, precision_for  # noqa: E402
 
 MICRO_STEPS = 2  # gradient accumulation used for the measurement
 

@@ -5,12 +5,12 @@ hold when the allocator may hand out only what an RTX 4070 leaves for tensors?
                                  [--card-mib 12282] [--compile] [--probe rtx4070-12gb-small] [--limit 256]
 
 The cap is `torch.cuda.set_per_process_memory_fraction`: card memory less the CUDA context the planner
-counts (trainer.memory.CUDA_CONTEXT_BYTES), since on the real card the context takes its share outside the
-allocator. For each preset it prints the planner's verdict (trainer.memory.estimate_memory total_bytes
+counts (trainer.plan.memory.CUDA_CONTEXT_BYTES), since on the real card the context takes its share outside the
+allocator. For each preset it prints the planner's verdict (trainer.plan.memory.estimate_memory total_bytes
 against the card, the test `fwtui plan` makes) and what two real training steps at the preset's
-micro-batch did under the cap (trainer.batch_finder.make_try_step: forward, backward, fused AdamW, in the
-run's precision). Then the probe (trainer.batch_finder.find_max_batch) for one preset under the cap,
-against the planner's largest fitting micro-batch (trainer.memory.largest_fitting_batch).
+micro-batch did under the cap (trainer.plan.batch_finder.make_try_step: forward, backward, fused AdamW, in the
+run's precision). Then the probe (trainer.plan.batch_finder.find_max_batch) for one preset under the cap,
+against the planner's largest fitting micro-batch (trainer.plan.memory.largest_fitting_batch).
 
 Eager by default (each compile of a 12-layer model costs ~40 s); --compile measures compiled runs, as the
 engine trains on CUDA, with the estimate made for compiled runs too. Exit status: 0 when every verdict
@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from trainer.batch_finder import find_max_batch, free_device_memory, is_out_of_memory, make_try_step  # noqa: E402
+from trainer.plan.batch_finder import find_max_batch, make_try_step  # noqa: E402
+from trainer.train.oom import free_device_memory, is_out_of_memory  # noqa: E402
 from trainer.config import load_preset  # noqa: E402
-from trainer.memory import CUDA_CONTEXT_BYTES, estimate_memory, largest_fitting_batch  # noqa: E402
+from trainer.plan.memory import CUDA_CONTEXT_BYTES, estimate_memory, largest_fitting_batch  # noqa: E402
 
 RTX_4070_MIB = 12282
 """Total memory nvidia-smi reports for a GeForce RTX 4070 (12 GB GDDR6X), in MiB."""

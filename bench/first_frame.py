@@ -25,7 +25,7 @@ import json, sys, time
 from fwtui.app import FwtuiApp
 app = FwtuiApp()
 def first_frame():
-    heavy = [m for m in ("torch", "tiktoken", "trainer.run", "trainer.model") if m in sys.modules]
+    heavy = [m for m in ("torch", "tiktoken", "trainer.runs.launch", "trainer.model.gpt") if m in sys.modules]
     with open(sys.argv[1], "w") as f:
         json.dump({"time": time.time(), "heavy": heavy}, f)
     app.exit()

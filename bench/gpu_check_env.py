@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FORBIDDEN = ("textual", "textual_plotext", "rich", "plotext", "fwtui")
-ENGINE_MODULES = ("trainer.run", "trainer.loop", "trainer.batch_finder", "trainer.sampling", "trainer.memory",
-                  "trainer.plan", "trainer.precision", "trainer.hardware", "trainer.config")
+ENGINE_MODULES = ("trainer.runs.launch", "trainer.train.loop", "trainer.plan.batch_finder", "trainer.model.sampling", "trainer.plan.memory",
+                  "trainer.plan.planner", "trainer.model.precision", "trainer.observe.hardware", "trainer.config")
 BENCH_SCRIPTS = ("bench/train.py", "bench/calibrate.py", "bench/emulate_12gb.py")
 
 

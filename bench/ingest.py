@@ -73,7 +73,7 @@ def build_corpus(path: Path, megabytes: int) -> tuple[int, int]:
 
 
 def child_prepare(parquet: str, out: str, workers: int) -> None:
-    from trainer.ingest import prepare
+    from trainer.data.ingest import prepare
 
     started = time.perf_counter()
     data = prepare([parquet], Path(out), workers=workers)
@@ -85,7 +85,7 @@ def child_prepare(parquet: str, out: str, workers: int) -> None:
 def child_raw(parquet: str, workers: int) -> None:
     import pyarrow.parquet as pq
 
-    from trainer.tokenizer import get_encoding
+    from trainer.data.tokenizer import get_encoding
 
     encoding = get_encoding()
     texts = pq.read_table(parquet, columns=["text"]).column(0).to_pylist()

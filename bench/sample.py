@@ -3,7 +3,7 @@
     python bench/sample.py [--tokens 200] [--repeats 5] [--presets cpu-tiny] [--device auto]
 
 Builds each preset's model with the config loader (presets/*.toml), and times
-`trainer.sampling.generate_text` as the trainer calls it at a step boundary (the run's precision for the
+`trainer.model.sampling.generate_text` as the trainer calls it at a step boundary (the run's precision for the
 device, top-k 200, temperature 0.8, an empty prompt, so 1 + 200 tokens: past block_size 128 the window
 is cropped) with the KV cache and without it. Prints the median of `--repeats` timed runs after one
 warm-up, tokens per second, the device and the torch version. On CUDA it adds gpt2-124m. Imports only
@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from trainer.config import load_preset  # noqa: E402
-from trainer.hardware import detect_device  # noqa: E402
-from trainer.model import GPT, ModelArgs  # noqa: E402
-from trainer.precision import precision_for  # noqa: E402
-from trainer.sampling import generate_text  # noqa: E402
-from trainer.tokenizer import get_encoding  # noqa: E402
+from trainer.observe.hardware import detect_device  # noqa: E402
+from trainer.model.gpt import GPT, ModelArgs  # noqa: E402
+from trainer.model.precision import precision_for  # noqa: E402
+from trainer.model.sampling import generate_text  # noqa: E402
+from trainer.data.tokenizer import get_encoding  # noqa: E402
 
 
 def time_samples(model: GPT, encoding, device: str, precision: str, tokens: int, repeats: int,

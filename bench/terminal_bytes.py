@@ -57,8 +57,8 @@ def train_args(data: Path, run: Path) -> list[str]:
 
 def synthetic_writer(run: Path, rate: float, halt: threading.Event) -> threading.Thread:
     """Append a RunStarted, then Steps (and an Eval every 200) at `rate` a second, as a trainer would."""
-    from trainer.events import Eval, RunStarted, Step
-    from trainer.runlog import EventLogWriter
+    from trainer.observe.events import Eval, RunStarted, Step
+    from trainer.observe.runlog import EventLogWriter
 
     writer = EventLogWriter(run)
     t0 = time.time()

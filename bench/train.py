@@ -25,16 +25,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer import events as ev  # noqa: E402
-from trainer.batches import BatchLoader  # noqa: E402
+from trainer.observe import events as ev  # noqa: E402
+from trainer.data.batches import BatchLoader  # noqa: E402
 from trainer.config import apply_overrides, load_preset  # noqa: E402
-from trainer.dataset import open_prepared, write_meta  # noqa: E402
-from trainer.formulas import flops_per_token  # noqa: E402
-from trainer.hardware import detect_device  # noqa: E402
-from trainer.loop import Trainer  # noqa: E402
-from trainer.metrics import memory_stats, mfu  # noqa: E402
-from trainer.model import GPT, ModelArgs  # noqa: E402
-from trainer.precision import autocast_for  # noqa: E402
+from trainer.data.dataset import open_prepared, write_meta  # noqa: E402
+from trainer.model.formulas import flops_per_token  # noqa: E402
+from trainer.observe.hardware import detect_device  # noqa: E402
+from trainer.train.loop import Trainer  # noqa: E402
+from trainer.observe.metrics import memory_stats, mfu  # noqa: E402
+from trainer.model.gpt import GPT, ModelArgs  # noqa: E402
+from trainer.model.precision import autocast_for  # noqa: E402
 
 
 def random_prepared(directory: Path, tokens: int) -> Path:
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fwtui-bench-train-") as tmp:
         tmp = Path(tmp)
         if args.data:
-            from trainer.ingest import resolve_data
+            from trainer.data.ingest import resolve_data
 
             data = resolve_data(args.data)
         else:

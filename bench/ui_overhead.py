@@ -1,6 +1,6 @@
 """What the app costs a run: cpu-tiny tokens/s with and without the app watching, within one training run.
 
-One run of trainer.run.run_training trains on a thread of its own (like the app's engine worker) for the
+One run of trainer.runs.launch.run_training trains on a thread of its own (like the app's engine worker) for the
 whole bench. Its time is cut into phases of --phase-seconds: in "headless" phases nothing watches it; in
 "app" phases the real app (fwtui.app.FwtuiApp under Textual's headless driver at 120x40: it lays out and
 renders every frame, without a terminal to write to) shows the run on its real dashboard, first replaying
@@ -65,7 +65,7 @@ class Recorder:
             self.mailbox = None
 
     def steps(self) -> list:
-        from trainer.events import Step
+        from trainer.observe.events import Step
 
         with self.lock:
             return [e for e in self.events if isinstance(e, Step)]
@@ -143,8 +143,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from tests.conftest import synthetic_texts, write_fineweb_parquet
-    from trainer.controls import Controls
-    from trainer.run import RunRequest, run_training
+    from trainer.train.controls import Controls
+    from trainer.runs.launch import RunRequest, run_training
 
     # One Step every iteration (cpu-tiny logs every 10th): more events for the app than the preset's own
     # setting, and enough Steps in every window. No evaluation after iteration 0; the bench stops the run.

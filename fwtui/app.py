@@ -45,7 +45,7 @@ class AppOptions:
 
 
 def default_gpu_probe() -> list[Any]:
-    from trainer.hardware import query_gpus
+    from trainer.observe.hardware import query_gpus
 
     return query_gpus()
 
@@ -126,7 +126,7 @@ class FwtuiApp(App):
     def _open_run(self, args: RunArgs, title: str | None = None) -> None:
         """Push the dashboard and start the engine worker on `args`."""
         from fwtui.screens.dashboard import DashboardScreen  # plots load only when a run starts
-        from trainer.controls import Controls
+        from trainer.train.controls import Controls
 
         controls = Controls()
         if title is None:  # a resumed run is known by its directory

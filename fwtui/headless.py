@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TextIO
 
 from fwtui import format as fmt
-from trainer import events as ev
-from trainer.formulas import format_count
+from trainer.observe import events as ev
+from trainer.model.formulas import format_count
 
 PREPARE_EVERY = 3.0  # seconds between prepare progress lines
 

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from trainer.events import Event, Step
+from trainer.observe.events import Event, Step
 
 COLLECT_SECONDS = 0.5
 """The app collects waiting Steps at least this often, and a Step wakes the UI at most this often: a Step

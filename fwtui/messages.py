@@ -11,7 +11,7 @@ from textual.message import Message
 
 
 class EventsWaiting(Message):
-    """Engine events (trainer.events) wait in the mailbox: collect them now, on the UI thread."""
+    """Engine events (trainer.observe.events) wait in the mailbox: collect them now, on the UI thread."""
 
 
 class EngineDone(Message):

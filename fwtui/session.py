@@ -1,7 +1,7 @@
-"""The engine worker: one Textual thread worker runs trainer.run.run_training and posts its events.
+"""The engine worker: one Textual thread worker runs trainer.runs.launch.run_training and posts its events.
 
 The sink puts each event in a mailbox (fwtui.mailbox: a deque append, and now and then a thread-safe
-`app.post_message` that returns at once), so the trainer never waits on the UI. torch and trainer.run are
+`app.post_message` that returns at once), so the trainer never waits on the UI. torch and trainer.runs.launch are
 imported inside the worker: the setup screen never pays for them. The thread is the trainer's until the
 trainer returns: the app asks it to stop only through `controls`.
 """
@@ -17,12 +17,12 @@ from textual.app import App
 
 from fwtui.mailbox import EventMailbox
 from fwtui.messages import EngineDone, EventsWaiting
-from trainer.events import Event, Failed, RunStarted
+from trainer.observe.events import Event, Failed, RunStarted
 
 
 @dataclass
 class RunArgs:
-    """What run_training needs (trainer.run.RunRequest's fields), kept free of torch imports."""
+    """What run_training needs (trainer.runs.launch.RunRequest's fields), kept free of torch imports."""
 
     preset: Any
     """A preset name, a path, or a RunConfig; None to continue a run with its own RUN/config.toml."""
@@ -77,7 +77,7 @@ class EngineSession:
     def _run(self) -> None:
         run_dir: str | None = None
         try:
-            from trainer.run import RunRequest, run_training
+            from trainer.runs.launch import RunRequest, run_training
 
             request = RunRequest(preset=self.args.preset, data=self.args.data, out=self.args.out,
                                  overrides=list(self.args.overrides), peak_tflops=self.args.peak_tflops,

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from trainer.dataset import PreparedData
+    from trainer.data.dataset import PreparedData
 
-from trainer.tokenizer import SHIPPED_FILE as TOKENIZER_FILE  # noqa: E402,F401 - the ranks the tests use
+from trainer.data.tokenizer import SHIPPED_FILE as TOKENIZER_FILE  # noqa: E402,F401 - the ranks the tests use
 
 SHAKESPEARE_VAR = "FWTUI_SHAKESPEARE"
 """Where .ci/run points at ../shared/data/shakespeare-fineweb.parquet when a clone has it beside it."""
@@ -67,7 +67,7 @@ def write_pattern_dataset(directory: Path) -> PreparedData:
     real Trainer in milliseconds without a tokenizer or a prepare."""
     import numpy as np
 
-    from trainer.dataset import open_prepared, write_meta
+    from trainer.data.dataset import open_prepared, write_meta
 
     rng = np.random.default_rng(0)
     counts = {}
@@ -95,8 +95,8 @@ def tiny_parquet(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_parquet(tmp_path_factory) -> Path:
-    """The demo corpus (trainer/demo.py: the stdlib's docstrings, ~1,600 documents), built once a session."""
-    from trainer.demo import build_demo_corpus
+    """The demo corpus (trainer/data/demo.py: the stdlib's docstrings, ~1,600 documents), built once a session."""
+    from trainer.data.demo import build_demo_corpus
 
     return build_demo_corpus(tmp_path_factory.mktemp("demo") / "demo.parquet")
 
@@ -110,7 +110,7 @@ def shakespeare_parquet(tmp_path_factory) -> Path:
         if not path.is_file():
             pytest.fail(f"{SHAKESPEARE_VAR}={path} is not a file; unset it or point it at the parquet")
         return path
-    from trainer.demo import build_demo_corpus
+    from trainer.data.demo import build_demo_corpus
 
     return build_demo_corpus(tmp_path_factory.mktemp("real-text") / "demo.parquet")
 

@@ -12,7 +12,7 @@ from fwtui.widgets.panels import EventLog
 
 
 class FakeControls:
-    """Records every request the dashboard makes, like trainer.controls.Controls would receive them."""
+    """Records every request the dashboard makes, like trainer.train.controls.Controls would receive them."""
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from trainer.events import (CheckpointSaved, Eval, Failed, Finished, PrepareDone, PrepareProgress, RunStarted,
+from trainer.observe.events import (CheckpointSaved, Eval, Failed, Finished, PrepareDone, PrepareProgress, RunStarted,
                             Sample, StateChanged, Step, Warning)
 
 T0 = 1_700_000_000.0

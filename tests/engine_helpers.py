@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from trainer import events as ev
-from trainer.loop import Trainer
+from trainer.observe import events as ev
+from trainer.train.loop import Trainer
 
 from tests.tiny_trainer_child import tiny
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fwtui.cli import main as cli_main
 from tests.tiny_trainer_child import tiny
-from trainer.loop import Trainer
+from trainer.train.loop import Trainer
 
 # cpu-tiny narrowed (one 16-wide layer: steps of a few ms on the full GPT-2 vocabulary), for the CLI.
 CLI_SETS = ["max_iters=12", "lr_decay_iters=12", "warmup_iters=2", "eval_interval=4", "eval_iters=1",

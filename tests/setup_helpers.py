@@ -35,3 +35,26 @@ async def settle(pilot, condition, limit: float = 30.0) -> None:
 
 def visible_names(screen) -> list[str]:
     return [p.name for p in screen.query_one("#presets").visible]
+
+
+TINY_RUN = ["max_iters=40", "log_interval=1", "eval_interval=1000", "eval_iters=2", "batch_size=2",
+            "block_size=32", "warmup_iters=2"]
+"""cpu-tiny cut down to a few seconds of real training on the pattern data (tests/conftest.py)."""
+
+
+def stopped_run(run_dir: Path, data_dir: Path, stop_after: int = 3) -> Path:
+    """A real cpu-tiny run stopped by its controls after the Step of iteration `stop_after`: it saves a
+    checkpoint at the next iteration (stop_after + 1) and ends with Finished("stopped")."""
+    from trainer.train.controls import Controls
+    from trainer.observe.events import Step
+    from trainer.runs.launch import RunRequest, run_training
+
+    controls = Controls()
+
+    def sink(event) -> None:
+        if isinstance(event, Step) and event.iter >= stop_after:
+            controls.stop("test")
+
+    run_training(RunRequest(preset="cpu-tiny", data=str(data_dir), out=run_dir, overrides=TINY_RUN), sink,
+                 controls)
+    return run_dir

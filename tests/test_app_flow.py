@@ -94,9 +94,9 @@ async def test_choose_start_watch_sample_quit(workdir: Path, monkeypatch: pytest
     assert (run_dir / "ckpt.pt").is_file()
     assert (run_dir / "events.jsonl").is_file()
     # The checkpoint is the one saved at the stop: the iteration the run finished at, loadable safely.
-    from trainer.checkpoint import load_checkpoint
-    from trainer.events import CheckpointSaved, Finished
-    from trainer.runlog import read_events
+    from trainer.train.checkpoint import load_checkpoint
+    from trainer.observe.events import CheckpointSaved, Finished
+    from trainer.observe.runlog import read_events
 
     events = read_events(run_dir)
     finished = [e for e in events if isinstance(e, Finished)][-1]
@@ -109,10 +109,10 @@ async def test_out_run_resume_opens_the_dashboard_continuing_the_run(workdir: Pa
     from fwtui.cli import build_parser
     from fwtui.commands.app import options_from_args
     from fwtui.screens.setup import SetupScreen
-    from tests.test_setup_screen import stopped_run
-    from trainer.checkpoint import load_checkpoint
-    from trainer.events import RunStarted
-    from trainer.runlog import read_events
+    from tests.setup_helpers import stopped_run
+    from trainer.train.checkpoint import load_checkpoint
+    from trainer.observe.events import RunStarted
+    from trainer.observe.runlog import read_events
 
     run_dir = stopped_run(workdir / "run", pattern_data.dir)
     resumed_at = load_checkpoint(run_dir)["iter_num"]
@@ -138,9 +138,9 @@ async def test_out_run_resume_opens_the_dashboard_continuing_the_run(workdir: Pa
 def test_out_run_resume_refuses_in_one_line_what_cannot_continue(workdir: Path, pattern_data) -> None:
     from fwtui.cli import build_parser
     from fwtui.commands.app import options_from_args
-    from tests.test_setup_screen import stopped_run
+    from tests.setup_helpers import stopped_run
     from trainer.errors import ConfigError
-    from trainer.runs import RunLock
+    from trainer.runs.listing import RunLock
 
     def options(*argv: str):
         return options_from_args(build_parser().parse_args(list(argv)))

@@ -16,9 +16,9 @@ from fwtui.commands.attach import ViewerApp, build_attach_app
 from fwtui.commands.view import load
 from tests.test_nanogpt_log import HEADER, LOOP, mangle
 from tests.test_runs import make_run
-from trainer.control_channel import control_dir
-from trainer.events import CheckpointSaved, Finished, Step
-from trainer.runlog import read_events
+from trainer.runs.control_channel import control_dir
+from trainer.observe.events import CheckpointSaved, Finished, Step
+from trainer.observe.runlog import read_events
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = (120, 40)
@@ -104,7 +104,7 @@ async def test_attach_to_a_live_headless_run(tmp_path: Path) -> None:
         assert app.return_code == 0
         assert proc.poll() is None  # detaching never stops the run
         # Stop it the way a second viewer would: the channel again.
-        from trainer.control_channel import ControlClient
+        from trainer.runs.control_channel import ControlClient
 
         ControlClient(run).stop("test over")
         proc.wait(timeout=120)
@@ -174,7 +174,7 @@ def test_serve_without_textual_serve_is_one_line(tmp_path: Path, capsys, monkeyp
 
 
 def test_view_summary_of_our_own_events(tmp_path: Path, capsys) -> None:
-    from trainer.events import CheckpointSaved as Saved
+    from trainer.observe.events import CheckpointSaved as Saved
 
     run = make_run(tmp_path, "ours", Saved(iter=2, path="ckpt.pt", bytes=10, seconds=0.5, reason="eval"),
                    Finished(iter=4, reason="completed", seconds=5.0, final_train_loss=3.25, final_val_loss=3.5),

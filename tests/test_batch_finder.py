@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.batch_finder import find_max_batch, is_out_of_memory, save_user_preset
+from trainer.plan.batch_finder import find_max_batch, save_user_preset
+from trainer.train.oom import is_out_of_memory
 from trainer.config import load_preset
 from trainer.errors import ConfigError
 
@@ -79,7 +80,7 @@ def test_default_try_step_needs_cuda():
 
 def test_real_steps_on_cpu_fit_a_tiny_model():
     # The default step's machinery on CPU with a tiny model: every size fits up to the limit.
-    from trainer.batch_finder import make_try_step
+    from trainer.plan.batch_finder import make_try_step
 
     config = load_preset("cpu-tiny").replace(n_layer=1, n_embd=32, n_head=2, block_size=16)
     result = find_max_batch(config, make_try_step(config, device="cpu"), limit=4)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer import checkpoint as ck
+from trainer.train import checkpoint as ck
 from trainer.errors import CheckpointError
 
 
@@ -160,7 +160,7 @@ def test_sigkill_during_saves_never_leaves_a_broken_checkpoint(tmp_path):
 
     script = (
         "import sys, torch\n"
-        "from trainer.checkpoint import save_checkpoint\n"
+        "from trainer.train.checkpoint import save_checkpoint\n"
         "n = int(sys.argv[2])\n"
         "while True:\n"
         "    n += 1\n"

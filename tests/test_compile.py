@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.model import GPT, ModelArgs, strip_compile_prefix
+from trainer.model.gpt import GPT, ModelArgs, strip_compile_prefix
 
 
 @pytest.mark.slow

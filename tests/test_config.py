@@ -11,7 +11,7 @@ from trainer.config import (
     preset_paths,
 )
 from trainer.errors import ConfigError
-from trainer.formulas import count_params, flops_per_token
+from trainer.model.formulas import count_params, flops_per_token
 
 SEED_PRESETS = {
     "rtx4070-12gb", "rtx4070-12gb-small", "rtx4070-12gb-long", "lt16gb", "16gb", "24gb", "24gb-large",

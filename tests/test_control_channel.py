@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.control_channel import ControlChannelError, ControlChannelServer, ControlClient, control_dir, is_served
-from trainer.controls import Controls, SampleRequest
-from trainer.events import RunStarted, StateChanged
+from trainer.runs.control_channel import ControlChannelError, ControlChannelServer, ControlClient, control_dir, is_served
+from trainer.train.controls import Controls, SampleRequest
+from trainer.observe.events import RunStarted, StateChanged
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,7 +94,7 @@ def test_toggle_pause_uses_what_the_viewer_saw(channel) -> None:
 
 def test_client_in_another_process(channel) -> None:
     run, controls, server, _ = channel
-    code = ("import sys; from trainer.control_channel import ControlClient\n"
+    code = ("import sys; from trainer.runs.control_channel import ControlClient\n"
             "c = ControlClient(sys.argv[1]); c.request_sample('From afar', 20, 1.0, 5); c.request_checkpoint()\n")
     subprocess.run([sys.executable, "-c", code, str(run)], check=True, cwd=REPO, timeout=60)
     assert wait_until(lambda: server.applied == 2)

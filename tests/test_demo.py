@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 
-from trainer.demo import build_demo_corpus
-from trainer.ingest import count_tokens
+from trainer.data.demo import build_demo_corpus
+from trainer.data.ingest import count_tokens
 
 FINEWEB_COLUMNS = ["text", "id", "dump", "url", "date", "file_path", "language", "language_score", "token_count"]
 
@@ -37,8 +37,8 @@ def test_demo_corpus_is_deterministic(tmp_path):
 
 def test_demo_corpus_prepares_with_enough_validation_for_block_1024(demo_parquet, tmp_path):
     # The row hash alone gave this corpus one 66-token validation document: too few to evaluate at any preset.
-    from trainer.ingest import prepare
-    from trainer.prepared_writer import MIN_VAL_TOKENS
+    from trainer.data.ingest import prepare
+    from trainer.data.prepared_writer import MIN_VAL_TOKENS
 
     data = prepare([demo_parquet], tmp_path / "prepared")
     assert data.val_tokens >= MIN_VAL_TOKENS > 1024 + 1

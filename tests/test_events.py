@@ -13,11 +13,11 @@ from dataclasses import fields
 
 import pytest
 
-from trainer import runlog
-from trainer.controls import Controls
-from trainer.events import EVENT_TYPES, Eval, FanOut, Step, Warning, event_from_dict
-from trainer.hardware import card_spec, resolve_peak
-from trainer.runlog import HEADER, EventLogFollower, EventLogWriter, read_events
+from trainer.observe import runlog
+from trainer.train.controls import Controls
+from trainer.observe.events import EVENT_TYPES, Eval, FanOut, Step, Warning, event_from_dict
+from trainer.observe.hardware import card_spec, resolve_peak
+from trainer.observe.runlog import HEADER, EventLogFollower, EventLogWriter, read_events
 
 
 def make_step(iteration: int, loss: float = 3.5) -> Step:
@@ -251,7 +251,7 @@ def test_a_half_written_line_does_not_swallow_the_next_event(tmp_path, monkeypat
 
 def test_the_trainers_own_sink_failure_is_said_once(pattern_data, tmp_path):
     from tests.tiny_trainer_child import tiny
-    from trainer.loop import Trainer
+    from trainer.train.loop import Trainer
 
     got = []
 

@@ -16,12 +16,12 @@ import pytest
 
 from fwtui.cli import main as cli_main
 from tests.conftest import synthetic_texts, write_fineweb_parquet
-from trainer.dataset import META_NAME, open_prepared
+from trainer.data.dataset import META_NAME, open_prepared
 from trainer.errors import ConfigError
-from trainer.hardware import DeviceInfo
-from trainer.ingest import prepare
-from trainer.precision import precision_for
-from trainer.tokenizer import EOT
+from trainer.observe.hardware import DeviceInfo
+from trainer.data.ingest import prepare
+from trainer.model.precision import precision_for
+from trainer.data.tokenizer import EOT
 
 TRAIN = ["max_iters=4", "lr_decay_iters=4", "warmup_iters=1", "eval_interval=2", "eval_iters=1", "log_interval=1",
          "batch_size=2", "block_size=32", "n_layer=1", "n_embd=16"]

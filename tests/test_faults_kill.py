@@ -21,10 +21,10 @@ import pytest
 import torch
 
 from tests.conftest import synthetic_texts, write_fineweb_parquet
-from trainer import events as ev
-from trainer.checkpoint import TEMP_MARK, load_checkpoint
-from trainer.ingest import prepare
-from trainer.runlog import read_events
+from trainer.observe import events as ev
+from trainer.train.checkpoint import TEMP_MARK, load_checkpoint
+from trainer.data.ingest import prepare
+from trainer.observe.runlog import read_events
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 120.0
@@ -211,7 +211,7 @@ def test_resume_in_a_new_process_gives_bitwise_equal_losses_and_data_position(pr
 
 
 def test_a_line_torn_by_a_kill_does_not_swallow_the_next_process_first_event(tmp_path):
-    from trainer.runlog import EventLogWriter
+    from trainer.observe.runlog import EventLogWriter
 
     writer = EventLogWriter(tmp_path)
     writer(ev.Warning(message="before the kill"))

@@ -17,16 +17,16 @@ import torch
 from tests.conftest import synthetic_texts, write_fineweb_parquet
 from tests.fault_helpers import CLI_SETS, Recorder, cli, one_error_line, train, train_args
 from tests.tiny_trainer_child import tiny
-from trainer import checkpoint as ck
-from trainer import events as ev
-from trainer import prepared_writer
-from trainer.checkpoint import load_checkpoint
-from trainer.dataset import META_NAME, TRAIN_NAME, open_prepared
+from trainer.train import checkpoint as ck
+from trainer.observe import events as ev
+from trainer.data import prepared_writer
+from trainer.train.checkpoint import load_checkpoint
+from trainer.data.dataset import META_NAME, TRAIN_NAME, open_prepared
 from trainer.errors import DataError, FwtuiError
-from trainer.ingest import prepare
-from trainer.loop import MAX_BAD_STEPS, Trainer, TrainingDiverged
-from trainer.model import GPT
-from trainer.runlog import read_events
+from trainer.data.ingest import prepare
+from trainer.train.loop import MAX_BAD_STEPS, Trainer, TrainingDiverged
+from trainer.model.gpt import GPT
+from trainer.observe.runlog import read_events
 
 @pytest.fixture(scope="module")
 def data(pattern_data):
@@ -51,7 +51,7 @@ def fake_oom(monkeypatch, on_calls, where="_step"):
 
 
 def test_auto_batch_halves_again_on_a_second_oom_and_the_run_resumes_with_it(data, tmp_path, monkeypatch):
-    from trainer.run import RunRequest, run_training
+    from trainer.runs.launch import RunRequest, run_training
 
     fake_oom(monkeypatch, {3, 6})
     run = tmp_path / "run"
@@ -255,7 +255,7 @@ def test_disk_full_at_the_stop_checkpoint_is_one_line_and_the_old_checkpoint_sta
 
 def test_disk_full_under_events_jsonl_is_one_warning_line_and_the_run_completes(data, tmp_path, monkeypatch,
                                                                                 capsys):
-    from trainer import runlog
+    from trainer.observe import runlog
 
     monkeypatch.setattr(runlog, "RETRY_SECONDS", 0.0)  # try the disk again at the next event
     full = {"on": False}

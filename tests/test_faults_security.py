@@ -15,8 +15,8 @@ import torch
 
 from fwtui.cli import build_parser, main as cli_main
 from tests.fault_helpers import cli, one_error_line, train_args
-from trainer import checkpoint as ck
-from trainer.checkpoint import load_checkpoint
+from trainer.train import checkpoint as ck
+from trainer.train.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import synthetic_texts, write_fineweb_parquet
-from trainer import events as ev
-from trainer.checkpoint import TEMP_MARK, load_checkpoint
-from trainer.ingest import prepare
-from trainer.runlog import read_events
+from trainer.observe import events as ev
+from trainer.train.checkpoint import TEMP_MARK, load_checkpoint
+from trainer.data.ingest import prepare
+from trainer.observe.runlog import read_events
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 120.0

@@ -20,7 +20,7 @@ from fwtui.app import FwtuiApp
 from fwtui.cli import build_parser
 from fwtui.commands.app import options_from_args
 from fwtui.screens import dashboard as dashboard_module
-from trainer.tokenizer import R50K_SHA256
+from trainer.data.tokenizer import R50K_SHA256
 
 REPO = Path(__file__).resolve().parents[1]
 TORCH_APIS = {
@@ -58,8 +58,8 @@ async def wait_for(pilot, condition, what: str, describe=lambda: "") -> None:
 
 
 async def test_demo_start_reaches_an_evaluation_and_a_sample(fresh_machine: Path, monkeypatch) -> None:
-    from trainer.events import Eval, Failed, Sample
-    from trainer.runlog import read_events
+    from trainer.observe.events import Eval, Failed, Sample
+    from trainer.observe.runlog import read_events
 
     # `s` asks for 200 tokens; 24 show the same path (the engine's sampler on the live model) in less time.
     monkeypatch.setitem(dashboard_module.SAMPLE_SETTINGS, "max_new_tokens", 24)
@@ -130,7 +130,7 @@ def test_the_declared_torch_bound_covers_the_apis_the_code_uses():
 
 def test_a_non_editable_install_carries_the_gpt2_ranks():
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
-    assert "trainer.assets" in config["packages"]
-    shipped = config["package-data"]["trainer.assets"]
+    assert "trainer.data.assets" in config["packages"]
+    shipped = config["package-data"]["trainer.data.assets"]
     assert "r50k_base.tiktoken" in shipped and "LICENSE" in shipped
-    assert all((REPO / "trainer" / "assets" / name).is_file() for name in shipped)
+    assert all((REPO / "trainer" / "data" / "assets" / name).is_file() for name in shipped)

@@ -16,9 +16,10 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from trainer import events as ev
-from trainer.batch_finder import find_max_batch, make_try_step, is_out_of_memory
-from trainer.controls import Controls
+from trainer.observe import events as ev
+from trainer.plan.batch_finder import find_max_batch, make_try_step
+from trainer.train.oom import is_out_of_memory
+from trainer.train.controls import Controls
 from trainer.errors import FwtuiError
 
 from tests.engine_helpers import Recorder, train

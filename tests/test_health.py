@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from trainer.events import Eval, RunStarted, Step
-from trainer.health import assess
+from trainer.observe.events import Eval, RunStarted, Step
+from trainer.observe.health import assess
 
 
 def started(max_iters=1000, tokens_per_iter=1000, dataset_tokens=1_000_000, start_iter=0):

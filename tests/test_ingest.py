@@ -9,15 +9,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import trainer.ingest as ingest
-import trainer.prepared_writer as prepared_writer
+import trainer.data.ingest as ingest
+import trainer.data.prepared_writer as prepared_writer
 from fwtui.cli import main as cli_main
-from trainer.dataset import open_prepared
+from trainer.data.dataset import open_prepared
 from trainer.errors import ConfigError, DataError
-from trainer.events import PrepareProgress
-from trainer.ingest import count_tokens, is_validation, prepare, resolve_data
-from trainer.prepared_writer import MAX_VAL_SHARE, MIN_VAL_TOKENS
-from trainer.tokenizer import EOT, get_encoding
+from trainer.observe.events import PrepareProgress
+from trainer.data.ingest import count_tokens, is_validation, prepare, resolve_data
+from trainer.data.prepared_writer import MAX_VAL_SHARE, MIN_VAL_TOKENS
+from trainer.data.tokenizer import EOT, get_encoding
 
 from conftest import synthetic_texts, write_fineweb_parquet
 

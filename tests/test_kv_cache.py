@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.model import GPT, KVCache, ModelArgs
-from trainer.sampling import generate_text
-from trainer.tokenizer import get_encoding
+from trainer.model.gpt import GPT, KVCache, ModelArgs
+from trainer.model.sampling import generate_text
+from trainer.data.tokenizer import get_encoding
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=50304)
 
@@ -34,7 +34,7 @@ def lively(seed: int = 0, **over) -> GPT:
 def reference_generate(model: GPT, idx: torch.Tensor, steps: int, temperature: float, top_k: int | None,
                        generator: torch.Generator | None) -> torch.Tensor:
     """nanoGPT's loop written out: the full cropped context through `forward` at every step, no cache."""
-    from trainer.model import next_token
+    from trainer.model.gpt import next_token
 
     block = model.args.block_size
     for _ in range(steps):

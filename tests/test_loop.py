@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from trainer import events as ev
-from trainer.batches import BatchLoader
-from trainer.checkpoint import load_checkpoint
-from trainer.controls import Controls
+from trainer.observe import events as ev
+from trainer.data.batches import BatchLoader
+from trainer.train.checkpoint import load_checkpoint
+from trainer.train.controls import Controls
 from trainer.errors import FwtuiError
-from trainer.loop import Trainer, TrainingDiverged
-from trainer.metrics import EtaEstimator, evals_to_come, mfu
-from trainer.model import GPT
-from trainer.signals import stop_on_signals
+from trainer.train.loop import Trainer, TrainingDiverged
+from trainer.observe.metrics import EtaEstimator, evals_to_come, mfu
+from trainer.model.gpt import GPT
+from trainer.train.signals import stop_on_signals
 
 from tests.engine_helpers import Recorder, train
 from tests.tiny_trainer_child import tiny
@@ -297,7 +297,7 @@ def test_signals_only_ask_for_a_stop_and_handlers_are_restored():
 
 
 def test_disk_full_at_a_checkpoint_warns_keeps_the_old_one_and_retries(data, tmp_path, monkeypatch):
-    import trainer.checkpoint as ck
+    import trainer.train.checkpoint as ck
 
     real = ck.check_free_space
     calls = {"n": 0}

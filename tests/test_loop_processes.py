@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer import events as ev
-from trainer.checkpoint import load_checkpoint, remove_orphan_temps
+from trainer.observe import events as ev
+from trainer.train.checkpoint import load_checkpoint, remove_orphan_temps
 
 from tests.engine_helpers import train
 from tests.tiny_trainer_child import tiny

@@ -1,12 +1,12 @@
-"""The VRAM estimate (trainer.memory): its terms, its growth with batch and block, the largest batch that fits."""
+"""The VRAM estimate (trainer.plan.memory): its terms, its growth with batch and block, the largest batch that fits."""
 
 from __future__ import annotations
 
 import pytest
 
 from trainer.config import load_preset
-from trainer.formulas import count_params
-from trainer.memory import (CUDA_CONTEXT_BYTES, accumulation_for, estimate_memory, largest_fitting_batch)
+from trainer.model.formulas import count_params
+from trainer.plan.memory import (CUDA_CONTEXT_BYTES, accumulation_for, estimate_memory, largest_fitting_batch)
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from trainer.config import RunConfig
-from trainer.formulas import count_params, format_count
-from trainer.model import GPT, ModelArgs
+from trainer.model.formulas import count_params, format_count
+from trainer.model.gpt import GPT, ModelArgs
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=50304)
 

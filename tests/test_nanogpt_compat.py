@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from trainer.errors import CheckpointError
-from trainer.model import GPT, ModelArgs
-from trainer.sampling import load_model
+from trainer.model.gpt import GPT, ModelArgs
+from trainer.train.from_checkpoint import load_model
 
 SHAPE = dict(n_layer=2, n_head=4, n_embd=32, block_size=16, vocab_size=96)
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)  # float32: the two forward passes differ only in summation order

@@ -8,9 +8,9 @@ import pytest
 
 from fwtui.cli import main
 from trainer.errors import ConfigError
-from trainer.events import CheckpointSaved, Eval, Finished, RunStarted, Step
-from trainer.nanogpt_log import NANOGPT_PEAK_FLOPS, log_to_events, nanogpt_lr, parse_nanogpt_log, run_config_of
-from trainer.run_summary import rescaled_mfu, summarize_nanogpt
+from trainer.observe.events import CheckpointSaved, Eval, Finished, RunStarted, Step
+from trainer.runs.nanogpt_log import NANOGPT_PEAK_FLOPS, log_to_events, nanogpt_lr, parse_nanogpt_log, run_config_of
+from trainer.runs.summary import rescaled_mfu, summarize_nanogpt
 
 HEADER = """\
 Overriding config with config/train_fineweb.py:

@@ -1,4 +1,4 @@
-"""The planner (trainer.plan): the figures for each seed preset, epoch and size warnings, time sources."""
+"""The planner (trainer.plan.planner): the figures for each seed preset, epoch and size warnings, time sources."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import pytest
 
 from trainer.config import load_preset
-from trainer.events import RunStarted, Step
-from trainer.formulas import format_count
-from trainer.plan import make_plan, size_claim_warnings
-from trainer.runlog import EventLogWriter
+from trainer.observe.events import RunStarted, Step
+from trainer.model.formulas import format_count
+from trainer.plan.planner import make_plan, size_claim_warnings
+from trainer.observe.runlog import EventLogWriter
 
 # REFERENCE.md section 3 (rounded as nanoGPT prints them) and section 2 (tokens per iteration).
 SEED_PRESETS = {
@@ -222,7 +222,7 @@ JSON_KEYS = ("params", "params_with_embeddings", "tokens_per_iter", "dataset_tok
 
 
 def _prepared_dir(path, train_tokens, val_tokens=10):
-    from trainer.dataset import write_meta
+    from trainer.data.dataset import write_meta
 
     path.mkdir()
     (path / "train.bin").write_bytes(b"\0" * 2 * train_tokens)

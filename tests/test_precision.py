@@ -1,4 +1,4 @@
-"""One precision decision (trainer.precision) used by the loop, the memory model, the batch finder and the
+"""One precision decision (trainer.model.precision) used by the loop, the memory model, the batch finder and the
 planner, and MFU held to the peak of the precision that ran. Fake devices: no GPU needed."""
 
 from __future__ import annotations
@@ -8,16 +8,16 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-import trainer.batch_finder
-import trainer.hardware
-import trainer.loop
-import trainer.memory
-from trainer import events as ev
+import trainer.plan.batch_finder
+import trainer.observe.hardware
+import trainer.train.loop
+import trainer.plan.memory
+from trainer.observe import events as ev
 from trainer.errors import ConfigError
-from trainer.hardware import DeviceInfo
-from trainer.loop import Trainer
-from trainer.memory import estimate_memory
-from trainer.precision import autocast_for, bytes_per_activation, peak_for_precision, precision_for
+from trainer.observe.hardware import DeviceInfo
+from trainer.train.loop import Trainer
+from trainer.plan.memory import estimate_memory
+from trainer.model.precision import autocast_for, bytes_per_activation, peak_for_precision, precision_for
 
 from tests.tiny_trainer_child import tiny
 
@@ -64,20 +64,21 @@ def test_memory_model_and_batch_finder_plan_the_loops_precision(dtype, device, m
     memory = outcome(lambda: estimate_memory(config, on_cuda=info.is_cuda, bf16_supported=info.bf16).precision)
     assert memory == expected
     # The batch finder asks the detected device; here the fake one.
-    monkeypatch.setattr(trainer.hardware, "detect_device", lambda requested="auto", peak=None: info)
-    assert outcome(lambda: trainer.batch_finder.step_precision(config, info.device)) == expected
+    monkeypatch.setattr(trainer.observe.hardware, "detect_device", lambda requested="auto", peak=None: info)
+    assert outcome(lambda: trainer.plan.batch_finder.step_precision(config, info.device)) == expected
 
 
 def test_every_module_calls_the_one_decision():
-    # Nobody keeps a copy of its own: the modules hold trainer.precision's very functions.
-    from trainer import plan, precision
+    # Nobody keeps a copy of its own: the modules hold trainer.model.precision's very functions.
+    from trainer.plan import planner as plan
+    from trainer.model import precision
 
-    assert trainer.loop.precision_for is precision.precision_for
-    assert trainer.batch_finder.precision_for is precision.precision_for
-    assert trainer.memory.resolve_precision is precision.resolve_precision
+    assert trainer.train.loop.precision_for is precision.precision_for
+    assert trainer.plan.batch_finder.precision_for is precision.precision_for
+    assert trainer.plan.memory.resolve_precision is precision.resolve_precision
     assert plan.resolve_precision is precision.resolve_precision
-    assert precision.precision_for.__module__ == "trainer.precision"
-    for module in (trainer.loop, trainer.memory, trainer.batch_finder, plan):
+    assert precision.precision_for.__module__ == "trainer.model.precision"
+    for module in (trainer.train.loop, trainer.plan.memory, trainer.plan.batch_finder, plan):
         for name in ("resolve_precision", "precision_for"):  # the old copies' names: gone or the shared one
             assert getattr(module, name, getattr(precision, name)) is getattr(precision, name), module.__name__
 

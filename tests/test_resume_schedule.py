@@ -1,6 +1,6 @@
 """A resume keeps the schedule that ran: config.toml holds it as numbers, --set changes only what it names,
 any change is one warning with the rate at the resume iteration before and after, and ckpt.pt is read
-once. A tiny model on the pattern data (tests/conftest.py), through trainer.run.run_training."""
+once. A tiny model on the pattern data (tests/conftest.py), through trainer.runs.launch.run_training."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from tests.tiny_trainer_child import tiny as tiny_256
-from trainer import events as ev
+from trainer.observe import events as ev
 from trainer.config import apply_overrides
-from trainer.resume import read_run_config
-from trainer.run import RunRequest, run_training
-from trainer.schedule import lr_at
+from trainer.train.resume import read_run_config
+from trainer.runs.launch import RunRequest, run_training
+from trainer.train.schedule import lr_at
 
 # min_lr 1e-3 and learning_rate 1e-2 (tiny's); lr_decay_iters left to follow max_iters, as in a preset.
 FIRST = dict(max_iters=6, lr_decay_iters=None, warmup_iters=2, eval_interval=3)

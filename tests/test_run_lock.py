@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from trainer import events as ev
-from trainer.controls import Controls
-from trainer.run import RunRequest, run_training
-from trainer.runs import RunInUseError, RunLock, is_running
+from trainer.observe import events as ev
+from trainer.train.controls import Controls
+from trainer.runs.launch import RunRequest, run_training
+from trainer.runs.listing import RunInUseError, RunLock, is_running
 
 
 def test_a_training_run_holds_its_lock_and_releases_it(tiny_parquet, tmp_path):

@@ -12,9 +12,9 @@ import pytest
 
 from fwtui.cli import main
 from trainer.config import config_to_toml, load_preset
-from trainer.events import Eval, Failed, Finished, RunStarted, Step
-from trainer.runlog import EventLogWriter
-from trainer.runs import RunInUseError, RunLock, is_running, lock_holder, read_run, scan_runs
+from trainer.observe.events import Eval, Failed, Finished, RunStarted, Step
+from trainer.observe.runlog import EventLogWriter
+from trainer.runs.listing import RunInUseError, RunLock, is_running, lock_holder, read_run, scan_runs
 
 T0 = 1_700_000_000.0
 
@@ -93,7 +93,7 @@ def test_resumed_run_is_judged_by_its_last_start(tmp_path: Path) -> None:
 
 def test_live_lock_from_another_process(tmp_path: Path) -> None:
     run = tmp_path / "other"
-    code = ("import sys, time; from trainer.runs import RunLock\n"
+    code = ("import sys, time; from trainer.runs.listing import RunLock\n"
             f"lock = RunLock({str(run)!r}).acquire(); print('locked', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parents[1])

@@ -12,9 +12,10 @@ import torch
 
 from fwtui.cli import main as cli_main
 from trainer.errors import CheckpointError
-from trainer.model import GPT, ModelArgs
-from trainer.sampling import EOT, generate_text, load_model
-from trainer.tokenizer import get_encoding
+from trainer.model.gpt import GPT, ModelArgs
+from trainer.model.sampling import EOT, generate_text
+from trainer.train.from_checkpoint import load_model
+from trainer.data.tokenizer import get_encoding
 
 TINY = dict(n_layer=2, n_head=2, n_embd=32, block_size=32, vocab_size=50304)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from trainer.config import RunConfig
-from trainer.schedule import describe_schedule_change, lr_at, schedule_warnings
+from trainer.train.schedule import describe_schedule_change, lr_at, schedule_warnings
 
 
 def config(**kw) -> RunConfig:

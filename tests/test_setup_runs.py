@@ -11,16 +11,16 @@ from pathlib import Path
 from fwtui.app import AppOptions, FwtuiApp
 from fwtui.screens.setup import SetupScreen
 from tests.conftest import synthetic_texts, write_fineweb_parquet
-from tests.setup_helpers import RecordingApp, make_app, settle
+from tests.setup_helpers import RecordingApp, make_app, settle, stopped_run
 
 
 class SlowCounter:
-    """trainer.ingest.count_tokens made slow (0.6 s a call) and counted, so highlights overlap a count."""
+    """trainer.data.ingest.count_tokens made slow (0.6 s a call) and counted, so highlights overlap a count."""
 
     def __init__(self) -> None:
         import threading
 
-        from trainer.ingest import count_tokens
+        from trainer.data.ingest import count_tokens
 
         self.real = count_tokens
         self.calls: list[str] = []
@@ -34,10 +34,10 @@ class SlowCounter:
 
 
 async def test_one_token_count_per_path_serves_every_preset(home: Path, monkeypatch) -> None:
-    import trainer.ingest
+    import trainer.data.ingest
 
     counter = SlowCounter()
-    monkeypatch.setattr(trainer.ingest, "count_tokens", counter)
+    monkeypatch.setattr(trainer.data.ingest, "count_tokens", counter)
     first = write_fineweb_parquet(home / "first.parquet", synthetic_texts(20))
     second = write_fineweb_parquet(home / "second.parquet", synthetic_texts(30, seed=1))
     app = make_app(home, data=str(first))
@@ -100,29 +100,6 @@ def test_token_counts_count_a_path_once_however_many_ask_at_once(tmp_path: Path)
 
 # --- continuing a run ------------------------------------------------------------------------------------
 
-TINY_RUN = ["max_iters=40", "log_interval=1", "eval_interval=1000", "eval_iters=2", "batch_size=2",
-            "block_size=32", "warmup_iters=2"]
-"""cpu-tiny cut down to a few seconds of real training on the pattern data (tests/conftest.py)."""
-
-
-def stopped_run(run_dir: Path, data_dir: Path, stop_after: int = 3) -> Path:
-    """A real cpu-tiny run stopped by its controls after the Step of iteration `stop_after`: it saves a
-    checkpoint at the next iteration (stop_after + 1) and ends with Finished("stopped")."""
-    from trainer.controls import Controls
-    from trainer.events import Step
-    from trainer.run import RunRequest, run_training
-
-    controls = Controls()
-
-    def sink(event) -> None:
-        if isinstance(event, Step) and event.iter >= stop_after:
-            controls.stop("test")
-
-    run_training(RunRequest(preset="cpu-tiny", data=str(data_dir), out=run_dir, overrides=TINY_RUN), sink,
-                 controls)
-    return run_dir
-
-
 class ResumeRecordingApp(RecordingApp):
     """RecordingApp that also writes down a request to continue a run."""
 
@@ -142,7 +119,7 @@ def run_rows(screen) -> list[str]:
 
 async def test_a_stopped_run_is_listed_and_enter_continues_it_from_its_checkpoint(home: Path,
                                                                                    pattern_data) -> None:
-    from trainer.checkpoint import load_checkpoint
+    from trainer.train.checkpoint import load_checkpoint
 
     run_dir = stopped_run(home / "runs" / "tiny-run", pattern_data.dir)
     resumed_at = load_checkpoint(run_dir)["iter_num"]
@@ -171,8 +148,8 @@ async def test_a_stopped_run_is_listed_and_enter_continues_it_from_its_checkpoin
 async def test_runs_running_elsewhere_or_damaged_are_shown_but_not_continued(home: Path, pattern_data) -> None:
     import shutil
 
-    from trainer.events import Finished
-    from trainer.runs import RunLock
+    from trainer.observe.events import Finished
+    from trainer.runs.listing import RunLock
 
     good = stopped_run(home / "runs" / "a-good", pattern_data.dir)
     busy, broken, done = home / "runs" / "b-busy", home / "runs" / "c-broken", home / "runs" / "d-done"

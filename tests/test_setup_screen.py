@@ -22,8 +22,8 @@ from tests.setup_helpers import RecordingApp, make_app, settle, visible_names
 from tests.conftest import synthetic_texts, write_fineweb_parquet
 from trainer.config import load_preset
 from trainer.errors import ConfigError, DataError
-from trainer.formulas import count_params, format_count
-from trainer.hardware import GpuSummary
+from trainer.model.formulas import count_params, format_count
+from trainer.observe.hardware import GpuSummary
 
 RTX_4070 = GpuSummary("NVIDIA GeForce RTX 4070", 12282 * 1024 * 1024)
 
@@ -186,9 +186,9 @@ def test_plan_rows_label_estimates_and_unknowns() -> None:
 
 async def test_demo_corpus_is_offered_when_no_parquet_is_in_reach(home: Path, monkeypatch) -> None:
     built = write_fineweb_parquet(home / "demo.parquet", synthetic_texts(5))
-    fake = types.ModuleType("trainer.demo")
+    fake = types.ModuleType("trainer.data.demo")
     fake.build_demo_corpus = lambda path=None: built
-    monkeypatch.setitem(sys.modules, "trainer.demo", fake)
+    monkeypatch.setitem(sys.modules, "trainer.data.demo", fake)
     root = home / "empty"
     root.mkdir()
     app = RecordingApp(AppOptions(), gpu_probe=lambda: [], root=root, runs_dir=home / "runs")
@@ -203,9 +203,9 @@ async def test_demo_corpus_is_offered_when_no_parquet_is_in_reach(home: Path, mo
 async def test_demo_start_builds_the_corpus_then_starts(home: Path, monkeypatch) -> None:
     """`fwtui --demo --start`: the corpus is built in a worker, then the run starts on it at once."""
     built = write_fineweb_parquet(home / "demo.parquet", synthetic_texts(5))
-    fake = types.ModuleType("trainer.demo")
+    fake = types.ModuleType("trainer.data.demo")
     fake.build_demo_corpus = lambda path=None: built
-    monkeypatch.setitem(sys.modules, "trainer.demo", fake)
+    monkeypatch.setitem(sys.modules, "trainer.data.demo", fake)
     app = make_app(home, **vars(options_from_args(_args(demo=True, start=True))))
     async with app.run_test() as pilot:
         await settle(pilot, lambda: app.started_with is not None)

@@ -17,7 +17,7 @@ from textual.widgets import Input
 
 from fwtui.app import AppOptions, FwtuiApp
 from tests.conftest import synthetic_texts, write_fineweb_parquet
-from trainer.hardware import GpuSummary
+from trainer.observe.hardware import GpuSummary
 
 RTX_4070 = GpuSummary("NVIDIA GeForce RTX 4070", 12282 * 1024 * 1024)
 

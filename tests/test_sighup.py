@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import synthetic_texts, write_fineweb_parquet
-from trainer.runlog import read_events
+from trainer.observe.runlog import read_events
 
 TMUX = shutil.which("tmux")
 WAIT_SECONDS = 120.0

@@ -9,9 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-import trainer.tokenizer as tokenizer
+import trainer.data.tokenizer as tokenizer
 from trainer.errors import TokenizerError
-from trainer.tokenizer import EOT, R50K_SHA256, SHIPPED_FILE, encode_document, get_encoding, tokenizer_info
+from trainer.data.tokenizer import EOT, R50K_SHA256, SHIPPED_FILE, encode_document, get_encoding, tokenizer_info
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from tests.conftest import synthetic_texts, write_fineweb_parquet
-from trainer import events as ev
-from trainer.checkpoint import NANOGPT_KEYS
-from trainer.controls import Controls
+from trainer.observe import events as ev
+from trainer.train.checkpoint import NANOGPT_KEYS
+from trainer.train.controls import Controls
 from trainer.errors import ConfigError
-from trainer.model import GPT, ModelArgs
-from trainer.run import RunRequest, run_training
-from trainer.runlog import read_events
+from trainer.model.gpt import GPT, ModelArgs
+from trainer.runs.launch import RunRequest, run_training
+from trainer.observe.runlog import read_events
 
 # cpu-tiny's model (2 layers, 2 heads, 64 wide, the full GPT-2 vocabulary) on shorter, smaller batches so
 # the 40 steps fit in the suite's budget on two shared cores; the synthetic corpus has ~35 words.

@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer import events as ev  # noqa: E402
+from trainer.observe import events as ev  # noqa: E402
 from trainer.config import RunConfig  # noqa: E402
-from trainer.controls import Controls  # noqa: E402
-from trainer.dataset import open_prepared  # noqa: E402
-from trainer.loop import Trainer  # noqa: E402
+from trainer.train.controls import Controls  # noqa: E402
+from trainer.data.dataset import open_prepared  # noqa: E402
+from trainer.train.loop import Trainer  # noqa: E402
 
 
 def tiny(**changes) -> RunConfig:

@@ -152,7 +152,7 @@ class RunConfig:
         if self.min_lr > self.learning_rate:
             raise bad("min_lr", f"must not exceed learning_rate ({self.learning_rate})")
         # A warm-up as long as the run, or lr_decay_iters <= warmup_iters, is no error: lr_at is defined for
-        # both (nanoGPT runs them); trainer.schedule.schedule_warnings says what such a schedule does.
+        # both (nanoGPT runs them); trainer.train.schedule.schedule_warnings says what such a schedule does.
         if not (0.0 <= self.dropout < 1.0) or not math.isfinite(self.dropout):
             raise bad("dropout", "must be at least 0 and below 1")
         if not math.isfinite(self.weight_decay) or self.weight_decay < 0:

@@ -35,7 +35,7 @@ def options_from_args(args: argparse.Namespace):
         _check_resumable(out, demo=demo, start=start)
     saved = Path(out) / "config.toml" if resume and out else None
     if saved is not None and saved.is_file() and not preset:
-        from trainer.resume import read_run_config
+        from trainer.train.resume import read_run_config
 
         # --set checked against what the run trained with, as the resume will apply it (only what is set)
         apply_overrides(read_run_config(out)[0], overrides, follow=False)
@@ -65,7 +65,7 @@ def _check_resumable(out: str | None, *, demo: bool, start: bool) -> None:
     """`--resume` on the app: one line when RUN cannot be continued (no RUN, running, no or damaged checkpoint)."""
     from fwtui.widgets.run_list import checkpoint_problem
     from trainer.errors import ConfigError
-    from trainer.runs import is_running
+    from trainer.runs.listing import is_running
 
     if not out:
         raise ConfigError("--resume needs --out RUN: the run directory to continue (`fwtui runs` lists them)")

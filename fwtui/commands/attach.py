@@ -1,7 +1,7 @@
 """`fwtui attach RUN`: the dashboard of a run started elsewhere, live or finished, from RUN/events.jsonl.
 
 The events already in the log are replayed first, then new lines are read four times a second. Keys reach
-the trainer through the control channel (RUN/control/, trainer.control_channel); what it does comes back
+the trainer through the control channel (RUN/control/, trainer.runs.control_channel); what it does comes back
 through events.jsonl, so a sample asked for here shows in every viewer. `q` detaches; the run goes on.
 """
 
@@ -15,8 +15,8 @@ from textual.app import App
 
 from fwtui.screens.dashboard import DashboardScreen
 from trainer.errors import FwtuiError
-from trainer.events import Event
-from trainer.runlog import EVENTS_FILE, EventLogFollower
+from trainer.observe.events import Event
+from trainer.observe.runlog import EVENTS_FILE, EventLogFollower
 
 POLL_SECONDS = 0.25
 """How often the log is read for new lines: a quarter second feels live and costs one stat and read."""
@@ -74,7 +74,7 @@ def events_path(run: str | Path) -> Path:
 
 
 def build_attach_app(run: str | Path, **options: Any) -> ViewerApp:
-    from trainer.control_channel import ControlClient
+    from trainer.runs.control_channel import ControlClient
 
     log = events_path(run)
     run_dir = log.parent

@@ -1,7 +1,7 @@
-"""`fwtui plan`: parameters, tokens, epochs, FLOPs, time, memory and energy before a run (trainer.plan).
+"""`fwtui plan`: parameters, tokens, epochs, FLOPs, time, memory and energy before a run (trainer.plan.planner).
 
 `--json` prints the plan as one JSON object; `--probe` finds the largest micro-batch by real steps on the
-GPU (trainer.batch_finder) and `--save-preset NAME` keeps the result as a user preset; `--measure-peak`
+GPU (trainer.plan.batch_finder) and `--save-preset NAME` keeps the result as a user preset; `--measure-peak`
 measures the card's bf16 matmul peak for a card not in the table.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from fwtui.format import duration
 from trainer.config import RunConfig, apply_overrides, load_preset
 from trainer.errors import ConfigError
-from trainer.formulas import format_count
+from trainer.model.formulas import format_count
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
@@ -29,7 +29,7 @@ def dataset_size(spec: str | None, text_column: str) -> tuple[int | None, bool, 
     """(training tokens or None, exact, where the figure came from) for --data."""
     if not spec:
         return None, False, "unknown: no --data given"
-    from trainer.dataset import is_prepared_dir, open_prepared
+    from trainer.data.dataset import is_prepared_dir, open_prepared
 
     path = Path(spec).expanduser()
     if is_prepared_dir(path):
@@ -38,9 +38,9 @@ def dataset_size(spec: str | None, text_column: str) -> tuple[int | None, bool, 
     if not path.exists() and not glob.glob(str(path)):
         raise ConfigError(f"--data {spec}: no such file, directory or glob match")
     try:
-        from trainer.ingest import count_tokens
+        from trainer.data.ingest import count_tokens
     except ImportError:
-        return None, False, "unknown: counting parquet tokens needs trainer.ingest (not installed here)"
+        return None, False, "unknown: counting parquet tokens needs trainer.data.ingest (not installed here)"
     count = count_tokens([spec], text_column=text_column)
     # What prepare writes (one <|endoftext|> per document more); the validation share (0.05%) is included.
     return count.prepared_tokens, count.exact, f"{count.how}; + 1 end-of-text token a document"
@@ -48,7 +48,7 @@ def dataset_size(spec: str | None, text_column: str) -> tuple[int | None, bool, 
 
 def detect(config: RunConfig, args: argparse.Namespace):
     """The device this machine would run on, with a measured peak when asked for."""
-    from trainer.hardware import detect_device, measure_matmul_peak
+    from trainer.observe.hardware import detect_device, measure_matmul_peak
 
     device = detect_device(config.device, args.peak_tflops)
     peak, source = device.peak_flops, device.peak_source
@@ -117,7 +117,7 @@ def render(plan, config: RunConfig, data_how: str, device_label: str) -> None:
 
 def probe(config: RunConfig, device, args: argparse.Namespace) -> RunConfig:
     """Find the largest micro-batch by real steps; returns the config with it (saved when asked)."""
-    from trainer.batch_finder import find_max_batch, save_user_preset
+    from trainer.plan.batch_finder import find_max_batch, save_user_preset
 
     out = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the one JSON object
 
@@ -141,7 +141,7 @@ def probe(config: RunConfig, device, args: argparse.Namespace) -> RunConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    from trainer.plan import make_plan
+    from trainer.plan.planner import make_plan
 
     config = resolve_config(args)
     if args.save_preset and not args.probe:

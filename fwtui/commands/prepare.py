@@ -8,13 +8,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-from trainer.events import PrepareProgress
+from trainer.observe.events import PrepareProgress
 
 
 def main(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     if args.count:
-        from trainer.ingest import count_tokens
+        from trainer.data.ingest import count_tokens
 
         count = count_tokens(args.paths, text_column=args.text_column)
         label = "exact" if count.exact else "≈ estimate"
@@ -24,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
                       f"{count.prepared_tokens:,} tokens in train.bin + val.bin")
         return 0
 
-    from trainer.ingest import prepare
+    from trainer.data.ingest import prepare
 
     with Progress(TextColumn("tokenizing"), BarColumn(), TaskProgressColumn(),
                   TextColumn("{task.fields[detail]}"), console=console, transient=True,

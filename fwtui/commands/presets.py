@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trainer.config import FIELD_NAMES, RunConfig, all_presets, preset_paths, shipped_preset_dir
-from trainer.formulas import count_params, format_count
+from trainer.model.formulas import count_params, format_count
 
 
 def main(args: argparse.Namespace) -> int:

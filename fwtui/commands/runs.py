@@ -1,7 +1,7 @@
 """`fwtui runs [DIR]`: the runs in DIR (default ./runs), newest first, as one table.
 
-Each row comes from RUN/events.jsonl and RUN/config.toml (trainer.runs.read_run); a run whose log cannot be
-read gets one line saying why instead of a row. The health column gives the number of trainer.health findings
+Each row comes from RUN/events.jsonl and RUN/config.toml (trainer.runs.listing.read_run); a run whose log cannot be
+read gets one line saying why instead of a row. The health column gives the number of trainer.observe.health findings
 and the first (most serious); every finding is printed in full, with its evidence, under the table.
 """
 
@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fwtui import format as fmt
-from trainer.runs import RunInfo, scan_runs
+from trainer.runs.listing import RunInfo, scan_runs
 
 STATUS_STYLE = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red"}
 

@@ -39,11 +39,12 @@ def _check(args: argparse.Namespace) -> None:
 def main(args: argparse.Namespace) -> int:
     _check(args)
     prompt = _prompt_text(args.prompt)
-    from trainer.formulas import format_count
-    from trainer.hardware import detect_device
-    from trainer.precision import PRECISIONS, precision_for
-    from trainer.sampling import checkpoint_path, generate_text, load_model
-    from trainer.tokenizer import get_encoding
+    from trainer.model.formulas import format_count
+    from trainer.observe.hardware import detect_device
+    from trainer.model.precision import PRECISIONS, precision_for
+    from trainer.model.sampling import generate_text
+    from trainer.train.from_checkpoint import checkpoint_path, load_model
+    from trainer.data.tokenizer import get_encoding
 
     path = checkpoint_path(args.run)
     encoding = get_encoding()  # before loading the model: a missing tokenizer fails fast

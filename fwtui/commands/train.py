@@ -2,7 +2,7 @@
 
 Prints a line per log interval; Ctrl-C, SIGTERM or SIGHUP stop at the next step boundary with a
 checkpoint. `--resume` continues RUN with RUN/config.toml's settings and data; `--set` changes only what it
-names (trainer.run.resolve_config), and a changed learning-rate schedule prints a warning line with the
+names (trainer.runs.launch.resolve_config), and a changed learning-rate schedule prints a warning line with the
 rate at the resume iteration before and after. Exit status 0 when the run completed or was stopped; a FwtuiError is one line and status 2
 (printed by fwtui.cli).
 """
@@ -16,10 +16,10 @@ from fwtui.headless import HeadlessPrinter
 
 
 def main(args: argparse.Namespace) -> int:
-    from trainer.controls import Controls
-    from trainer.events import Finished
-    from trainer.run import RunRequest, run_training
-    from trainer.signals import stop_on_signals
+    from trainer.train.controls import Controls
+    from trainer.observe.events import Finished
+    from trainer.runs.launch import RunRequest, run_training
+    from trainer.train.signals import stop_on_signals
 
     printer = HeadlessPrinter()
     outcome: dict[str, str] = {}

@@ -1,6 +1,6 @@
 """`fwtui view LOG [--summary] [--gpu NAME]`: a nanoGPT stdout log or one of our events.jsonl, opened in the
 dashboard read-only, or summarized: the figures our users worked out by hand from their logs, then the run's
-health (trainer.health: each finding with its evidence).
+health (trainer.observe.health: each finding with its evidence).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 
 from fwtui import format as fmt
 from trainer.errors import DataError
-from trainer.events import Event
-from trainer.health import Finding, assess
-from trainer.nanogpt_log import log_to_events, parse_nanogpt_log, read_log_text
-from trainer.run_summary import RunSummary, rescaled_mfu, summarize_events, summarize_nanogpt
-from trainer.runlog import EVENTS_FILE, parse_line
+from trainer.observe.events import Event
+from trainer.observe.health import Finding, assess
+from trainer.runs.nanogpt_log import log_to_events, parse_nanogpt_log, read_log_text
+from trainer.runs.summary import RunSummary, rescaled_mfu, summarize_events, summarize_nanogpt
+from trainer.observe.runlog import EVENTS_FILE, parse_line
 
 
 def is_event_log(text: str) -> bool:

@@ -3,7 +3,7 @@
 `feed(event)` runs on the UI thread for every event (live, or thousands at once from a replayed
 events.jsonl). It only stores the event and appends to bounded histories; the text panels are refreshed once
 per batch of events (a scheduled flush) and the charts from a timer, so a replay stays fast and the trainer
-never waits on the screen. Keys act through `controls` (trainer.controls.Controls or the control-channel
+never waits on the screen. Keys act through `controls` (trainer.train.controls.Controls or the control-channel
 client); controls=None is a read-only replay.
 
 Thin links (issue 5: <= 10 KB/s to the terminal at 120x40) and slow machines (issue 4: the app costs the
@@ -12,7 +12,7 @@ both stretched by fwtui.refresh_budget when the UI thread goes over its CPU budg
 ceilings: numbers every 2 s, charts every 2 s, or 10 s for a CPU run in this process), panels repaint only
 when their text changes, and charts repaint only the lines of the picture that changed. Evals, the first
 points, pauses and the end show at once.
-Run health (trainer.health.assess, through HealthWatch) is assessed every few seconds or on an Eval.
+Run health (trainer.observe.health.assess, through HealthWatch) is assessed every few seconds or on an Eval.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from fwtui.screens.sample_modal import SampleModal
 from fwtui.widgets.charts import HISTORY_POINTS, History, LossChart, ThroughputChart
 from fwtui.widgets.panels import (ErrorPanel, EventLog, HeaderLine, HealthPanel, MemoryPanel, PreparePanel,
                                   SamplePanel, ThroughputPanel, TimePanel, log_line)
-from trainer.events import (Eval, Event, Failed, Finished, PrepareDone, PrepareProgress, RunStarted, Sample,
+from trainer.observe.events import (Eval, Event, Failed, Finished, PrepareDone, PrepareProgress, RunStarted, Sample,
                             StateChanged, Step)
 from fwtui.screens.health_watch import HealthWatch
-from trainer.health import Finding
+from trainer.observe.health import Finding
 
 CHART_REDRAW_SECONDS = 0.5
 """Charts redraw at most twice a second (the timer's period): plotting costs milliseconds, events can come by
@@ -119,7 +119,7 @@ class DashboardScreen(Screen[None]):
     # --- what tests and the app read -------------------------------------------------------------------
     @property
     def health(self) -> list[Finding] | None:
-        """The latest run health findings (trainer.health), most serious first; None before any step."""
+        """The latest run health findings (trainer.observe.health), most serious first; None before any step."""
         return self._health.findings
 
     @property

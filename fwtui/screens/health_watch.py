@@ -1,4 +1,4 @@
-"""Run health for the live dashboard: trainer.health.assess on bounded histories, not too often.
+"""Run health for the live dashboard: trainer.observe.health.assess on bounded histories, not too often.
 
 The screen hands every Step/Eval/end to `note` (cheap: appends to bounded deques) and calls `assess_if_due`
 when it redraws its panels. Assessing reads every kept Step (spike medians), a few milliseconds for
@@ -12,8 +12,8 @@ import math
 import time
 from collections import deque
 
-from trainer.events import Eval, Event, Failed, Finished, RunStarted, Step
-from trainer.health import Finding, assess
+from trainer.observe.events import Eval, Event, Failed, Finished, RunStarted, Step
+from trainer.observe.health import Finding, assess
 
 HEALTH_SECONDS = 5.0
 """Run health is assessed at most this often from Steps alone."""

@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from fwtui import format as fmt
-from trainer.events import Sample
+from trainer.observe.events import Sample
 
 START_OF_TEXT = "\n"
 """What an empty prompt sends: the trainer's default prompt, i.e. generate from the start of a text."""

@@ -2,8 +2,8 @@
 a stopped run from the list of runs with a checkpoint (Enter on it, or `r`).
 
 Everything slow runs in thread workers that post messages back: the GPU query (nvidia-smi), the dataset
-token count (parquet metadata), the plan and the fit marks (trainer.plan), the parquet scan, the demo
-corpus and the runs directory (trainer.runs.scan_runs). Nothing here imports torch, so the screen is up long before a run needs it.
+token count (parquet metadata), the plan and the fit marks (trainer.plan.planner), the parquet scan, the demo
+corpus and the runs directory (trainer.runs.listing.scan_runs). Nothing here imports torch, so the screen is up long before a run needs it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from trainer.config import RunConfig, apply_overrides
 from trainer.errors import FwtuiError
 
 GpuProbe = Callable[[], list[Any]]
-"""Returns the machine's GPUs as objects with .name and .memory_bytes (trainer.hardware.GpuSummary)."""
+"""Returns the machine's GPUs as objects with .name and .memory_bytes (trainer.observe.hardware.GpuSummary)."""
 
 
 @dataclass(frozen=True)
@@ -205,12 +205,12 @@ class SetupScreen(Screen):
                 # What prepare will write: the documents' tokens plus one end-of-text token each (as `fwtui plan`).
                 tokens, exact = counted.prepared_tokens, counted.exact
         try:
-            from trainer.plan import make_plan
+            from trainer.plan.planner import make_plan
         except ImportError:
             if not worker.is_cancelled:
-                self.post_message(self.PlanReady(None, config.name, "the planner (trainer.plan) is not installed"))
+                self.post_message(self.PlanReady(None, config.name, "the planner (trainer.plan.planner) is not installed"))
             return
-        from trainer.hardware import cpu_name, resolve_peak
+        from trainer.observe.hardware import cpu_name, resolve_peak
 
         name = gpu.name if gpu is not None else cpu_name()
         peak = resolve_peak(name, self.peak_tflops)[0] if (gpu is not None or self.peak_tflops) else None
@@ -227,7 +227,7 @@ class SetupScreen(Screen):
     def compute_fits(self, gpu: Any) -> None:
         """The planner's memory estimate of every preset against the card: name -> fits."""
         try:
-            from trainer.plan import make_plan
+            from trainer.plan.planner import make_plan
         except ImportError:
             return  # no planner yet: no marks (the widget never guesses)
         fits: dict[str, bool | None] = {}
@@ -243,7 +243,7 @@ class SetupScreen(Screen):
     @work(thread=True, exclusive=True, group="demo")
     def build_demo(self) -> None:
         try:
-            from trainer.demo import build_demo_corpus
+            from trainer.data.demo import build_demo_corpus
 
             self.post_message(self.DemoReady(str(build_demo_corpus())))
         except (ImportError, FwtuiError, OSError) as err:

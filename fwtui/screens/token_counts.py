@@ -21,7 +21,7 @@ WAIT_POLL_SECONDS = 0.1
 """How often a request waiting on another's count checks whether it was cancelled (a superseded plan)."""
 
 Counter = Callable[[str], Any]
-"""Counts one data path: returns a trainer.token_count.TokenCount, raises on a bad path."""
+"""Counts one data path: returns a trainer.data.token_count.TokenCount, raises on a bad path."""
 
 
 def path_identity(path: str) -> tuple:
@@ -35,9 +35,9 @@ def path_identity(path: str) -> tuple:
 
 
 def count_with_ingest(path: str) -> Any:
-    """trainer.ingest.count_tokens of one path, imported when first needed (pyarrow stays out of the
+    """trainer.data.ingest.count_tokens of one path, imported when first needed (pyarrow stays out of the
     screen's start)."""
-    from trainer.ingest import count_tokens
+    from trainer.data.ingest import count_tokens
 
     return count_tokens([path])
 

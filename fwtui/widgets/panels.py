@@ -15,9 +15,9 @@ from textual.containers import Horizontal
 from textual.widgets import Log, Static
 
 from fwtui import format as fmt
-from trainer.events import (CheckpointSaved, Eval, Failed, Finished, PrepareDone, PrepareProgress, RunStarted,
+from trainer.observe.events import (CheckpointSaved, Eval, Failed, Finished, PrepareDone, PrepareProgress, RunStarted,
                             Sample, StateChanged, Step, Warning)
-from trainer.formulas import format_count
+from trainer.model.formulas import format_count
 
 LOG_LINES = 1000
 """The event log keeps this many lines (a long run logs an eval and a checkpoint every few minutes)."""
@@ -227,7 +227,7 @@ lists them all."""
 
 
 class HealthPanel(Panel):
-    """Run health: the messages of trainer.health.assess's findings (the screen assesses; this only shows).
+    """Run health: the messages of trainer.observe.health.assess's findings (the screen assesses; this only shows).
 
     Each line starts with "health:" so it reads without colour; `-findings` colours it as a warning."""
 

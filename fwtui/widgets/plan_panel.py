@@ -1,4 +1,4 @@
-"""The plan panel: what the chosen run will cost, drawn from trainer.plan's Plan fields.
+"""The plan panel: what the chosen run will cost, drawn from trainer.plan.planner's Plan fields.
 
 It computes nothing: every figure is a Plan field (the planner's named formulas and estimates), formatted.
 Estimates carry "≈", what nobody knows says "unknown".

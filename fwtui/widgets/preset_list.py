@@ -16,7 +16,7 @@ from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from trainer.config import RunConfig
-from trainer.formulas import count_params, format_count
+from trainer.model.formulas import count_params, format_count
 
 FITS, TOO_BIG = "✓", "✗"
 

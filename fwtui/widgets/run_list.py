@@ -1,6 +1,6 @@
 """The setup screen's list of runs to continue: stopped, failed or killed runs with a checkpoint.
 
-Rows come from trainer.runs.scan_runs (what `fwtui runs` lists). A run is offered for continuing when it has
+Rows come from trainer.runs.listing.scan_runs (what `fwtui runs` lists). A run is offered for continuing when it has
 a checkpoint, is not running, and has iterations left; continuing it is `fwtui train --out RUN --resume` in the
 app. A run that is running elsewhere is shown with `fwtui attach RUN`, and a run whose checkpoint files are
 damaged with one line saying so; neither can be continued from here. Finished runs are left out: they have
@@ -23,9 +23,9 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from fwtui.format import duration, loss
-from trainer.runs import RunInfo, is_running, scan_runs
+from trainer.runs.listing import RunInfo, is_running, scan_runs
 
-CKPT_FILE, PREV_FILE = "ckpt.pt", "ckpt.prev.pt"  # trainer.checkpoint's names (that module imports torch)
+CKPT_FILE, PREV_FILE = "ckpt.pt", "ckpt.prev.pt"  # trainer.train.checkpoint's names (that module imports torch)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from trainer.errors import ConfigError
 
 if TYPE_CHECKING:
-    from trainer.hardware import DeviceInfo
+    from trainer.observe.hardware import DeviceInfo
 
 PRECISIONS = ("bfloat16", "float16", "float32")
 TF32_FRACTION_OF_BF16 = 0.5

@@ -17,7 +17,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from trainer.events import Eval, Event, RunStarted, Step
+from trainer.observe.events import Eval, Event, RunStarted, Step
 
 GAP_NATS = 0.10
 PLATEAU_EVALS = 3

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainer.errors import DataError, TokenizerError
-from trainer.parquet_source import check_text_column, open_parquet, resolve_paths, to_texts
+from trainer.data.parquet_source import check_text_column, open_parquet, resolve_paths, to_texts
 
 FALLBACK_BYTES_PER_TOKEN = 3.23
 """Measured on ../shared/data/shakespeare-fineweb.parquet: 5,053,837 UTF-8 bytes / 1,563,594 tokens."""
@@ -101,7 +101,7 @@ def _text_bytes(pf: pq.ParquetFile, path: Path, column: str) -> int:
 
 
 def _bytes_per_token(files: list[tuple[Path, pq.ParquetFile]], column: str, tokenizer_file) -> tuple[float, str]:
-    from trainer.tokenizer import encode_document, get_encoding
+    from trainer.data.tokenizer import encode_document, get_encoding
 
     try:
         encoding = get_encoding(tokenizer_file)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.config import RunConfig
-from trainer.events import RunStarted, Step
-from trainer.runlog import EVENTS_FILE, parse_line, read_events
+from trainer.observe.events import RunStarted, Step
+from trainer.observe.runlog import EVENTS_FILE, parse_line, read_events
 
 WARMUP_ITERS = 10
 """Iterations after a run's start iteration whose timings are skipped (compile and warm-up)."""

@@ -27,8 +27,8 @@ from typing import Any
 
 from trainer.config import FIELD_NAMES, RunConfig, _coerce
 from trainer.errors import ConfigError, DataError
-from trainer.events import CheckpointSaved, Eval, Event, Finished, RunStarted, Step
-from trainer.formulas import count_params, flops_per_token
+from trainer.observe.events import CheckpointSaved, Eval, Event, Finished, RunStarted, Step
+from trainer.model.formulas import count_params, flops_per_token
 
 NANOGPT_PEAK_FLOPS = 312e12
 """The constant in nanoGPT's `estimate_mfu`: an A100's bf16 peak. Every printed MFU is a fraction of it."""

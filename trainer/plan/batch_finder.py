@@ -10,7 +10,6 @@ accumulation that keeps the config's tokens per iteration.
 
 from __future__ import annotations
 
-import gc
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,8 +18,9 @@ from typing import Callable
 
 from trainer.config import RunConfig, config_to_toml, user_preset_dir
 from trainer.errors import ConfigError
-from trainer.memory import accumulation_for
-from trainer.precision import autocast_for, precision_for
+from trainer.plan.memory import accumulation_for
+from trainer.model.precision import autocast_for, precision_for
+from trainer.train.oom import free_device_memory, is_out_of_memory
 
 SAFETY_MARGIN = 0.10
 
@@ -47,34 +47,10 @@ class BatchSearch:
                               gradient_accumulation_steps=self.gradient_accumulation_steps)
 
 
-def is_out_of_memory(err: BaseException) -> bool:
-    """torch.cuda.OutOfMemoryError, or a RuntimeError saying "out of memory" (older torch, cuBLAS, compile)."""
-    try:
-        import torch
-
-        if isinstance(err, torch.cuda.OutOfMemoryError):
-            return True
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
-
-
-def free_device_memory() -> None:
-    """Drop what a failed step left behind and hand the cached blocks back, so the next try starts clean."""
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:  # pragma: no cover
-        pass
-
-
 def step_precision(config: RunConfig, device: str) -> str:
     """The precision the training loop would run `config` in on `device` (the same decision:
-    trainer.precision.precision_for on the detected device), so the search measures that run's memory."""
-    from trainer.hardware import detect_device
+    trainer.model.precision.precision_for on the detected device), so the search measures that run's memory."""
+    from trainer.observe.hardware import detect_device
 
     return precision_for(config.dtype, detect_device(device))
 
@@ -86,7 +62,7 @@ def make_try_step(config: RunConfig, device: str = "cuda", compiled: bool | None
     """
     import torch
 
-    from trainer.model import GPT, ModelArgs
+    from trainer.model.gpt import GPT, ModelArgs
 
     model = GPT(ModelArgs.from_dict(config.model_args())).to(device)
     optimizer = torch.optim.AdamW(model.optimizer_groups(config.weight_decay), lr=config.learning_rate,

@@ -27,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trainer.config import RunConfig
-from trainer.formulas import count_params
-from trainer.precision import bytes_per_activation, resolve_precision
+from trainer.model.formulas import count_params
+from trainer.model.precision import bytes_per_activation, resolve_precision
 
 BYTES_PER_PARAM_WEIGHTS = 4  # fp32 master weights
 BYTES_PER_PARAM_GRADS = 4  # fp32 gradients
@@ -53,7 +53,7 @@ class MemoryEstimate:
     """Bytes per term, in the order above; the terms sum to total_bytes."""
     precision: str
     """"bfloat16", "float16" or "float32": the precision the training loop would run in
-    (trainer.precision.resolve_precision, the loop's own decision)."""
+    (trainer.model.precision.resolve_precision, the loop's own decision)."""
     flash_attention: bool
     compiled: bool
 

@@ -16,16 +16,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer import events as ev
-from trainer.checkpoint import CKPT_FILE, remove_orphan_temps
+from trainer.observe import events as ev
+from trainer.train.checkpoint import CKPT_FILE, remove_orphan_temps
 from trainer.config import RunConfig, apply_overrides, config_to_toml, load_preset
-from trainer.controls import Controls
+from trainer.train.controls import Controls
 from trainer.errors import ConfigError, DataError, FwtuiError
-from trainer.loop import Trainer
-from trainer.resume import CONFIG_FILE, DATA_KEY, read_run_config
-from trainer.runlog import EventLogWriter
-from trainer.runs import RunLock
-from trainer.schedule import schedule_warnings
+from trainer.train.loop import Trainer
+from trainer.train.resume import CONFIG_FILE, DATA_KEY, read_run_config
+from trainer.observe.runlog import EventLogWriter
+from trainer.runs.listing import RunLock
+from trainer.train.schedule import schedule_warnings
 
 
 
@@ -105,7 +105,7 @@ def write_config(run_dir: Path, config: RunConfig, data_dir: str | Path | None =
 
 def resolve_run_data(spec: str | Path | None, config: RunConfig, sink: ev.EventSink, run_dir: Path):
     """The prepared dataset: prepares parquet through the cache (PrepareProgress events), then PrepareDone."""
-    from trainer.ingest import resolve_data
+    from trainer.data.ingest import resolve_data
 
     if spec is None:  # --resume without --data: the run's own prepared directory
         spec = _data_dir_of_run(run_dir)
@@ -198,7 +198,7 @@ def _config_written_at_start(run_dir: Path, config: RunConfig, data_dir: str | P
 
 def _open_control_channel(run_dir: Path, controls: Controls, out: ev.EventSink):
     """RUN/control/: `fwtui attach` and `fwtui serve` steer this run through it (stop, sample, ...)."""
-    from trainer.control_channel import ControlChannelServer
+    from trainer.runs.control_channel import ControlChannelServer
 
     try:
         return ControlChannelServer(run_dir, controls,

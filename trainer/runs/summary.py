@@ -1,7 +1,7 @@
 """What our users computed by hand from a finished log: iterations, time per iteration, the time lost to
 evaluation and checkpoint iterations, final losses and average MFU (`fwtui view LOG --summary`).
 
-Two sources: a nanoGPT stdout log (trainer.nanogpt_log) and one of our events.jsonl. The first logged
+Two sources: a nanoGPT stdout log (trainer.runs.nanogpt_log) and one of our events.jsonl. The first logged
 iteration is left out of the averages: it carries torch.compile and warm-up, not the steady rate.
 """
 
@@ -11,9 +11,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from trainer.errors import ConfigError
-from trainer.events import CheckpointSaved, Eval, Event, Finished, RunStarted, Step
-from trainer.hardware import PEAK_TABLE, card_spec
-from trainer.nanogpt_log import NANOGPT_PEAK_FLOPS, NanoGPTLog, covered_seconds, iteration_gaps, \
+from trainer.observe.events import CheckpointSaved, Eval, Event, Finished, RunStarted, Step
+from trainer.observe.hardware import PEAK_TABLE, card_spec
+from trainer.runs.nanogpt_log import NANOGPT_PEAK_FLOPS, NanoGPTLog, covered_seconds, iteration_gaps, \
     typical_iter_seconds
 
 

@@ -1,105 +1,24 @@
-"""Text from a model: on the live model between training steps, or from a checkpoint (ours or nanoGPT's).
+"""A model from a checkpoint: a run directory or a ckpt.pt file, fwtui's or nanoGPT's, for `fwtui sample`.
 
-Sampling during a run must not change the run: it uses the uncompiled module in eval mode without
-gradients, draws its random numbers from its own `torch.Generator` (the global torch, numpy and
-Python RNG states are left untouched, so the losses that follow are identical with or without a
-sample), and puts the module back in the mode it was in.
-
-It decodes with a KV cache (trainer.model.KVCache) in the run's precision (trainer.precision). On a CPU
-it runs on one intra-op thread and gives the thread count back after: a decode step is ~60 small ops,
-and an OpenMP team of two on a busy machine (training's worker, the UI, other processes) waits for a
-descheduled worker at each of them; on the 2-core VM 100 tokens took 12.6 s on two threads, 0.44 s on one
-(bench/sample.py measures it).
+nanoGPT's checkpoints load as they are: `_orig_mod.` prefixes (a compiled model's) are stripped, the causal-mask
+buffers very old nanoGPT versions saved are dropped, and a tied head may be stored under either name. The file is
+read by trainer.train.checkpoint.load_checkpoint (weights_only=True; a corrupt ckpt.pt falls back to ckpt.prev.pt).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from trainer.checkpoint import CKPT_FILE, PREV_FILE, load_checkpoint
-from trainer.errors import CheckpointError, ConfigError
-from trainer.model import GPT, ModelArgs, strip_compile_prefix
-from trainer.precision import autocast_for, resolve_precision
+from trainer.errors import CheckpointError
+from trainer.model.gpt import GPT, ModelArgs, strip_compile_prefix
+from trainer.train.checkpoint import CKPT_FILE, PREV_FILE, load_checkpoint
 
-EOT = 50256  # GPT-2's <|endoftext|>: documents end with it, so a sample stops there
 # Buffers very old nanoGPT versions saved in the state dict (the causal mask); ours builds no mask.
 _OLD_BUFFER_SUFFIXES = (".attn.bias", ".attn.masked_bias")
 _REQUIRED_MODEL_ARGS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size")
-
-
-def generate_text(
-    model: torch.nn.Module,
-    encoding,
-    prompt: str,
-    max_new_tokens: int = 200,
-    temperature: float = 0.8,
-    top_k: int | None = 200,
-    seed: int | None = None,
-    device: str | torch.device | None = None,
-    precision: str | None = None,
-    kv_cache: bool = True,
-) -> str:
-    """Continue `prompt` by up to `max_new_tokens` tokens and return the continuation only (decoded).
-
-    `encoding` is a tiktoken Encoding (GPT-2 BPE). An empty prompt starts from <|endoftext|>. The text
-    stops before the first generated <|endoftext|>. `top_k` None or <= 0 samples from the whole
-    vocabulary; temperature 0 is greedy. `device` defaults to the device of the model's parameters.
-    `precision` is the run's ("bfloat16", "float16", "float32"; the trainer passes its own); None
-    resolves dtype "auto" for the device, as a run with the default dtype would.
-    """
-    if max_new_tokens < 0:
-        raise ConfigError(f"max_new_tokens = {max_new_tokens}: must be 0 or more")
-    if temperature < 0:
-        raise ConfigError(f"temperature = {temperature}: must be 0 (greedy) or more, e.g. 0.8")
-    module = getattr(model, "_orig_mod", model)  # a torch.compile wrapper: sample on the eager module
-    if device is None:
-        device = next(module.parameters()).device
-    device = torch.device(device)
-    ids = encoding.encode_ordinary(prompt) if prompt else []
-    if not ids:
-        ids = [EOT]
-    idx = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
-
-    # Our own generator: torch.multinomial draws from it, never from the global RNG.
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1)
-
-    if precision is None:
-        on_cuda = device.type == "cuda"
-        precision = resolve_precision("auto", on_cuda=on_cuda,
-                                      bf16_supported=on_cuda and torch.cuda.is_bf16_supported())
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad(), autocast_for(precision, device.type), _one_thread_on_cpu(device):
-            out = module.generate(idx, max_new_tokens, temperature=temperature,
-                                  top_k=top_k if top_k and top_k > 0 else None, generator=generator,
-                                  kv_cache=kv_cache)
-    finally:
-        module.train(was_training)
-    new = out[0, len(ids):].tolist()
-    if EOT in new:
-        new = new[: new.index(EOT)]
-    return encoding.decode(new)
-
-
-@contextlib.contextmanager
-def _one_thread_on_cpu(device: torch.device):
-    """torch's intra-op threads set to 1 on a CPU while sampling, and set back after (see the docstring)."""
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def checkpoint_path(path_or_run_dir: str | Path) -> Path:
@@ -178,7 +97,7 @@ def load_model(
     """(model in eval mode on `device`, the checkpoint dict) from a run directory or a ckpt.pt file.
 
     Accepts our checkpoints and nanoGPT's (`_orig_mod.` prefixes stripped, old mask buffers dropped).
-    Read by trainer.checkpoint.load_checkpoint (weights_only=True; a corrupt ckpt.pt falls back to
+    Read by trainer.train.checkpoint.load_checkpoint (weights_only=True; a corrupt ckpt.pt falls back to
     ckpt.prev.pt, reported through `on_warning`).
     """
     path = checkpoint_path(path_or_run_dir)

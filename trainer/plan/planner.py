@@ -1,16 +1,16 @@
 """The plan before a run: parameters, tokens, epochs, FLOPs, time, memory, energy, and what looks wrong.
 
 Every figure comes from a named formula or a measurement, and says so:
-- parameters: trainer.formulas.count_params (exact for nanoGPT's GPT);
+- parameters: trainer.model.formulas.count_params (exact for nanoGPT's GPT);
 - training FLOPs: flops_per_token (6·N + 12·L·H·Q·T, REFERENCE.md section 4) × tokens/iter × max_iters;
 - evaluation FLOPs: the forward third of that per token, (6·N + 12·L·H·Q·T) / 3 = 2·N + 4·L·H·Q·T, over
   2 splits × eval_iters × batch_size × block_size tokens, at iteration 0 and every eval_interval
   (max_iters // eval_interval + 1 evaluations, as nanoGPT);
-- time: FLOPs ÷ (peak × expected MFU), the peak of the precision the run will use (trainer.precision:
+- time: FLOPs ÷ (peak × expected MFU), the peak of the precision the run will use (trainer.model.precision:
   TF32, half the bf16 peak, for fp32 on CUDA), the MFU from this machine's earlier runs of the same model
-  and batch shape when there are any (trainer.plan_history), else the default for the device class below;
+  and batch shape when there are any (trainer.plan.history), else the default for the device class below;
   checkpoints add their bytes (fp32 weights 4·N + AdamW moments 8·N) at an assumed 1 GB/s disk;
-- memory: trainer.memory.estimate_memory;
+- memory: trainer.plan.memory.estimate_memory;
 - energy: the card's typical board power × time.
 """
 
@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import RunConfig
-from trainer.formulas import count_params, flops_per_token, format_count
-from trainer.hardware import card_spec, resolve_peak
-from trainer.memory import accumulation_for, estimate_memory, largest_fitting_batch
-from trainer.plan_history import earlier_runs
-from trainer.precision import peak_for_precision, resolve_precision
+from trainer.model.formulas import count_params, flops_per_token, format_count
+from trainer.observe.hardware import card_spec, resolve_peak
+from trainer.plan.memory import accumulation_for, estimate_memory, largest_fitting_batch
+from trainer.plan.history import earlier_runs
+from trainer.model.precision import peak_for_precision, resolve_precision
 
 # Expected MFU when no earlier run measured one. Datacenter cards: nanoGPT's GPT-2 124M reaches 37% on an
 # A100 and ≈ 33% true MFU on an H100 with torch.compile (REFERENCE.md section 4): 0.35. Other cards
@@ -170,7 +170,7 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
 
     peak_flops None with a device in the peak table uses the table's figure; peak_source labels a
     measured or user-given peak ("measured bf16 matmul", "--peak-tflops 120"). Either is the bf16 peak:
-    the plan holds the run to the peak of the precision it will run in (trainer.precision), as the loop
+    the plan holds the run to the peak of the precision it will run in (trainer.model.precision), as the loop
     does. bf16_supported: whether the CUDA card runs bf16 (dtype "auto" is fp16 on one that does not).
     """
     count = count_params(config)
@@ -178,7 +178,7 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
     notes: list[str] = []
     on_cuda = _on_cuda(config, device_name)
     compiled = config.compile if config.compile is not None else on_cuda
-    # The loop's own decision (trainer.precision), so plan, memory and run agree on what runs.
+    # The loop's own decision (trainer.model.precision), so plan, memory and run agree on what runs.
     precision = resolve_precision(config.dtype, on_cuda=on_cuda, bf16_supported=bf16_supported,
                                   device_name=device_name or "this GPU")
 
@@ -262,7 +262,7 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
                             f"of the device's {gb_have:.1f} GB: close to the limit; the estimate can be "
                             "off by 15%")
     notes.append(f"memory: {memory.precision}, flash attention {'on' if memory.flash_attention else 'off'}, "
-                 f"torch.compile {'on' if memory.compiled else 'off'} (trainer.memory)")
+                 f"torch.compile {'on' if memory.compiled else 'off'} (trainer.plan.memory)")
 
     # energy
     spec = card_spec(device_name) if device_name else None

@@ -27,16 +27,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from trainer.dataset import (META_NAME, TOKEN_BYTES, TRAIN_NAME, PreparedData, cache_root, is_prepared_dir,
+from trainer.data.dataset import (META_NAME, TOKEN_BYTES, TRAIN_NAME, PreparedData, cache_root, is_prepared_dir,
                              open_prepared, write_meta)
 from trainer.errors import ConfigError, DataError
-from trainer.events import PrepareProgress
-from trainer.prepared_writer import (JOURNAL_INTERVAL, MAX_VAL_SHARE, MIN_VAL_TOKENS, PreparedWriter, SplitTopUp,
+from trainer.observe.events import PrepareProgress
+from trainer.data.prepared_writer import (JOURNAL_INTERVAL, MAX_VAL_SHARE, MIN_VAL_TOKENS, PreparedWriter, SplitTopUp,
                                      Tally, check_disk)
-from trainer.parquet_source import (Source, TextBatch, check_text_column, column_chunk_bytes, column_text_bytes,
+from trainer.data.parquet_source import (Source, TextBatch, check_text_column, column_chunk_bytes, column_text_bytes,
                                     describe, iter_text_batches, open_parquet, resolve_paths)
-from trainer.token_count import TokenCount, count_tokens  # noqa: F401 - part of this module's API
-from trainer.tokenizer import EOT, encode_document, get_encoding, tokenizer_info
+from trainer.data.token_count import TokenCount, count_tokens  # noqa: F401 - part of this module's API
+from trainer.data.tokenizer import EOT, encode_document, get_encoding, tokenizer_info
 
 CACHE_LAYOUT = 2
 """Bump when the bytes prepare writes for the same inputs change, so old cache entries are not reused

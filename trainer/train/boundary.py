@@ -11,9 +11,9 @@ import time
 
 import torch
 
-from trainer import events as ev
-from trainer.checkpoint import CKPT_FILE, capture_rng_state, save_checkpoint
-from trainer.controls import SampleRequest
+from trainer.observe import events as ev
+from trainer.train.checkpoint import CKPT_FILE, capture_rng_state, save_checkpoint
+from trainer.train.controls import SampleRequest
 from trainer.errors import CheckpointError
 
 
@@ -94,10 +94,10 @@ class BoundaryWork:
     def _sample(self, request: SampleRequest, it: int) -> None:
         t0 = time.perf_counter()
         try:
-            from trainer.sampling import generate_text
+            from trainer.model.sampling import generate_text
 
             if self._encoding is None:
-                from trainer.tokenizer import get_encoding
+                from trainer.data.tokenizer import get_encoding
 
                 self._encoding = get_encoding()  # only now: training never needs the tokenizer
             # On this thread, between steps: training waits for it, so the Sample's `seconds` is the pause.

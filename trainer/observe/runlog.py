@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from trainer.events import SCHEMA_VERSION, Event, event_from_dict
+from trainer.observe.events import SCHEMA_VERSION, Event, event_from_dict
 
 EVENTS_FILE = "events.jsonl"
 HEADER = {"schema": "fwtui.events", "version": SCHEMA_VERSION}

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.dataset import META_NAME, TOKEN_BYTES, TRAIN_NAME, VAL_NAME
+from trainer.data.dataset import META_NAME, TOKEN_BYTES, TRAIN_NAME, VAL_NAME
 from trainer.errors import DataError
-from trainer.tokenizer import EOT
+from trainer.data.tokenizer import EOT
 
 JOURNAL_NAME = "resume.json"
 LOCK_NAME = ".prepare.lock"

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from trainer.controls import Controls
+from trainer.train.controls import Controls
 from trainer.errors import FwtuiError
-from trainer.locks import is_locked
+from trainer.runs.locks import is_locked
 
 CONTROL_DIR = "control"
 SERVER_LOCK = ".server"
@@ -238,7 +238,7 @@ def is_served(run_dir: str | Path) -> bool:
 
 
 class ControlClient:
-    """The request methods of trainer.controls.Controls, delivered to a run in another process.
+    """The request methods of trainer.train.controls.Controls, delivered to a run in another process.
 
     Methods return at once and never raise (a viewer's key must not crash it): when no trainer takes the
     run's commands, or the file cannot be written, `on_error` gets one line and `last_error` keeps it.

@@ -21,21 +21,21 @@ from typing import Callable
 import numpy as np
 import torch
 
-from trainer import events as ev
-from trainer.batch_finder import free_device_memory, is_out_of_memory
-from trainer.boundary import BoundaryWork
-from trainer.batches import EVAL_TRAIN_STREAM, EVAL_VAL_STREAM, TRAIN_STREAM, BatchLoader
-from trainer.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
+from trainer.observe import events as ev
+from trainer.train.oom import free_device_memory, is_out_of_memory
+from trainer.train.boundary import BoundaryWork
+from trainer.data.batches import EVAL_TRAIN_STREAM, EVAL_VAL_STREAM, TRAIN_STREAM, BatchLoader
+from trainer.train.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
 from trainer.config import RunConfig
-from trainer.controls import Controls, Requests
+from trainer.train.controls import Controls, Requests
 from trainer.errors import FwtuiError
-from trainer.formulas import count_params, flops_per_token
-from trainer.hardware import DeviceInfo, detect_device
-from trainer.metrics import EtaEstimator, evals_to_come, memory_stats, mfu
-from trainer.model import GPT, ModelArgs, strip_compile_prefix
-from trainer.precision import autocast_for, peak_for_precision, precision_for
-from trainer.resume import PreparedLike, best_val_loss_of, check_resume, dataset_identity
-from trainer.schedule import describe_schedule_change, lr_at
+from trainer.model.formulas import count_params, flops_per_token
+from trainer.observe.hardware import DeviceInfo, detect_device
+from trainer.observe.metrics import EtaEstimator, evals_to_come, memory_stats, mfu
+from trainer.model.gpt import GPT, ModelArgs, strip_compile_prefix
+from trainer.model.precision import autocast_for, peak_for_precision, precision_for
+from trainer.train.resume import PreparedLike, best_val_loss_of, check_resume, dataset_identity
+from trainer.train.schedule import describe_schedule_change, lr_at
 
 MAX_BAD_STEPS = 5  # non-finite steps in a row before the run stops (its last good checkpoint kept on disk)
 
@@ -72,7 +72,7 @@ class Trainer(BoundaryWork):
     def emit(self, event: ev.Event) -> None:
         """Hand an event to the sink; a failing sink never stops training, and is said once, not hidden.
 
-        trainer.run gives a FanOut, which never raises (it warns the other sinks itself). A sink that raises
+        trainer.runs.launch gives a FanOut, which never raises (it warns the other sinks itself). A sink that raises
         anyway (a wrapper's own work failing after the event went out, a test's sink) gets one Warning
         through the same sink per failure episode: a wrapper passes it on to the faces.
         """
@@ -105,7 +105,7 @@ class Trainer(BoundaryWork):
             torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for any fp32 matmul left outside autocast
             torch.backends.cudnn.allow_tf32 = True
             torch.set_float32_matmul_precision("high")
-        self.precision = precision_for(cfg.dtype, info)  # the one decision (trainer.precision)
+        self.precision = precision_for(cfg.dtype, info)  # the one decision (trainer.model.precision)
         self.autocast = autocast_for(self.precision, info.device)
         self.scaler = torch.amp.GradScaler(info.device.split(":")[0], enabled=self.precision == "float16")
 

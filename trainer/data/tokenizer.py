@@ -1,4 +1,4 @@
-"""The GPT-2 tokenizer: tiktoken's `r50k_base`, from the ranks file shipped in trainer/assets/.
+"""The GPT-2 tokenizer: tiktoken's `r50k_base`, from the ranks file shipped in trainer/data/assets/.
 
 Where the ranks come from, first match wins: the `tokenizer_file` argument, then `$FWTUI_TOKENIZER_FILE`
 (the CLI copies `--tokenizer-file` there), then the copy shipped with the package (SHIPPED_FILE). Nothing is
@@ -28,7 +28,7 @@ R50K_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 """The hash tiktoken itself expects of r50k_base.tiktoken (tiktoken_ext/openai_public.py)."""
 ENV_VAR = "FWTUI_TOKENIZER_FILE"
 SHIPPED_FILE = Path(__file__).resolve().parent / "assets" / "r50k_base.tiktoken"
-"""835,554 bytes, with its licences beside it (trainer/assets/LICENSE)."""
+"""835,554 bytes, with its licences beside it (trainer/data/assets/LICENSE)."""
 
 FIX_HINT = (f"pass --tokenizer-file PATH/r50k_base.tiktoken (or set {ENV_VAR}) to a genuine copy, or unset "
             f"{ENV_VAR} to use the one shipped with fwtui")

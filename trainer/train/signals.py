@@ -12,7 +12,7 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from trainer.controls import Controls
+from trainer.train.controls import Controls
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 

@@ -73,7 +73,7 @@ class RunStarted(Event):
     """"NVIDIA GeForce RTX 4070", or the CPU's model name."""
     device_memory_bytes: int | None
     peak_flops: float | None
-    """The peak dense FLOP/s of the precision that runs (trainer.precision.peak_for_precision: the card's bf16
+    """The peak dense FLOP/s of the precision that runs (trainer.model.precision.peak_for_precision: the card's bf16
     figure for bf16/fp16, half of it for fp32 on CUDA, which runs in TF32), or None when unknown (then MFU is
     unknown)."""
     peak_flops_source: str

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.errors import FwtuiError
-from trainer.events import SCHEMA_VERSION, CheckpointSaved, Eval, Event, Failed, Finished, RunStarted, Step
-from trainer.health import Finding, assess
-from trainer.locks import is_locked
-from trainer.runlog import EVENTS_FILE, parse_line
+from trainer.observe.events import SCHEMA_VERSION, CheckpointSaved, Eval, Event, Failed, Finished, RunStarted, Step
+from trainer.observe.health import Finding, assess
+from trainer.runs.locks import is_locked
+from trainer.observe.runlog import EVENTS_FILE, parse_line
 
 LOCK_FILE = ".lock"
 CONFIG_FILE = "config.toml"
@@ -118,7 +118,7 @@ class RunInfo:
     problem: str = ""
     """For "unreadable", why; for a run that ended without an end event, a note."""
     health: tuple[Finding, ...] | None = None
-    """trainer.health.assess's findings (most serious first); () when all is well, None before any step or
+    """trainer.observe.health.assess's findings (most serious first); () when all is well, None before any step or
     eval. A log past FULL_READ_BYTES is judged on its first RunStarted and its last TAIL_BYTES."""
     checkpoint_iter: int | None = None
     """The iteration of the last checkpoint the log reports saved (where a resume continues), or None."""

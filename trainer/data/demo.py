@@ -33,7 +33,7 @@ CHILD_TIMEOUT_S = 300
 
 
 def default_path() -> Path:
-    from trainer.dataset import cache_root
+    from trainer.data.dataset import cache_root
 
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     return cache_root() / "demo" / f"python-{version}-stdlib-docstrings.parquet"
@@ -49,7 +49,7 @@ def build_demo_corpus(path: Path | None = None) -> Path:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
     try:
-        done = subprocess.run([sys.executable, "-c", "import sys; from trainer.demo import write_corpus; "
+        done = subprocess.run([sys.executable, "-c", "import sys; from trainer.data.demo import write_corpus; "
                                "write_corpus(sys.argv[1])", str(tmp)], stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT_S)
         if done.returncode != 0 or not tmp.is_file():
@@ -132,7 +132,7 @@ def write_corpus(path: str | Path) -> None:
     docs = documents()
     texts = [text for _, text in docs]
     try:
-        from trainer.tokenizer import get_encoding
+        from trainer.data.tokenizer import get_encoding
 
         encoding = get_encoding()
         counts = [len(encoding.encode_ordinary(text)) for text in texts]

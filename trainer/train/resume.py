@@ -39,7 +39,7 @@ def read_run_config(run_dir: str | Path) -> tuple[RunConfig, str | None]:
 
 
 class PreparedLike(Protocol):
-    """What the trainer needs of trainer.dataset.PreparedData."""
+    """What the trainer needs of trainer.data.dataset.PreparedData."""
 
     dir: Path
     train_tokens: int
@@ -69,7 +69,7 @@ def dataset_identity(data: PreparedLike) -> dict[str, Any]:
     """Token counts, tokenizer and a content hash of train.bin's ends (plain values for the checkpoint)."""
     meta = data.meta or {}
     tokenizer = meta.get("tokenizer", "r50k_base")
-    if isinstance(tokenizer, dict):  # trainer.ingest writes {"name", "sha256", "eot"}
+    if isinstance(tokenizer, dict):  # trainer.data.ingest writes {"name", "sha256", "eot"}
         tokenizer = f"{tokenizer.get('name', '?')}:{str(tokenizer.get('sha256', ''))[:16]}"
     return {
         "dir": str(data.dir),
