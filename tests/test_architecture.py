@@ -2,8 +2,9 @@
 
 - The engine (trainer/) never imports a UI library or the faces: textual, textual_plotext, plotext, rich, fwtui.
 - Each room of the engine imports only the rooms below it (docs/ARCHITECTURE.md):
-  observe < data < model < train < plan < runs, with config.py, errors.py and nanogpt_config.py at the top
-  of trainer/, which every room may import and which import only each other.
+  observe < data < model < train < plan < runs, with the modules at the top of trainer/ (config.py,
+  errors.py, nanogpt_config.py and what they need), which every room may import and which import only each
+  other.
 - No source file under trainer/, fwtui/, tests/ or bench/ is over 400 lines.
 
 Every import counts, also those inside a function or under `if TYPE_CHECKING:`: a lazy import is still a
@@ -23,7 +24,8 @@ TRAINER = ROOT / "trainer"
 # Bottom to top. A room may import a room with a lower rank, and itself.
 ROOMS = ("observe", "data", "model", "train", "plan", "runs")
 RANK = {room: rank for rank, room in enumerate(ROOMS, start=1)}
-TOP_LEVEL = ("config", "errors", "nanogpt_config")  # trainer/<name>.py: rank 0, importable by every room
+# trainer/<name>.py: rank 0, importable by every room; these at least (the rest is found on disk).
+TOP_LEVEL = ("config", "errors", "nanogpt_config")
 FORBIDDEN = ("textual", "textual_plotext", "plotext", "rich", "fwtui")
 MAX_LINES = 400
 SOURCE_SUFFIXES = (".py", ".sh", ".tcss")
@@ -68,7 +70,7 @@ def room_of(module: str) -> str | None:
     parts = module.split(".")
     if parts[0] != "trainer":
         return None
-    if len(parts) == 1 or parts[1] in TOP_LEVEL or parts[1] == "__init__":
+    if len(parts) == 1 or (TRAINER / f"{parts[1]}.py").exists():
         return ""
     return parts[1]
 
@@ -81,8 +83,8 @@ def test_every_engine_package_is_a_known_room():
     """A new subpackage of trainer/ must take its place in the layering (here and in docs/ARCHITECTURE.md)."""
     packages = sorted(p.name for p in TRAINER.iterdir() if p.is_dir() and (p / "__init__.py").exists())
     assert packages == sorted(ROOMS)
-    top = sorted(p.stem for p in TRAINER.glob("*.py") if p.name != "__init__.py")
-    assert top == sorted(TOP_LEVEL)
+    top = {p.stem for p in TRAINER.glob("*.py")}
+    assert set(TOP_LEVEL) <= top
 
 
 def test_the_engine_imports_no_ui_library():
