@@ -19,7 +19,8 @@ backward pass, when every saved activation and the logits are still alive. The t
 
 `allocator_bytes` is the figure to compare with `torch.cuda.max_memory_reserved()`; `total_bytes` (with
 the context) is the one to compare with the card. The constants are first estimates from the formulas:
-bench/calibrate.py measures them on a GPU.
+bench/calibrate.py measures them on a GPU. The per-parameter terms come from the config's ModelFigures
+(trainer.model.formulas), which a caller that has them hands in, so nothing here recounts the parameters.
 """
 
 from __future__ import annotations
@@ -27,13 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trainer.config import RunConfig
-from trainer.model.formulas import count_params
+# The per-parameter byte counts live with the figures they make (trainer.model.formulas); named here too.
+from trainer.model.formulas import (BYTES_PER_PARAM_ADAMW, BYTES_PER_PARAM_AUTOCAST_COPY,  # noqa: F401
+                                    BYTES_PER_PARAM_GRADS, BYTES_PER_PARAM_WEIGHTS, ModelFigures, figures_for)
 from trainer.model.precision import bytes_per_activation, resolve_precision
 
-BYTES_PER_PARAM_WEIGHTS = 4  # fp32 master weights
-BYTES_PER_PARAM_GRADS = 4  # fp32 gradients
-BYTES_PER_PARAM_ADAMW = 8  # exp_avg + exp_avg_sq, fp32
-BYTES_PER_PARAM_AUTOCAST_COPY = 2  # bf16/fp16 weight copies kept for backward under autocast
 ACTIVATION_BYTES_PER_SBH = 34  # per layer, 16-bit, flash attention (Korthikanti et al. 2022)
 ATTENTION_SCORE_BYTES_PER_ASSB = 5  # per layer without flash attention: scores, softmax, mask
 LOGIT_BYTES_EAGER_16BIT = 14  # bf16 logits 2 + fp32 log-softmax 4 + fp32 gradients 4 + 4
@@ -59,12 +58,14 @@ class MemoryEstimate:
 
 
 def estimate_memory(config: RunConfig, *, batch_size: int | None = None, on_cuda: bool = True,
-                    compiled: bool | None = None, bf16_supported: bool = True) -> MemoryEstimate:
+                    compiled: bool | None = None, bf16_supported: bool = True,
+                    figures: ModelFigures | None = None) -> MemoryEstimate:
     """Peak training memory for `config` at micro-batch `batch_size` (default the config's).
 
     on_cuda: the run is on a CUDA device (flash attention in 16-bit, a CUDA context); compiled defaults
     to the config's `compile`, which is on for CUDA and off elsewhere when left to "auto".
     bf16_supported: whether the card runs bf16 (dtype "auto" is fp16 on one that does not, as in the loop).
+    figures: `figures_for(config)` when the caller has it (computed here otherwise).
     """
     b = config.batch_size if batch_size is None else batch_size
     s, h, a, v = config.block_size, config.n_embd, config.n_head, config.vocab_size
@@ -74,7 +75,8 @@ def estimate_memory(config: RunConfig, *, batch_size: int | None = None, on_cuda
     flash = on_cuda and half
     if compiled is None:
         compiled = config.compile if config.compile is not None else on_cuda
-    n = count_params(config).total
+    if figures is None:
+        figures = figures_for(config)
 
     per_layer = ACTIVATION_BYTES_PER_SBH * s * b * h
     if not flash:
@@ -87,10 +89,10 @@ def estimate_memory(config: RunConfig, *, batch_size: int | None = None, on_cuda
         logit_bytes = LOGIT_BYTES_FP32
 
     breakdown = {
-        "weights": BYTES_PER_PARAM_WEIGHTS * n,
-        "gradients": BYTES_PER_PARAM_GRADS * n,
-        "optimizer": BYTES_PER_PARAM_ADAMW * n,
-        "autocast_weights": BYTES_PER_PARAM_AUTOCAST_COPY * n if half else 0,
+        "weights": figures.weight_bytes,
+        "gradients": figures.gradient_bytes,
+        "optimizer": figures.optimizer_bytes,
+        "autocast_weights": figures.autocast_copy_bytes if half else 0,
         "activations": config.n_layer * per_layer,
         "logits": logit_bytes * b * s * v,
     }
@@ -103,14 +105,19 @@ def estimate_memory(config: RunConfig, *, batch_size: int | None = None, on_cuda
 
 
 def largest_fitting_batch(config: RunConfig, memory_bytes: int, *, on_cuda: bool = True,
-                          compiled: bool | None = None, bf16_supported: bool = True, limit: int = 4096) -> int:
+                          compiled: bool | None = None, bf16_supported: bool = True, limit: int = 4096,
+                          figures: ModelFigures | None = None) -> int:
     """The largest micro-batch whose estimate fits in `memory_bytes`; 0 when even 1 sequence does not.
 
-    The estimate grows with the batch, so a binary search over 1..limit finds it.
+    The estimate grows with the batch, so a binary search over 1..limit finds it; the batch changes no
+    figure of the model, so one ModelFigures serves every size tried.
     """
+    if figures is None:
+        figures = figures_for(config)
+
     def fits(b: int) -> bool:
         estimate = estimate_memory(config, batch_size=b, on_cuda=on_cuda, compiled=compiled,
-                                   bf16_supported=bf16_supported)
+                                   bf16_supported=bf16_supported, figures=figures)
         return estimate.total_bytes <= memory_bytes
 
     if not fits(1):

@@ -1,7 +1,8 @@
 """The plan before a run: parameters, tokens, epochs, FLOPs, time, memory, energy, and what looks wrong.
 
 Every figure comes from a named formula or a measurement, and says so:
-- parameters: trainer.model.formulas.count_params (exact for nanoGPT's GPT);
+- parameters, FLOPs a token and bytes of state: trainer.model.formulas.figures_for (the parameter count is
+  exact for nanoGPT's GPT), computed once a plan and handed to the size check and the memory model;
 - training FLOPs: flops_per_token (6·N + 12·L·H·Q·T, REFERENCE.md section 4) × tokens/iter × max_iters;
 - evaluation FLOPs: the forward third of that per token, (6·N + 12·L·H·Q·T) / 3 = 2·N + 4·L·H·Q·T, over
   2 splits × eval_iters × batch_size × block_size tokens, at iteration 0 and every eval_interval
@@ -9,7 +10,8 @@ Every figure comes from a named formula or a measurement, and says so:
 - time: FLOPs ÷ (peak × expected MFU), the peak of the precision the run will use (trainer.model.precision:
   TF32, half the bf16 peak, for fp32 on CUDA), the MFU from this machine's earlier runs of the same model
   and batch shape when there are any (trainer.plan.history), else the default for the device class below;
-  checkpoints add their bytes (fp32 weights 4·N + AdamW moments 8·N) at an assumed 1 GB/s disk;
+  checkpoints add their bytes (ModelFigures.checkpoint_bytes: fp32 weights 4·N + AdamW moments 8·N) at
+  an assumed 1 GB/s disk;
 - memory: trainer.plan.memory.estimate_memory;
 - energy: the card's typical board power × time.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import RunConfig
-from trainer.model.formulas import count_params, flops_per_token, format_count
+from trainer.model.formulas import ModelFigures, figures_for, format_count
 from trainer.observe.hardware import card_spec, resolve_peak
 from trainer.plan.memory import accumulation_for, estimate_memory, largest_fitting_batch
 from trainer.plan.history import earlier_runs
@@ -38,7 +40,6 @@ OTHER_CARD_MFU = 0.30
 NO_COMPILE_FACTOR = 135 / 250
 DATACENTER_LABELS = ("A100", "H100", "H200", "B200")
 DISK_BYTES_PER_SEC = 1e9  # assumed checkpoint write speed
-CHECKPOINT_BYTES_PER_PARAM = 12  # fp32 weights 4 + AdamW moments 8
 SIZE_CLAIM_TOLERANCE = 0.10
 MANY_EPOCHS = 4.0
 FEW_EPOCHS = 0.5
@@ -114,14 +115,15 @@ def _close(claimed: float, actual: int, tolerance: float) -> bool:
     return abs(claimed - actual) <= tolerance * actual
 
 
-def size_claim_warnings(config: RunConfig) -> list[str]:
+def size_claim_warnings(config: RunConfig, figures: ModelFigures | None = None) -> list[str]:
     """Warnings for size claims that are off by more than 10% from both exact counts.
 
     The name is always checked. A description that already states the true count (a figure within 1% of
     it, as our shipped presets do: "they called it ~125M; it is 63.52M") is taken to quote the other
     figures, not claim them; any other description's claims are checked like the name.
+    figures: `figures_for(config)` when the caller has it (computed here otherwise).
     """
-    count = count_params(config)
+    count = (figures if figures is not None else figures_for(config)).params
     actual = (count.nanogpt, count.total)
 
     def off(claimed: float) -> bool:
@@ -165,16 +167,19 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
               device_name: str | None = None, device_memory_bytes: int | None = None,
               peak_flops: float | None = None, runs_dir: Path | None = None,
               price_per_kwh: float | None = None, peak_source: str | None = None,
-              bf16_supported: bool = True) -> Plan:
+              bf16_supported: bool = True, figures: ModelFigures | None = None) -> Plan:
     """Plan `config` on a device (name, memory, peak FLOP/s; each may be unknown) and a dataset size.
 
     peak_flops None with a device in the peak table uses the table's figure; peak_source labels a
     measured or user-given peak ("measured bf16 matmul", "--peak-tflops 120"). Either is the bf16 peak:
     the plan holds the run to the peak of the precision it will run in (trainer.model.precision), as the loop
     does. bf16_supported: whether the CUDA card runs bf16 (dtype "auto" is fp16 on one that does not).
+    figures: `figures_for(config)` when the caller has it; computed here once otherwise and handed on.
     """
-    count = count_params(config)
-    warnings = size_claim_warnings(config)
+    if figures is None:
+        figures = figures_for(config)
+    count = figures.params
+    warnings = size_claim_warnings(config, figures)
     notes: list[str] = []
     on_cuda = _on_cuda(config, device_name)
     compiled = config.compile if config.compile is not None else on_cuda
@@ -197,14 +202,14 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
                             f"of {size}): raise max_iters or use less data")
 
     # FLOPs
-    fpt = flops_per_token(config)
+    fpt = figures.flops_per_token
     train_flops = float(fpt) * run_tokens
     eval_count = config.max_iters // config.eval_interval + 1
     eval_tokens = 2 * config.eval_iters * config.batch_size * config.block_size
     eval_flops = float(eval_count * eval_tokens) * fpt / 3
     total_flops = train_flops + eval_flops
     checkpoint_count = config.max_iters // config.eval_interval + 1
-    checkpoint_bytes = CHECKPOINT_BYTES_PER_PARAM * count.total
+    checkpoint_bytes = figures.checkpoint_bytes
     checkpoint_seconds = checkpoint_count * checkpoint_bytes / DISK_BYTES_PER_SEC
     notes.append(f"evaluations: {eval_count} × 2 splits × {config.eval_iters} batches, forward only "
                  "(2·N + 4·L·H·Q·T FLOPs a token)")
@@ -242,11 +247,12 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
     est_seconds = train_seconds + eval_seconds + checkpoint_seconds if achieved else None
 
     # memory
-    memory = estimate_memory(config, on_cuda=on_cuda, compiled=compiled, bf16_supported=bf16_supported)
+    memory = estimate_memory(config, on_cuda=on_cuda, compiled=compiled, bf16_supported=bf16_supported,
+                             figures=figures)
     max_batch = None
     if device_memory_bytes:
         max_batch = largest_fitting_batch(config, device_memory_bytes, on_cuda=on_cuda, compiled=compiled,
-                                          bf16_supported=bf16_supported)
+                                          bf16_supported=bf16_supported, figures=figures)
         gb_need, gb_have = memory.total_bytes / 1e9, device_memory_bytes / 1e9
         if memory.total_bytes > device_memory_bytes:
             if max_batch == 0:

@@ -29,11 +29,12 @@ from trainer.train.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_sta
 from trainer.config import RunConfig
 from trainer.train.controls import Controls, Requests
 from trainer.errors import FwtuiError
-from trainer.model.formulas import count_params, flops_per_token
+from trainer.model.formulas import figures_for
 from trainer.observe.hardware import DeviceInfo, detect_device
 from trainer.observe.metrics import EtaEstimator, evals_to_come, memory_stats, mfu
 from trainer.model.gpt import GPT, ModelArgs, strip_compile_prefix
 from trainer.model.precision import autocast_for, peak_for_precision, precision_for
+from trainer.train.optimizers import build_optimizer
 from trainer.train.resume import PreparedLike, best_val_loss_of, check_resume, dataset_identity
 from trainer.train.schedule import describe_schedule_change, lr_at
 
@@ -110,8 +111,7 @@ class Trainer(BoundaryWork):
         self.scaler = torch.amp.GradScaler(info.device.split(":")[0], enabled=self.precision == "float16")
 
         self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.raw_model.optimizer_groups(cfg.weight_decay), lr=cfg.learning_rate,
-                                           betas=(cfg.beta1, cfg.beta2), fused=True if info.is_cuda else None)
+        self.optimizer = build_optimizer(cfg, self.raw_model, self.device)  # the recipe's (trainer.train.optimizers)
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
         loader_args = dict(block_size=cfg.block_size, batch_size=cfg.batch_size, seed=cfg.seed, device=self.device)
         self.loader = BatchLoader(self.data.train_path, stream=TRAIN_STREAM, **loader_args)
@@ -155,8 +155,8 @@ class Trainer(BoundaryWork):
         """Train to max_iters or until stopped; returns "completed" or "stopped". Raises FwtuiError."""
         self.setup()
         cfg, info = self.config, self.info
-        counts = count_params(cfg)
-        self.flops_per_token = flops_per_token(cfg)
+        self.figures = figures_for(cfg)  # parameters, FLOPs a token, bytes of state: counted once, handed on
+        counts, self.flops_per_token = self.figures.params, self.figures.flops_per_token
         # MFU divides by the peak of the precision that runs (fp32 on CUDA: the TF32 peak), not the card's bf16.
         self.peak_flops, self.peak_source = peak_for_precision(info.peak_flops, info.peak_source, self.precision,
                                                                info.is_cuda)
