@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import ConfigError
+from trainer.recipe import MODEL_SWITCHES, RECIPES
 # nanoGPT config keys that mean nothing here (its output dir, wandb, DDP backend...) are read and ignored,
 # so a user's config file loads as it is; trainer/nanogpt_config.py lists them with why.
 from trainer.nanogpt_config import NANOGPT_IGNORED_KEYS, NanogptFile, read_nanogpt_py
@@ -49,6 +50,26 @@ class RunConfig:
     dropout: float = 0.0
     bias: bool = False
     """Bias in Linear and LayerNorm layers; False is a little better and faster (nanoGPT)."""
+
+    # --- recipe (trainer/recipe.py): "nanogpt" (the default, nanoGPT-compatible) or "modern". Each switch is
+    # its own key; None = the recipe's choice, resolved at once so RUN/config.toml holds what ran. rotary:
+    # rotary positions on q, k (no wpe); qk_norm: RMS-normalised q, k per head; relu2_mlp: ReLU² for GELU;
+    # rms_norm: RMSNorm for LayerNorm; zero_init_proj: output projections start at 0; untied_head: a head of
+    # its own (V x C more weights), zero-initialised; logit_softcap: cap * tanh(logits / cap), 0 = off; muon:
+    # Muon for the blocks' 2-D matrices, AdamW at learning_rate for the rest ---
+    recipe: str = "nanogpt"
+    rotary: bool | None = None
+    qk_norm: bool | None = None
+    relu2_mlp: bool | None = None
+    rms_norm: bool | None = None
+    zero_init_proj: bool | None = None
+    untied_head: bool | None = None
+    logit_softcap: float | None = None
+    muon: bool | None = None
+    muon_lr: float = 0.02
+    """Muon's peak learning rate, scaled by the schedule as learning_rate is."""
+    muon_momentum: float = 0.95
+    """Muon's (Nesterov) momentum: its one buffer per matrix."""
 
     # --- batch ---
     batch_size: int = 12
@@ -95,6 +116,9 @@ class RunConfig:
     text_column: str = "text"
 
     def __post_init__(self) -> None:
+        for name, value in RECIPES.get(self.recipe, RECIPES["nanogpt"]).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.lr_decay_iters is None:
             self.lr_decay_iters = self.max_iters
         if self.min_lr is None:
@@ -111,12 +135,17 @@ class RunConfig:
         return self.n_embd // self.n_head
 
     def model_args(self) -> dict[str, Any]:
-        """The keys nanoGPT stores as `model_args` in ckpt.pt."""
-        return {
+        """The keys nanoGPT stores as `model_args` in ckpt.pt, plus the recipe's model switches when any is
+        on (a nanoGPT-shaped model's model_args stay exactly nanoGPT's)."""
+        args = {
             "n_layer": self.n_layer, "n_head": self.n_head, "n_embd": self.n_embd,
             "block_size": self.block_size, "bias": self.bias, "vocab_size": self.vocab_size,
             "dropout": self.dropout,
         }
+        switches = {name: getattr(self, name) for name in MODEL_SWITCHES}
+        if any(switches.values()):
+            args.update(switches)
+        return args
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -164,6 +193,16 @@ class RunConfig:
             raise bad("grad_clip", "must be a finite number, 0 (off) or more")
         if not (0.0 < self.val_fraction < 0.5):
             raise bad("val_fraction", "must be above 0 and below 0.5")
+        if self.recipe not in RECIPES:
+            raise bad("recipe", 'must be "nanogpt" or "modern"')
+        if not math.isfinite(self.logit_softcap) or self.logit_softcap < 0:
+            raise bad("logit_softcap", "must be 0 (off) or a positive number, e.g. 30")
+        if self.rotary and self.head_dim % 2:
+            raise bad("rotary", f"needs an even head size (n_embd / n_head = {self.head_dim})")
+        if not math.isfinite(self.muon_lr) or not (0 < self.muon_lr <= 1.0):
+            raise bad("muon_lr", "must be above 0 and at most 1 (speed runs use 0.02 to 0.05)")
+        if not (0.0 <= self.muon_momentum < 1.0):
+            raise bad("muon_momentum", "must be at least 0 and below 1 (0.95 is usual)")
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise bad("dtype", 'must be "auto", "bfloat16", "float16" or "float32"')
         if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
@@ -220,6 +259,10 @@ def config_from_mapping(values: dict[str, Any], source: str, base: RunConfig | N
         # cosine decay with it, and a new learning_rate moves a min_lr that was learning_rate / 10.
         if "max_iters" in values and "lr_decay_iters" not in values and base.lr_decay_iters == base.max_iters:
             merged["lr_decay_iters"] = None
+        if "recipe" in values:  # switches that were the old recipe's choice follow the new recipe
+            for name, value in RECIPES.get(base.recipe, {}).items():
+                if name not in values and merged[name] == value:
+                    merged[name] = None
         if ("learning_rate" in values and "min_lr" not in values
                 and math.isclose(base.min_lr, base.learning_rate / 10)):
             merged["min_lr"] = None

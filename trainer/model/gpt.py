@@ -5,6 +5,11 @@ Token and position embeddings, pre-LayerNorm blocks, causal attention through
 embedding, optional bias, dropout, GPT-2 initialisation. Shapes: B batch, T time, C n_embd, nh heads,
 hs head size (C // nh), V vocab (padded to 50304).
 
+The modern recipe (trainer/recipe.py) switches parts out, each by its own ModelArgs field: rotary positions
+(no wpe), QK-norm, ReLU², RMSNorm, zero-initialised output projections, an untied zero-initialised head, a
+tanh logit cap. With every switch off (the default) the module, its state_dict keys and its forward are
+nanoGPT's.
+
 Sampling decodes incrementally (`decode` with a `KVCache`): the prompt goes through once, then each new
 token alone, attending to the keys and values cached from before. The training `forward` is untouched.
 """
@@ -18,6 +23,9 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from trainer.model.rotary import RMSNorm, Rotary, rms
+from trainer.recipe import MODEL_SWITCHES
+
 
 @dataclass(frozen=True, slots=True)
 class ModelArgs:
@@ -30,11 +38,27 @@ class ModelArgs:
     vocab_size: int = 50304
     dropout: float = 0.0
     bias: bool = False
+    # the modern recipe's switches (RunConfig documents each); all off = nanoGPT's GPT
+    rotary: bool = False
+    qk_norm: bool = False
+    relu2_mlp: bool = False
+    rms_norm: bool = False
+    zero_init_proj: bool = False
+    untied_head: bool = False
+    logit_softcap: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelArgs":
-        return cls(**{k: d[k] for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size",
-                                        "dropout", "bias") if k in d})
+        return cls(**{f: d[f] for f in cls.__dataclass_fields__ if f in d})
+
+    @property
+    def is_nanogpt(self) -> bool:
+        """Every recipe switch off: the model nanoGPT builds and loads."""
+        return not any(getattr(self, f) for f in MODEL_SWITCHES)
+
+
+def make_norm(args: ModelArgs) -> nn.Module:
+    return RMSNorm(args.n_embd) if args.rms_norm else LayerNorm(args.n_embd, bias=args.bias)
 
 
 class KVCache:
@@ -83,13 +107,25 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(args.dropout)
         self.n_head = args.n_head
         self.n_embd = args.n_embd
+        self.qk_norm = args.qk_norm
+        self.rotary = Rotary(args.n_embd // args.n_head, args.block_size) if args.rotary else None
+
+    def heads(self, x: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v (B, nh, T, hs) for x (B, T, C) at positions start..: QK-norm, then the rotary angle."""
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        if self.qk_norm:
+            q, k = rms(q), rms(k)
+        if self.rotary is not None:
+            q, k = self.rotary(q, start), self.rotary(k, start)
+        return q, k, v
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        q, k, v = self.heads(x, 0)
         # Flash attention on CUDA (fp16/bf16); the math kernel elsewhere. Never materialises T x T on GPU.
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=None, dropout_p=self.attn_dropout if self.training else 0.0, is_causal=True
@@ -101,10 +137,7 @@ class CausalSelfAttention(nn.Module):
         """`forward` for T new tokens at positions cache.length.. that also attend to the cached ones."""
         B, T, C = x.size()
         start = cache.length
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # each (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        q, k, v = self.heads(x, start)  # rotated at their absolute positions, as in forward
         k, v = cache.store(layer, k, v, block_size)  # (B, nh, start + T, hs)
         if T == 1:  # the usual step: one query that may see every cached key, no mask needed
             y = F.scaled_dot_product_attention(q, k, v)
@@ -122,19 +155,22 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(args.n_embd, 4 * args.n_embd, bias=args.bias)
         self.gelu = nn.GELU()
+        self.relu2 = args.relu2_mlp
         self.c_proj = nn.Linear(4 * args.n_embd, args.n_embd, bias=args.bias)
         self.dropout = nn.Dropout(args.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        h = self.c_fc(x)  # (B, T, 4C)
+        h = F.relu(h).square() if self.relu2 else self.gelu(h)
+        return self.dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
-        self.ln_1 = LayerNorm(args.n_embd, bias=args.bias)
+        self.ln_1 = make_norm(args)
         self.attn = CausalSelfAttention(args)
-        self.ln_2 = LayerNorm(args.n_embd, bias=args.bias)
+        self.ln_2 = make_norm(args)
         self.mlp = MLP(args)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,23 +186,28 @@ class GPT(nn.Module):
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
         self.args = args
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(args.vocab_size, args.n_embd),
-                wpe=nn.Embedding(args.block_size, args.n_embd),
-                drop=nn.Dropout(args.dropout),
-                h=nn.ModuleList([Block(args) for _ in range(args.n_layer)]),
-                ln_f=LayerNorm(args.n_embd, bias=args.bias),
-            )
-        )
+        parts = dict(wte=nn.Embedding(args.vocab_size, args.n_embd))
+        if not args.rotary:  # rotary positions need no table
+            parts["wpe"] = nn.Embedding(args.block_size, args.n_embd)
+        parts.update(drop=nn.Dropout(args.dropout), h=nn.ModuleList([Block(args) for _ in range(args.n_layer)]),
+                     ln_f=make_norm(args))
+        self.transformer = nn.ModuleDict(parts)
         self.lm_head = nn.Linear(args.n_embd, args.vocab_size, bias=False)
-        # Weight tying: the head shares the token embedding (one V x C matrix, counted once).
-        self.transformer.wte.weight = self.lm_head.weight
+        if not args.untied_head:
+            # Weight tying: the head shares the token embedding (one V x C matrix, counted once).
+            self.transformer.wte.weight = self.lm_head.weight
         self.apply(self._init_weights)
         # GPT-2 scales the residual projections by 1/sqrt(2 * n_layer): two residual adds per layer.
+        # zero_init_proj starts them at 0 instead (every block the identity at step 0); an untied head
+        # starts at 0 too (uniform predictions at step 0; its gradient is not 0, so it learns at once).
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * args.n_layer))
+                if args.zero_init_proj:
+                    torch.nn.init.zeros_(p)
+                else:
+                    torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * args.n_layer))
+        if args.untied_head:
+            torch.nn.init.zeros_(self.lm_head.weight)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -180,9 +221,23 @@ class GPT(nn.Module):
     def num_params(self, non_embedding: bool = True) -> int:
         """nanoGPT's count: all parameters less the position embedding (non_embedding=True)."""
         n = sum(p.numel() for p in self.parameters())
-        if non_embedding:
+        if non_embedding and "wpe" in self.transformer:
             n -= self.transformer.wpe.weight.numel()
         return n
+
+    def embed(self, idx: torch.Tensor, start: int) -> torch.Tensor:
+        """Token (plus learned position, without rotary) embeddings of idx (B, T) at positions start.. -> (B, T, C)."""
+        x = self.transformer.wte(idx)
+        if "wpe" in self.transformer:
+            pos = torch.arange(start, start + idx.size(1), dtype=torch.long, device=idx.device)  # (T,)
+            x = x + self.transformer.wpe(pos)
+        return x
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, T, V) of the final hidden states x (B, T, C); with logit_softcap, cap * tanh(z / cap)."""
+        logits = self.lm_head(x)
+        cap = self.args.logit_softcap
+        return cap * torch.tanh(logits / cap) if cap else logits
 
     def forward(
         self, idx: torch.Tensor, targets: torch.Tensor | None = None
@@ -194,16 +249,15 @@ class GPT(nn.Module):
         B, T = idx.size()
         if T > self.args.block_size:
             raise ValueError(f"sequence of length {T} exceeds block_size {self.args.block_size}")
-        pos = torch.arange(0, T, dtype=torch.long, device=idx.device)  # (T,)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        x = self.transformer.drop(self.embed(idx, 0))  # (B, T, C)
         for block in self.transformer.h:
             x = block(x)
         x = self.transformer.ln_f(x)
         if targets is not None:
-            logits = self.lm_head(x)  # (B, T, V)
+            logits = self.head(x)  # (B, T, V)
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1), ignore_index=-1)
             return logits, loss
-        return self.lm_head(x[:, [-1], :]), None  # (B, 1, V)
+        return self.head(x[:, [-1], :]), None  # (B, 1, V)
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """AdamW groups: decay on tensors of 2+ dims (matmuls, embeddings), none on biases and norms."""
@@ -222,13 +276,12 @@ class GPT(nn.Module):
         start = cache.length
         if start + T > self.args.block_size:
             raise ValueError(f"{start} cached + {T} new tokens exceed block_size {self.args.block_size}")
-        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)  # (T,)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C); eval only: no dropout
+        x = self.embed(idx, start)  # (B, T, C); eval only: no dropout
         for layer, block in enumerate(self.transformer.h):
             x = block.decode(x, cache, layer, self.args.block_size)
         cache.length += T
         x = self.transformer.ln_f(x[:, -1:, :])  # only the last position's logits are needed
-        return self.lm_head(x)  # (B, 1, V)
+        return self.head(x)  # (B, 1, V)
 
     @torch.no_grad()
     def generate(
@@ -239,7 +292,7 @@ class GPT(nn.Module):
 
         With `kv_cache` the prompt is decoded once and then each new token alone. The positions are
         absolute (wpe), so once the text outgrows block_size the window nanoGPT crops to (the last
-        block_size tokens, at positions 0..block_size-1) shifts by one each token and no cached key stays
+        block_size tokens, at positions 0..block_size-1; rotary angles too are absolute) shifts by one each token and no cached key stays
         valid: the cache is reset and the window decoded afresh, which costs what an uncached step costs.
         Without `kv_cache` every step runs the full window through `forward`, as nanoGPT does.
         """

@@ -1,0 +1,122 @@
+"""The optimizer a recipe trains with: nanoGPT's AdamW, or Muon for the hidden matrices with AdamW for the rest.
+
+Muon (Jordan et al. 2024, "Muon: an optimizer for hidden layers"; REFERENCE.md section 10) keeps one momentum
+buffer per 2-D matrix and steps along the *orthogonalised* momentum: the nearest semi-orthogonal matrix
+U·Vᵀ of its SVD U·S·Vᵀ, so every direction the matrix can move in moves by the same amount instead of the
+few largest dominating. The SVD is too slow; five steps of a quintic Newton–Schulz iteration in bf16 reach
+singular values in roughly [0.7, 1.2], which is close enough (the coefficients make it converge fast from 0,
+not exactly to 1). Muon is for the blocks' matrices only: embeddings, the head, norms and scalars stay on
+AdamW (their rows are looked up or scored one at a time; orthogonalising them is not what helps).
+
+One optimizer object holds both kinds of group ("kind" = "muon" or "adamw"), so GradScaler, zero_grad,
+state_dict and load_state_dict (an exact resume) work as for AdamW. The loop sets every group's "lr" to the
+schedule's rate for learning_rate; a group steps at lr * "lr_scale", so Muon's rate (muon_lr) follows the
+same warm-up and decay in proportion.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from trainer.config import RunConfig
+
+# Quintic Newton–Schulz coefficients (a, b, c) of x -> a·x + b·(x xᵀ)x + c·(x xᵀ)²x, chosen for a steep slope
+# at 0 so small singular values grow fast (Keller Jordan's tuning; the iteration is from Björck & Bowie 1971).
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+NS_STEPS = 5
+ADAM_EPS = 1e-8  # torch AdamW's default
+
+
+def orthogonalize(g: torch.Tensor, steps: int = NS_STEPS) -> torch.Tensor:
+    """≈ U·Vᵀ for g = U·S·Vᵀ (rows x cols), in bf16, by Newton–Schulz; same shape as g."""
+    a, b, c = NS_COEFFICIENTS
+    x = g.bfloat16()
+    tall = x.size(0) > x.size(1)
+    if tall:  # iterate on the wide side: x xᵀ is then the smaller square
+        x = x.T
+    x = x / (x.norm() + 1e-7)  # spectral norm <= Frobenius norm = 1: inside the iteration's basin
+    for _ in range(steps):
+        gram = x @ x.T  # (r, r), r = min(rows, cols)
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+class MuonWithAdamW(torch.optim.Optimizer):
+    """Muon on the groups with kind "muon", AdamW (decoupled weight decay) on those with kind "adamw"."""
+
+    def __init__(self, groups: list[dict], *, lr: float, betas: tuple[float, float], momentum: float) -> None:
+        defaults = dict(lr=lr, lr_scale=1.0, betas=betas, eps=ADAM_EPS, momentum=momentum, weight_decay=0.0,
+                        kind="adamw")
+        super().__init__(groups, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: ANN001 - torch's signature
+        for group in self.param_groups:
+            lr = group["lr"] * group["lr_scale"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if group["kind"] == "muon":
+                    self._muon(p, group, lr)
+                else:
+                    self._adamw(p, group, lr)
+        return None
+
+    def _muon(self, p: torch.Tensor, group: dict, lr: float) -> None:
+        state = self.state[p]
+        if not state:
+            state["momentum_buffer"] = torch.zeros_like(p)  # Muon's one buffer (AdamW keeps two)
+        m = group["momentum"]
+        buf = state["momentum_buffer"]
+        buf.lerp_(p.grad, 1 - m)  # buf = m·buf + (1 - m)·g
+        update = p.grad.lerp(buf, m)  # Nesterov: look one momentum step ahead
+        # A tall matrix's orthogonalised update has rows of norm sqrt(cols/rows): scale it back so every
+        # shape moves by a like RMS (Jordan's max(1, rows/cols)^0.5).
+        scale = max(1.0, p.size(0) / p.size(1)) ** 0.5
+        if group["weight_decay"]:
+            p.mul_(1 - lr * group["weight_decay"])
+        p.add_(orthogonalize(update).to(p.dtype), alpha=-lr * scale)
+
+    def _adamw(self, p: torch.Tensor, group: dict, lr: float) -> None:
+        state = self.state[p]
+        if not state:
+            state["step"] = torch.zeros((), dtype=torch.float32)
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        beta1, beta2 = group["betas"]
+        state["step"] += 1
+        step = float(state["step"])
+        if group["weight_decay"]:
+            p.mul_(1 - lr * group["weight_decay"])
+        state["exp_avg"].lerp_(p.grad, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+        denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2 ** step)).add_(group["eps"])
+        p.addcdiv_(state["exp_avg"], denom, value=-lr / (1 - beta1 ** step))
+
+
+def muon_groups(config: RunConfig, model: torch.nn.Module) -> list[dict]:
+    """Muon for the 2-D matrices inside the blocks (no weight decay, as Jordan's Muon); AdamW at learning_rate
+    for the embeddings and the head (weight_decay) and for norms and biases (none)."""
+    hidden = [p for p in model.transformer.h.parameters() if p.requires_grad and p.dim() == 2]
+    hidden_ids = {id(p) for p in hidden}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in hidden_ids]
+    return [
+        {"params": hidden, "kind": "muon", "lr_scale": config.muon_lr / config.learning_rate},
+        {"params": [p for p in rest if p.dim() >= 2], "kind": "adamw", "weight_decay": config.weight_decay},
+        {"params": [p for p in rest if p.dim() < 2], "kind": "adamw", "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(config: RunConfig, model: torch.nn.Module, device: str | torch.device) -> torch.optim.Optimizer:
+    """The run's optimizer for `model` (the raw, uncompiled module) on `device`.
+
+    muon off (recipe "nanogpt"): nanoGPT's AdamW, decay on 2-D+ tensors, fused (CPU and CUDA, torch >= 2.4: the
+    loop's no-sync skip of a non-finite step relies on the fused kernel reading `found_inf`). muon on: MuonWithAdamW.
+    """
+    if not config.muon:
+        return torch.optim.AdamW(model.optimizer_groups(config.weight_decay), lr=config.learning_rate,
+                                 betas=(config.beta1, config.beta2), fused=True)
+    return MuonWithAdamW(muon_groups(config, model), lr=config.learning_rate,
+                         betas=(config.beta1, config.beta2), momentum=config.muon_momentum)
