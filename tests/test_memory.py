@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trainer.config import load_preset
-from trainer.model.formulas import count_params
+from trainer.model.formulas import count_params, figures_for, flops_per_token
 from trainer.plan.memory import (CUDA_CONTEXT_BYTES, accumulation_for, estimate_memory, largest_fitting_batch)
 
 
@@ -64,3 +64,15 @@ def test_accumulation_keeps_the_tokens_per_iteration(gpt2):
     assert accumulation_for(gpt2, 16) == 32  # 32 × 16 sequences = 16 × 32
     assert accumulation_for(gpt2, 8) * 8 * 1024 == gpt2.tokens_per_iter
     assert accumulation_for(gpt2, 1000) == 1
+
+
+def test_the_per_parameter_terms_are_the_config_figures(gpt2):
+    figures = figures_for(gpt2)
+    handed = estimate_memory(gpt2, figures=figures)
+    assert handed == estimate_memory(gpt2)  # handing the figures in changes nothing but who counts
+    n = count_params(gpt2).total
+    assert figures.params == count_params(gpt2) and figures.flops_per_token == flops_per_token(gpt2)
+    assert (figures.weight_bytes, figures.gradient_bytes, figures.optimizer_bytes) == (4 * n, 4 * n, 8 * n)
+    assert handed.breakdown["weights"] == figures.weight_bytes
+    assert handed.breakdown["autocast_weights"] == figures.autocast_copy_bytes == 2 * n
+    assert largest_fitting_batch(gpt2, 12 * 1024**3, figures=figures) == largest_fitting_batch(gpt2, 12 * 1024**3)

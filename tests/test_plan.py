@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
 from trainer.config import load_preset
 from trainer.observe.events import RunStarted, Step
+from trainer.model import formulas
 from trainer.model.formulas import format_count
 from trainer.plan.planner import make_plan, size_claim_warnings
 from trainer.observe.runlog import EventLogWriter
@@ -56,6 +58,32 @@ def test_flops_formula_for_gpt2_small():
     assert plan.eval_count == evals
     assert plan.eval_flops == pytest.approx(evals * 2 * 200 * 12 * 1024 * plan.flops_per_token / 3)
     assert plan.total_flops == pytest.approx(plan.train_flops + plan.eval_flops)
+
+
+def test_one_plan_counts_the_parameters_once(monkeypatch, tmp_path):
+    """figures_for counts them; the size check, FLOPs, checkpoints, memory model and batch search reuse it."""
+    calls = []
+    original = formulas.count_params
+
+    def counting(config):
+        calls.append(config.name)
+        return original(config)
+
+    # Wherever a trainer module holds the function (imported by name or called through formulas), count it.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("trainer") and getattr(module, "count_params", None) is original:
+            monkeypatch.setattr(module, "count_params", counting)
+    config = load_preset("gpt2-124m")
+    plan = make_plan(config, dataset_tokens=10**9, device_name="NVIDIA GeForce RTX 4070",
+                     device_memory_bytes=12 * 1024**3, runs_dir=tmp_path)
+    assert plan.max_fitting_batch  # the batch search ran (it used to recount at every size it tried)
+    assert calls == [config.name]
+    assert (plan.params, plan.params_with_embeddings) == (original(config).nanogpt, original(config).total)
+    figures = formulas.figures_for(config)  # a caller that has the figures hands them in: no count at all
+    calls.clear()
+    assert make_plan(config, figures=figures, device_memory_bytes=12 * 1024**3).params == plan.params
+    assert calls == []
+    assert plan.checkpoint_bytes == figures.checkpoint_bytes == 12 * plan.params_with_embeddings
 
 
 def test_epochs_and_their_warnings():

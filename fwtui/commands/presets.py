@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trainer.config import FIELD_NAMES, RunConfig, all_presets, preset_paths, shipped_preset_dir
-from trainer.model.formulas import count_params, format_count
+from trainer.model.formulas import figures_for, format_count
 
 
 def main(args: argparse.Namespace) -> int:
@@ -26,7 +26,7 @@ def main(args: argparse.Namespace) -> int:
     shipped = shipped_preset_dir()
     paths = preset_paths()
     for config in all_presets():
-        params = count_params(config)
+        params = figures_for(config).params  # the figures every other screen shows for this config
         source = "shipped" if paths[config.name].parent == shipped else str(paths[config.name])
         table.add_row(config.name, config.vram_tier or "-",
                       f"{config.n_layer}/{config.n_head}/{config.n_embd}", str(config.block_size),
