@@ -83,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", default="auto")
 
+    p = sub.add_parser("eval", help="HellaSwag accuracy of a run's checkpoint or a nanoGPT ckpt.pt")
+    _common(p)
+    p.add_argument("run", metavar="RUN|CKPT", help="a run directory or a ckpt.pt file")
+    p.add_argument("--hellaswag", action="store_true", default=True,
+                   help="score HellaSwag's validation set (the one benchmark so far: on by default)")
+    p.add_argument("--limit", type=int, metavar="N", help="score the first N examples only (of 10,042)")
+    p.add_argument("--hellaswag-file", metavar="FILE",
+                   help="hellaswag_val.jsonl to read; or set FWTUI_HELLASWAG_FILE (default: fwtui's cache, "
+                        "downloaded once from the authors' address and checked by sha256)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--device", default="auto")
+
     p = sub.add_parser("plan", help="parameters, tokens, epochs, FLOPs, time and memory before a run")
     _common(p)
     _run_options(p)
@@ -106,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
+
+    p = sub.add_parser("compare", help="overlay the loss curves of several runs (keys: x axis, l log y, m EMA)")
+    _common(p)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, events.jsonl files or nanoGPT logs")
 
     p = sub.add_parser("view", help="open a nanoGPT stdout log or an events.jsonl in the dashboard")
     _common(p)

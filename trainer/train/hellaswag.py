@@ -1,0 +1,165 @@
+"""HellaSwag scoring: which of 4 endings the model finds most likely, completion style.
+
+For each example the 4 rows `ctx + " " + ending` go through the model as one batch (4, T), padded on the
+right; the cross-entropy is taken on the ending's tokens only. `acc` picks the ending with the lowest
+summed loss, `acc_norm` the lowest mean loss per token (the GPT-2 paper's method as build-nanogpt and
+llm.c run it, REFERENCE.md section 11). One forward per example, no KV cache.
+
+The forward is the model's own: a hook on its final LayerNorm keeps the hidden states (4, T, C), so the
+head (C -> V, the costly matmul at small sizes) runs only on the positions that predict an ending token.
+It runs in the run's precision (autocast), under no_grad and eval mode (restored after), and draws no
+random numbers, so the training RNG and batches are untouched. A row longer than block_size keeps its
+last block_size tokens (the context is cropped from the left, the ending kept whole), and is counted.
+
+The 95% interval is Wilson's score interval, which stays inside [0, 1] for small counts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch.nn import functional as F
+
+from trainer.data.hellaswag import Example, tokenize
+from trainer.model.precision import autocast_for
+
+CHANCE = 0.25
+GPT2_124M_ACC = 0.2859
+GPT2_124M_ACC_NORM = 0.2955
+"""OpenAI's GPT-2 124M weights scored this way (REFERENCE.md section 11)."""
+WILSON_Z = 1.959964  # the normal quantile of a two-sided 95% interval
+
+
+def wilson_interval(correct: int, count: int, z: float = WILSON_Z) -> tuple[float, float]:
+    """Wilson's score interval for a proportion correct/count; (0, 1) when count is 0."""
+    if count <= 0:
+        return 0.0, 1.0
+    p = correct / count
+    denom = 1 + z * z / count
+    centre = (p + z * z / (2 * count)) / denom
+    half = z * math.sqrt(p * (1 - p) / count + z * z / (4 * count * count)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One example's verdict: the ending picked by summed loss and by mean loss, and the true one."""
+
+    line: int
+    label: int
+    pred: int
+    pred_norm: int
+
+
+@dataclass(slots=True)
+class HellaSwagResult:
+    count: int = 0
+    correct: int = 0
+    correct_norm: int = 0
+    cropped: int = 0
+    """Examples with a row longer than block_size (context cropped from the left)."""
+    seconds: float = 0.0
+    choices: list[Choice] = field(default_factory=list)
+
+    @property
+    def acc(self) -> float:
+        return self.correct / self.count if self.count else float("nan")
+
+    @property
+    def acc_norm(self) -> float:
+        return self.correct_norm / self.count if self.count else float("nan")
+
+    @property
+    def acc_interval(self) -> tuple[float, float]:
+        return wilson_interval(self.correct, self.count)
+
+    @property
+    def acc_norm_interval(self) -> tuple[float, float]:
+        return wilson_interval(self.correct_norm, self.count)
+
+    @property
+    def examples_per_sec(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else float("nan")
+
+
+def example_batch(ctx: list[int], endings: list[list[int]], block_size: int,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+    """(tokens (4, T), targets (4, T), mask (4, T), cropped) for one example on the CPU.
+
+    targets[r, t] is the token after position t; mask marks the positions whose target is an ending token.
+    """
+    rows, masks, cropped = [], [], False
+    for ending in endings:
+        row = ctx + ending
+        n_end = len(ending)
+        if len(row) > block_size + 1:  # the input holds the first T-1 tokens, the targets the last T-1
+            row, cropped = row[-(block_size + 1):], True
+            n_end = min(n_end, block_size)
+        rows.append(row)
+        masks.append([0] * (len(row) - n_end) + [1] * n_end)
+    width = max(len(r) for r in rows)
+    full = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.bool)
+    for r, (row, m) in enumerate(zip(rows, masks)):
+        full[r, :len(row)] = torch.tensor(row)
+        mask[r, :len(m)] = torch.tensor(m, dtype=torch.bool)
+    return full[:, :-1], full[:, 1:], mask[:, 1:], cropped
+
+
+def ending_losses(model: torch.nn.Module, tokens: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed, mean) cross-entropy of each row's ending tokens, each (4,), float32 on tokens' device."""
+    captured: list[torch.Tensor] = []
+    hook = model.transformer.ln_f.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    try:
+        model(tokens)  # the trunk runs on every position; its own head only on the last one
+    finally:
+        hook.remove()
+    hidden = captured[-1]  # (4, T, C)
+    if hidden.shape[:2] != tokens.shape:
+        raise RuntimeError(f"the model's ln_f gave {tuple(hidden.shape)} for tokens {tuple(tokens.shape)}")
+    rows, positions = mask.nonzero(as_tuple=True)  # (N,) each: the N ending tokens of the 4 rows
+    logits = model.lm_head(hidden[rows, positions])  # (N, V)
+    losses = F.cross_entropy(logits.float(), targets[rows, positions], reduction="none")  # (N,)
+    summed = torch.zeros(tokens.size(0), device=tokens.device).index_add_(0, rows, losses)  # (4,)
+    return summed, summed / mask.sum(dim=1)
+
+
+@torch.no_grad()
+def score(model: torch.nn.Module, examples: Sequence[Example], encoding, *, device: str = "cpu",
+          precision: str = "float32", on_progress: Callable[[int, int], None] | None = None,
+          keep_choices: bool = False) -> HellaSwagResult:
+    """Score `examples` with `model` (a trainer.model.gpt.GPT, uncompiled); see the module docstring.
+
+    `on_progress(done, total)` is called after each example; `keep_choices` keeps every example's verdict.
+    """
+    block_size = model.args.block_size
+    autocast = autocast_for(precision, device)
+    was_training = model.training
+    model.eval()
+    result = HellaSwagResult()
+    t0 = time.perf_counter()
+    try:
+        for done, example in enumerate(examples, start=1):
+            ctx, endings = tokenize(example, encoding)
+            tokens, targets, mask, cropped = example_batch(ctx, endings, block_size)
+            tokens, targets, mask = (t.to(device, non_blocking=True) for t in (tokens, targets, mask))
+            with autocast:
+                summed, mean = ending_losses(model, tokens, targets, mask)
+            pred, pred_norm = torch.stack([summed.argmin(), mean.argmin()]).tolist()  # the example's one sync
+            result.count += 1
+            result.correct += int(pred == example.label)
+            result.correct_norm += int(pred_norm == example.label)
+            result.cropped += int(cropped)
+            if keep_choices:
+                result.choices.append(Choice(example.line, example.label, pred, pred_norm))
+            if on_progress is not None:
+                on_progress(done, len(examples))
+    finally:
+        model.train(was_training)
+    result.seconds = time.perf_counter() - t0
+    return result
