@@ -6,6 +6,8 @@ backward pass, when every saved activation and the logits are still alive. The t
 - weights fp32 4·N, gradients fp32 4·N, AdamW's two fp32 moments 8·N: 16 bytes per parameter (N counts
   the position embedding too: it is trained). Gradients are allocated during backward; counting them in
   full overstates the peak by at most 4·N (small next to activations at the presets' batch sizes).
+  The modern recipe: an untied head is V·C more parameters with all of these terms; Muon keeps one fp32
+  momentum buffer, 4·M for its M block matrices instead of AdamW's 8·M (ModelFigures.optimizer_bytes).
 - under 16-bit autocast, the bf16/fp16 copy of each matmul weight that autograd keeps for backward: 2·N.
 - activations, per layer, with flash attention in 16-bit: ≈ 34·s·b·h (Korthikanti et al. 2022, table 2;
   s block, b micro-batch, h n_embd). Without flash attention (CPU, fp32) the T×T scores are kept too:
