@@ -5,9 +5,9 @@ right; the cross-entropy is taken on the ending's tokens only. `acc` picks the e
 summed loss, `acc_norm` the lowest mean loss per token (the GPT-2 paper's method as build-nanogpt and
 llm.c run it, REFERENCE.md section 11). One forward per example, no KV cache.
 
-The forward is the model's own: a hook on its final LayerNorm keeps the hidden states (4, T, C), so the
-head (C -> V, the costly matmul at small sizes) runs only on the positions that predict an ending token.
-It runs in the run's precision (autocast), under no_grad and eval mode (restored after), and draws no
+The forward is the model's own: a hook on its final norm (ln_f) keeps the hidden states (4, T, C), so
+the head (`GPT.head`: C -> V and any logit cap; the costly matmul at small sizes) runs only on the
+positions that predict an ending token. It runs in the run's precision (autocast), under no_grad and eval mode (restored after), and draws no
 random numbers, so the training RNG and batches are untouched. A row longer than block_size keeps its
 last block_size tokens (the context is cropped from the left, the ending kept whole), and is counted.
 
@@ -123,7 +123,7 @@ def ending_losses(model: torch.nn.Module, tokens: torch.Tensor, targets: torch.T
     if hidden.shape[:2] != tokens.shape:
         raise RuntimeError(f"the model's ln_f gave {tuple(hidden.shape)} for tokens {tuple(tokens.shape)}")
     rows, positions = mask.nonzero(as_tuple=True)  # (N,) each: the N ending tokens of the 4 rows
-    logits = model.lm_head(hidden[rows, positions])  # (N, V)
+    logits = model.head(hidden[rows, positions])  # (N, V): the model's head (and its logit cap, if any)
     losses = F.cross_entropy(logits.float(), targets[rows, positions], reduction="none")  # (N,)
     summed = torch.zeros(tokens.size(0), device=tokens.device).index_add_(0, rows, losses)  # (4,)
     return summed, summed / mask.sum(dim=1)
