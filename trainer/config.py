@@ -100,6 +100,10 @@ class RunConfig:
     log_interval: int = 1
     always_save_checkpoint: bool = True
     """Save at every evaluation; False saves only when val loss improves (and always on stop)."""
+    hellaswag_interval: int = 0
+    """Score HellaSwag (trainer.train.hellaswag) every this many iterations; 0 = off (the `h` key still asks)."""
+    hellaswag_limit: int = 0
+    """Examples scored each time: the file's first N; 0 = all 10,042."""
 
     # --- system ---
     device: str = "auto"
@@ -164,7 +168,7 @@ class RunConfig:
                      "log_interval"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be a positive integer")
-        for name in ("warmup_iters", "lr_decay_iters"):
+        for name in ("warmup_iters", "lr_decay_iters", "hellaswag_interval", "hellaswag_limit"):
             if getattr(self, name) < 0:
                 raise bad(name, "must be 0 or more")
         if self.n_embd % self.n_head:
