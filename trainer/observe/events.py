@@ -130,6 +130,21 @@ class Eval(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HellaSwag(Event):
+    """HellaSwag scored at a step boundary (trainer.train.hellaswag): the fractions of `count` examples right."""
+
+    kind: ClassVar[str] = "hellaswag"
+    iter: int
+    acc: float
+    """Right by the ending's summed loss."""
+    acc_norm: float
+    """Right by the ending's mean loss per token: the figure charted and compared (GPT-2 124M: 0.2955)."""
+    count: int
+    seconds: float
+    """Wall time of the scoring, which training waited for."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class CheckpointSaved(Event):
     kind: ClassVar[str] = "checkpoint"
     iter: int
@@ -188,7 +203,7 @@ class Failed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (PrepareProgress, PrepareDone, RunStarted, Step, Eval, CheckpointSaved, Sample,
+    for cls in (PrepareProgress, PrepareDone, RunStarted, Step, Eval, HellaSwag, CheckpointSaved, Sample,
                 StateChanged, Warning, Finished, Failed)
 }
 
