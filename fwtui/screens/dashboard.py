@@ -33,7 +33,8 @@ from fwtui.refresh_budget import RefreshBudget, ceilings_for
 from fwtui.screens.confirm import ConfirmModal
 from fwtui.screens.help import HelpModal
 from fwtui.screens.sample_modal import SampleModal
-from fwtui.widgets.charts import HISTORY_POINTS, History, LossChart, ThroughputChart
+from fwtui.screens.chart_keys import CHART_BINDINGS, ChartKeys
+from fwtui.widgets.charts import HISTORY_POINTS, ChartView, History, LossChart, LossCurves, ThroughputChart
 from fwtui.widgets.panels import (ErrorPanel, EventLog, HeaderLine, HealthPanel, MemoryPanel, PreparePanel,
                                   SamplePanel, ThroughputPanel, TimePanel, log_line)
 from trainer.observe.events import (Eval, Event, Failed, Finished, PrepareDone, PrepareProgress, RunStarted, Sample,
@@ -53,9 +54,8 @@ point reads the same two seconds later."""
 
 PANEL_REFRESH_SECONDS = 1.0
 """Step events redraw the text panels at most once a second, stretched by the UI's CPU budget to at most 2 s
-(the UI thread
-shares the GIL and the cores with the trainer, and each repaint goes down the wire); any other event (eval,
-pause, failure...) shows at once."""
+(the UI thread shares
+the GIL and the cores with the trainer, each repaint goes down the wire); any other event shows at once."""
 
 SAMPLE_SETTINGS = {"max_new_tokens": 200, "temperature": 0.8, "top_k": 200}
 """What `s` asks for: 200 new tokens at temperature 0.8, top-k 200 (nanoGPT's sample.py defaults)."""
@@ -63,7 +63,7 @@ SAMPLE_SETTINGS = {"max_new_tokens": 200, "temperature": 0.8, "top_k": 200}
 NOT_IN_REPLAY = "not available in a replay (this view only reads events.jsonl)"
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(ChartKeys, Screen[None]):
     CSS_PATH = "../dashboard.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
@@ -74,6 +74,9 @@ class DashboardScreen(Screen[None]):
         Binding("c", "checkpoint", "checkpoint"),
         Binding("q", "quit_run", "quit"),
         Binding("question_mark", "help", "help", key_display="?"),
+        # Chart keys and compare: off the footer, which is full at 80 columns; `?` lists them.
+        *(Binding(b.key, b.action, b.description, show=False) for b in CHART_BINDINGS),
+        Binding("a", "compare", "compare runs", show=False),
     ]
 
     def __init__(self, controls: Any = None, *, title: str = "", attach: bool = False, in_process: bool = True,
@@ -99,8 +102,9 @@ class DashboardScreen(Screen[None]):
         self.stopping = False
         self.events_fed = 0
         # Bounded histories for the charts, and log lines not yet written to the log widget.
-        self.train_loss = History(history_points)
-        self.val_loss = History(history_points)
+        self.curves = LossCurves(history_points)  # train (raw and EMAs), val, and the x axes' map
+        self.train_loss, self.val_loss = self.curves.train, self.curves.val
+        self.chart_view = ChartView()  # what x / l / m chose, for every chart
         self.mfu_percent = History(history_points)
         self.tokens_per_sec = History(history_points)
         self._log_pending: deque[str] = deque(maxlen=1000)
@@ -156,10 +160,11 @@ class DashboardScreen(Screen[None]):
             yield PreparePanel(id="prepare")
             with Vertical(id="run-panels"):
                 with Horizontal(id="top-row"):
-                    yield LossChart(self.train_loss, self.val_loss, id="loss-chart")
+                    yield LossChart(self.curves, self.chart_view, id="loss-chart")
                     with Vertical(id="throughput-box"):
                         yield ThroughputPanel(id="throughput")
-                        yield ThroughputChart(self.mfu_percent, self.tokens_per_sec, id="throughput-chart")
+                        yield ThroughputChart(self.mfu_percent, self.tokens_per_sec, id="throughput-chart",
+                                              view=self.chart_view, axis=self.curves.axis)
                 with Horizontal(id="bottom-row"):
                     yield MemoryPanel(id="memory")
                     yield TimePanel(id="time")
@@ -192,14 +197,14 @@ class DashboardScreen(Screen[None]):
             case Step():
                 if self.last_step is None or event.iter >= self.last_step.iter:  # replays may come unordered
                     self.last_step = event
-                self.train_loss.add(event.iter, event.loss)
+                self.curves.add_step(event.iter, event.loss, event.tokens_seen, event.elapsed_seconds)
                 if event.mfu is not None:
                     self.mfu_percent.add(event.iter, event.mfu * 100)
                 self.tokens_per_sec.add(event.iter, event.tokens_per_sec)
                 self._charts_dirty = True
                 self._charts_urgent |= len(self.train_loss) < 3  # the first points show at once
             case Eval():
-                self.val_loss.add(event.iter, event.val_loss)
+                self.curves.add_eval(event.iter, event.val_loss)
                 self._charts_dirty = self._charts_urgent = True
             case Sample():
                 self.latest_sample = event
@@ -224,7 +229,8 @@ class DashboardScreen(Screen[None]):
     def _start_run(self, event: RunStarted) -> None:
         same_run = self.run is not None and event.run_dir == self.run.run_dir and event.start_iter > 0
         if self.run is not None and not same_run:  # another run in the same view: start its curves afresh
-            for history in (self.train_loss, self.val_loss, self.mfu_percent, self.tokens_per_sec):
+            self.curves.clear()
+            for history in (self.mfu_percent, self.tokens_per_sec):
                 history.clear()
         self._health.start(event, same_run=same_run)
         self.run = event
@@ -381,6 +387,14 @@ class DashboardScreen(Screen[None]):
         self.controls.stop("quit")
         self.notify("stopping at the next step boundary, saving a checkpoint…")
         self._flush()
+
+    def redraw_charts_for_view(self) -> None:  # x / l / m (fwtui.screens.chart_keys)
+        if self._ready:
+            self._redraw_charts()
+
+    def action_compare(self) -> None:  # `a`: runs of the runs directory to compare with this one
+        from fwtui.screens.compare import open_compare_picker
+        open_compare_picker(self.app, None if self.run is None else self.run.run_dir)
 
     def action_help(self) -> None:
         self.app.push_screen(HelpModal(read_only=self.controls is None, attach=self.attach))

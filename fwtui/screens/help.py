@@ -15,6 +15,10 @@ KEYS = [
     ("e", "evaluate now: train and val loss at the next step boundary"),
     ("c", "checkpoint now: save RUN/ckpt.pt at the next step boundary"),
     ("q", "quit: stop at the next step boundary, save a checkpoint, exit"),
+    ("x", "charts: x axis iterations → tokens → wall time"),
+    ("l", "charts: log y on / off"),
+    ("m", "charts: train loss EMA (debiased) off → 0.6 → 0.9 → 0.99"),
+    ("a", "compare: pick runs of the runs directory to overlay with this one"),
     ("?", "this help"),
     ("↑ ↓ PgUp PgDn", "scroll the dashboard when the terminal is small"),
 ]

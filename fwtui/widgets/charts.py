@@ -17,6 +17,9 @@ from textual.strip import Strip
 from textual.visual import Visual, visualize
 from textual_plotext import PlotextPlot
 
+from fwtui.chart_math import (SMOOTHING_FACTORS, AxisMap, Ema, axis_scale, log_tick_label, log_ticks, log_y,
+                              smoothing_label)
+
 HISTORY_POINTS = 2000
 """Most points a chart keeps; a thinned history spans the whole run at this size."""
 
@@ -61,6 +64,52 @@ class History:
         if self.latest is not None and (not pts or pts[-1] != self.latest):
             pts = [*pts, self.latest]
         return [p[0] for p in pts], [p[1] for p in pts]
+
+
+class ChartView:
+    """What the chart keys chose, shared by every chart of a screen: `x` the axis, `l` log y, `m` the EMA."""
+
+    def __init__(self) -> None:
+        self.x_axis = "iter"  # one of fwtui.chart_math.X_AXES
+        self.log_y = False
+        self.smoothing = 0.0  # the EMA's beta, one of SMOOTHING_FACTORS; 0 = raw
+
+    def describe(self) -> str:
+        """One line for a header or a notification: 'x: tokens · y: log · EMA 0.9 (debiased)'."""
+        return f"x: {self.x_axis} · y: {'log' if self.log_y else 'linear'} · {smoothing_label(self.smoothing)}"
+
+
+class LossCurves:
+    """One run's loss curves: train per logged step, its debiased EMA for each factor `m` offers (fed every
+    step, so thinning the history never changes what the average saw), val per eval, and the steps' tokens
+    and wall seconds (the x axes other than iterations)."""
+
+    def __init__(self, maxlen: int = HISTORY_POINTS) -> None:
+        self.train, self.val = History(maxlen), History(maxlen)
+        self.smoothed = {beta: History(maxlen) for beta in SMOOTHING_FACTORS if beta}
+        self._emas = {beta: Ema(beta) for beta in self.smoothed}
+        self.axis = AxisMap()
+
+    def add_step(self, it: float, loss: float, tokens_seen: float, elapsed_seconds: float) -> None:
+        self.train.add(it, loss)
+        for beta, ema in self._emas.items():
+            value = ema.add(loss)
+            if value is not None:
+                self.smoothed[beta].add(it, value)
+        self.axis.add(it, tokens_seen, elapsed_seconds)
+
+    def add_eval(self, it: float, val_loss: float) -> None:
+        self.val.add(it, val_loss)
+
+    def clear(self) -> None:
+        for history in (self.train, self.val, *self.smoothed.values()):
+            history.clear()
+        self._emas = {beta: Ema(beta) for beta in self.smoothed}
+        self.axis.clear()
+
+    def train_series(self, most: int, smoothing: float) -> tuple[list[float], list[float]]:
+        history = self.smoothed.get(smoothing, self.train)
+        return history.series(most)
 
 
 NICE_STEPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
@@ -201,57 +250,103 @@ class _Chart(PlotextPlot):
         raise NotImplementedError
 
     @staticmethod
-    def axes(plt, xs: list[float], ys: list[float], *, also: list[float] = ()) -> None:
+    def axes(plt, xs: list[float], ys: list[float], *, also: list[float] = (), log: bool = False,
+             whole_x: bool = True) -> None:
         """Rounded axis limits (see x_limits, y_limits) and round ticks, whole iterations on x (plotext would
-        print 47.5 for a range of 190). `also`: more y values to fit (another series)."""
+        print 47.5 for a range of 190). `also`: more y values to fit (another series). `log`: the y values
+        are log10 of the quantity and the ticks say the quantity. `whole_x`: ticks at whole numbers."""
         if not xs:
             return
-        x0, x1 = x_limits(xs[0], xs[-1])
+        x0, x1 = x_limits(xs[0], xs[-1]) if whole_x else (xs[0], xs[0] + nice_ceil(max(xs[-1] - xs[0], 1e-9)))
         plt.xlim(x0, x1)
-        ticks = sorted({round(x) for x in tick_values(x0, x1)})  # whole iterations
+        ticks = sorted({round(x) for x in tick_values(x0, x1)}) if whole_x else tick_values(x0, x1)
         plt.xticks(ticks, [tick_label(x) for x in ticks])
         values = [y for y in (*ys, *also) if math.isfinite(y)]
         if values:
             y0, y1 = y_limits(min(values), max(values))
             plt.ylim(y0, y1)
-            ticks = tick_values(y0, y1)
-            plt.yticks(ticks, [tick_label(y) for y in ticks])
+            ticks = log_ticks(y0, y1) if log else tick_values(y0, y1)
+            plt.yticks(ticks, [log_tick_label(y) if log else tick_label(y) for y in ticks])
+
+
+def place(view: ChartView, axis: AxisMap | None, series: list[tuple[list[float], list[float]]], *,
+          scale: bool = True) -> tuple[list[tuple[list[float], list[float]]], str]:
+    """The series (iterations, values) on the view's axes: x converted (tokens, seconds) and scaled to
+    readable units by the largest x of all of them (scale=False: not scaled, for a caller that scales
+    several runs alike), y as log10 when log y is on; and the x axis's label."""
+    placed = []
+    for xs, ys in series:
+        if axis is not None:
+            xs = axis.convert(xs, view.x_axis)
+        if view.log_y:
+            xs, ys = log_y(xs, ys)
+        placed.append((xs, ys))
+    last = max((max(xs) for xs, _ in placed if xs), default=0.0)
+    div, label = axis_scale(view.x_axis if axis is not None else "iter", last)
+    if div != 1.0 and scale:
+        placed = [([x / div for x in xs], ys) for xs, ys in placed]
+    return placed, label
+
+
+def view_suffix(view: ChartView, smoothing: bool = False) -> str:
+    """What a chart's title adds for a view other than the default (so the default titles stay as they were)."""
+    parts = ["log y"] if view.log_y else []
+    if smoothing and view.smoothing:
+        parts.append(smoothing_label(view.smoothing))
+    return "".join(f" · {p}" for p in parts)
 
 
 class LossChart(_Chart):
-    """Train loss per logged step (braille line) and val loss at each eval ("o" points), nats/token."""
+    """Train loss per logged step (braille line; the EMA when `m` chose one) and val loss at each eval ("o"
+    points), nats/token, on the x axis `x` chose."""
 
-    def __init__(self, train: History, val: History, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, curves: LossCurves, view: ChartView | None = None, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
-        self.train, self.val = train, val
+        self.curves, self.view = curves, view or ChartView()
         self.set_title("loss (nats/token) by iter")
+
+    def _plot_key(self) -> tuple:
+        return (*super()._plot_key(), self.view.describe())
 
     def draw(self, plt, legend: bool) -> None:
         most = max(20, self.size.width * 2)
-        train_x, train_y = self.train.series(most)
-        val_x, val_y = self.val.series(most)
+        view = self.view
+        (train_x, train_y), (val_x, val_y) = place(view, self.curves.axis, [
+            self.curves.train_series(most, view.smoothing), self.curves.val.series(most)])[0]
         if train_x:
-            plt.plot(train_x, train_y, marker="braille", color="cyan", label="train" if legend else None)
+            label = "train" if not view.smoothing else f"train EMA {view.smoothing:g}"
+            plt.plot(train_x, train_y, marker="braille", color="cyan", label=label if legend else None)
         if val_x:
             plt.scatter(val_x, val_y, marker="o", color="orange", label="val" if legend else None)
         if train_x or val_x:
             xs = sorted((*train_x, *val_x))
-            self.axes(plt, xs, train_y, also=val_y)
+            self.axes(plt, xs, train_y, also=val_y, log=view.log_y, whole_x=view.x_axis == "iter")
         else:
             plt.title("waiting for the first step")
+
+    def redraw(self) -> bool:
+        _, label = place(self.view, self.curves.axis, [([self.curves.train.latest[0]], [1.0])]
+                         if self.curves.train.latest else [])
+        self.set_title(f"loss (nats/token) by {label}{view_suffix(self.view, smoothing=True)}")
+        return super().redraw()
 
 
 class ThroughputChart(_Chart):
     """MFU in % of the card's peak per logged step, or tokens/s when the peak (so MFU) is unknown."""
 
-    def __init__(self, mfu: History, tokens: History, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, mfu: History, tokens: History, *, id: str | None = None,  # noqa: A002
+                 view: ChartView | None = None, axis: AxisMap | None = None) -> None:
         super().__init__(id=id)
         self.mfu, self.tokens = mfu, tokens
+        self.view, self.axis = view or ChartView(), axis
         self.set_title("throughput by iter")
 
     @property
     def shows_mfu(self) -> bool:
         return self.mfu.latest is not None
+
+    def _plot_key(self) -> tuple:
+        return (*super()._plot_key(), self.view.describe())
 
     def draw(self, plt, legend: bool) -> None:
         most = max(20, self.size.width * 2)
@@ -259,11 +354,13 @@ class ThroughputChart(_Chart):
         if history.latest is None:
             plt.title("waiting for the first step")
             return
-        xs, ys = history.series(most)
+        (xs, ys), = place(self.view, self.axis, [history.series(most)])[0]
         plt.plot(xs, ys, marker="braille", color="green", label=label if legend else None)
-        self.axes(plt, xs, ys)
+        self.axes(plt, xs, ys, log=self.view.log_y, whole_x=self.view.x_axis == "iter")
 
     def redraw(self) -> bool:
         # The title says which series is drawn; set here, not while rendering (setting it asks for a repaint).
-        self.set_title(f"{'MFU %' if self.shows_mfu else 'tok/s'} by iter")
+        history = self.mfu if self.shows_mfu else self.tokens
+        _, axis = place(self.view, self.axis, [([history.latest[0]], [1.0])] if history.latest else [])
+        self.set_title(f"{'MFU %' if self.shows_mfu else 'tok/s'} by {axis}{view_suffix(self.view)}")
         return super().redraw()

@@ -1,0 +1,279 @@
+"""Compare runs: their loss curves overlaid, a stable colour per run, and a legend with each run's figures.
+
+Each run is read once from its log (a run directory's events.jsonl, or a nanoGPT stdout log, exactly as
+`fwtui view` reads it) into LossCurves: a snapshot of the log when it was read. The chart keys of
+fwtui.screens.chart_keys apply (x axis, log y, EMA of the train loss); `a` adds runs from the runs directory,
+`q` goes back (or quits `fwtui compare`). Train losses are lines, val losses "o" points, in the run's colour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, SelectionList, Static
+
+from fwtui import format as fmt
+from fwtui.chart_math import PALETTE, axis_scale, run_colours
+from fwtui.screens.chart_keys import CHART_BINDINGS, ChartKeys
+from fwtui.widgets.charts import ChartView, LossCurves, _Chart, place
+from trainer.errors import FwtuiError
+from trainer.observe.events import Eval, RunStarted, Step
+
+
+@dataclass
+class ComparedRun:
+    """One run as the compare shows it: its name (and so its colour), curves and final figures."""
+
+    name: str
+    path: str
+    curves: LossCurves
+    preset: str = ""
+    last_iter: int | None = None
+    tokens_seen: int | None = None
+    final_train: float | None = None  # the last logged train loss, nats/token
+    final_val: float | None = None  # the last eval's val loss
+    best_val: float | None = None
+    slot: int = field(default=0)  # its PALETTE entry in this compare
+
+
+def load_compared(path: str) -> ComparedRun:
+    """Read one run (a run directory, its events.jsonl, or a nanoGPT log); FwtuiError with one line if not."""
+    from fwtui.commands.view import load
+
+    events, _, title = load(path, None)
+    run = ComparedRun(name=title, path=path, curves=LossCurves())
+    for event in events:
+        if isinstance(event, Step):
+            run.curves.add_step(event.iter, event.loss, event.tokens_seen, event.elapsed_seconds)
+            run.last_iter, run.tokens_seen, run.final_train = event.iter, event.tokens_seen, event.loss
+        elif isinstance(event, Eval):
+            run.curves.add_eval(event.iter, event.val_loss)
+            run.final_val = event.val_loss
+            run.best_val = event.val_loss if run.best_val is None else min(run.best_val, event.val_loss)
+        elif isinstance(event, RunStarted) and not run.preset:
+            run.preset = str(event.config.get("name", ""))
+    if run.last_iter is None and run.final_val is None:
+        raise FwtuiError(f"{path}: no logged step or eval to draw yet; wait for the run's first log line")
+    return run
+
+
+def assign_colours(runs: list[ComparedRun]) -> None:
+    """Each run's colour from its name (fwtui.chart_math.run_colours); a repeated name keeps the path apart."""
+    seen: set[str] = set()
+    for run in runs:
+        if run.name in seen:
+            run.name = run.path
+        seen.add(run.name)
+    for run, slot in zip(runs, run_colours([r.name for r in runs])):
+        run.slot = slot
+
+
+class CompareChart(_Chart):
+    """Every run's train loss (braille line) and val loss ("o"), in its colour, on one pair of axes."""
+
+    def __init__(self, runs: list[ComparedRun], view: ChartView, *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id)
+        self.runs, self.view = runs, view
+
+    def _plot_key(self) -> tuple:
+        return (*super()._plot_key(), self.view.describe(), len(self.runs))
+
+    def placed(self, most: int) -> tuple[list[tuple[ComparedRun, list, list, list, list]], str]:
+        """Per run (run, train xs, train ys, val xs, val ys) on the view's axes, x scaled alike for all."""
+        rows, last = [], 0.0
+        for run in self.runs:
+            series = [run.curves.train_series(most, self.view.smoothing), run.curves.val.series(most)]
+            (tx, ty), (vx, vy) = place(self.view, run.curves.axis, series, scale=False)[0]
+            rows.append((run, tx, ty, vx, vy))
+            last = max(last, *tx, *vx, 0.0)
+        div, label = axis_scale(self.view.x_axis, last)
+        if div != 1.0:
+            rows = [(r, [x / div for x in tx], ty, [x / div for x in vx], vy) for r, tx, ty, vx, vy in rows]
+        return rows, label
+
+    def draw(self, plt, legend: bool) -> None:
+        # Each run gets at most 2 points per column over all runs: 5 runs x 10,000 steps plot in milliseconds.
+        most = max(20, self.size.width * 2 // max(1, len(self.runs)))
+        rows, label = self.placed(most)
+        all_x, all_y = [], []
+        for run, tx, ty, vx, vy in rows:
+            colour = PALETTE[run.slot][0]
+            if tx:
+                plt.plot(tx, ty, marker="braille", color=colour)
+            if vx:
+                plt.scatter(vx, vy, marker="o", color=colour)
+            all_x += [*tx, *vx]
+            all_y += [*ty, *vy]
+        if not all_x:
+            plt.title("no points to draw")
+            return
+        self.axes(plt, sorted(all_x), all_y, log=self.view.log_y, whole_x=self.view.x_axis == "iter")
+        # The unit of x (M tokens, minutes...) is known only here; set_title repaints only on a change.
+        self.set_title(f"loss (nats/token) by {label} · lines train, o val")
+
+
+def legend_text(runs: list[ComparedRun], smoothing: float) -> Text:
+    """One line per run: its colour, name, preset, how far it got and its losses; the best val marked."""
+    best = min((r.best_val for r in runs if r.best_val is not None), default=None)
+    text = Text()
+    for run in runs:
+        if text:
+            text.append("\n")
+        text.append("━━ ", style=PALETTE[run.slot][1])
+        text.append(run.name, style=f"bold {PALETTE[run.slot][1]}")
+        parts = [run.preset or "preset unknown",
+                 "iter unknown" if run.last_iter is None else f"iter {fmt.count(run.last_iter)}",
+                 "tokens unknown" if run.tokens_seen is None else f"{fmt.compact(run.tokens_seen)} tokens",
+                 f"train {fmt.loss(run.final_train)}", f"val {fmt.loss(run.final_val)}"]
+        if run.best_val is not None:
+            parts.append(f"best val {fmt.loss(run.best_val)}" + (" (lowest)" if run.best_val == best else ""))
+        text.append("  " + " · ".join(parts))
+    if smoothing:
+        text.append(f"\ntrain lines are the EMA {smoothing:g} of the logged losses, debiased; the figures are raw")
+    return text
+
+
+class CompareScreen(ChartKeys, Screen[None]):
+    DEFAULT_CSS = """
+    CompareScreen #compare-head { height: 1; padding: 0 1; }
+    CompareScreen #compare-chart { height: 1fr; min-height: 10; border: round $primary; }
+    CompareScreen #compare-legend { height: auto; max-height: 8; padding: 0 1; }
+    """
+    BINDINGS = [*CHART_BINDINGS, Binding("a", "add_runs", "add runs"), Binding("q", "back", "back")]
+
+    def __init__(self, runs: list[ComparedRun], *, quit_exits: bool = False) -> None:
+        super().__init__()
+        self.runs = list(runs)
+        assign_colours(self.runs)
+        self.chart_view = ChartView()
+        self.quit_exits = quit_exits  # `fwtui compare`: q quits; over a dashboard: q goes back to it
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="compare-head")
+        yield CompareChart(self.runs, self.chart_view, id="compare-chart")
+        yield Static(id="compare-legend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show_text()
+
+    def show_text(self) -> None:
+        count = f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''}"
+        self.query_one("#compare-head", Static).update(f"compare {count} · {self.chart_view.describe()}")
+        self.query_one("#compare-legend", Static).update(legend_text(self.runs, self.chart_view.smoothing))
+
+    def redraw_charts_for_view(self) -> None:
+        self.show_text()
+        self.query_one(CompareChart).redraw()
+
+    def add_runs(self, new: list[ComparedRun]) -> None:
+        known = {str(Path(r.path).resolve()) for r in self.runs}
+        self.runs.extend(r for r in new if str(Path(r.path).resolve()) not in known)
+        assign_colours(self.runs)
+        self.query_one(CompareChart).runs = self.runs
+        self.redraw_charts_for_view()
+
+    def action_add_runs(self) -> None:
+        first = Path(self.runs[0].path) if self.runs else Path("runs")
+        runs_dir = first.parent if first.is_dir() or first.name == "events.jsonl" else Path("runs")
+        pick_runs(self.app, runs_dir, exclude=[r.path for r in self.runs], then=self.add_runs)
+
+    def action_back(self) -> None:
+        if self.quit_exits:
+            self.app.exit()
+        else:
+            self.app.pop_screen()
+
+
+class RunPicker(ModalScreen[list[str]]):
+    """Runs of a directory to tick (space or Enter), then `c` compares them; Esc cancels."""
+
+    DEFAULT_CSS = """
+    RunPicker { align: center middle; }
+    RunPicker > Vertical { width: 90; max-width: 95%; height: auto; max-height: 90%;
+                           border: thick $primary; background: $surface; padding: 0 1; }
+    RunPicker SelectionList { height: auto; max-height: 20; }
+    """
+    BINDINGS = [Binding("c", "compare", "compare"), Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, choices: list[tuple[str, str]], where: Path) -> None:
+        super().__init__()
+        self.choices, self.where = choices, where
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(f"runs in {self.where}: tick with space, c compares, Esc cancels")
+            yield SelectionList[str](*self.choices)
+            yield Footer()
+
+    def action_compare(self) -> None:
+        self.dismiss(list(self.query_one(SelectionList).selected))
+
+    def action_cancel(self) -> None:
+        self.dismiss([])
+
+
+def pick_runs(app: App, runs_dir: Path, *, exclude: list[str], then) -> None:
+    """Ask which runs of `runs_dir` to add (trainer.runs.listing.scan_runs), load them, hand them to `then`."""
+    from trainer.runs.listing import scan_runs
+
+    try:
+        found = scan_runs(runs_dir)
+    except FwtuiError as err:
+        app.notify(f"{err}; `fwtui compare RUN RUN...` compares runs anywhere", severity="warning")
+        return
+    skip = {str(Path(p).resolve()) for p in exclude}
+    choices = [(f"{r.name} · {r.status} · iter {fmt.count(r.iteration) if r.iteration is not None else '?'}"
+                f" · val {fmt.loss(r.val_loss)}", str(r.path)) for r in found
+               if str(r.path.resolve()) not in skip and r.status != "unreadable"]
+    if not choices:
+        app.notify(f"no other readable runs in {runs_dir} to compare", severity="warning")
+        return
+
+    def chosen(paths: list[str] | None) -> None:
+        loaded = []
+        for path in paths or []:
+            try:
+                loaded.append(load_compared(path))
+            except FwtuiError as err:
+                app.notify(str(err), severity="error")
+        if loaded:
+            then(loaded)
+
+    app.push_screen(RunPicker(choices, runs_dir), chosen)
+
+
+def open_compare_picker(app: App, current_run_dir: str | None) -> None:
+    """The dashboard's `a`: pick runs beside the current one, then compare them with it."""
+    current = Path(current_run_dir) if current_run_dir else None
+    runs_dir = current.parent if current is not None and current.is_dir() else Path("runs")
+
+    def show(loaded: list[ComparedRun]) -> None:
+        runs = loaded
+        if current is not None and current.is_dir():
+            try:
+                runs = [load_compared(str(current)), *loaded]
+            except FwtuiError:
+                pass  # this run has nothing logged yet: compare the others
+        app.push_screen(CompareScreen(runs))
+
+    pick_runs(app, runs_dir, exclude=[str(current)] if current is not None else [], then=show)
+
+
+class CompareApp(App[None]):
+    """`fwtui compare RUN RUN...`: the compare screen alone; q quits."""
+
+    TITLE = "fwtui compare"
+
+    def __init__(self, runs: list[ComparedRun]) -> None:
+        super().__init__()
+        self.compare = CompareScreen(runs, quit_exits=True)
+
+    def on_mount(self) -> None:
+        self.push_screen(self.compare)
