@@ -123,10 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, events.jsonl files or nanoGPT logs")
 
-    p = sub.add_parser("compare", help="overlay the loss curves of several runs (keys: x axis, l log y, m EMA)")
-    _common(p)
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, events.jsonl files or nanoGPT logs")
-
     p = sub.add_parser("view", help="open a nanoGPT stdout log or an events.jsonl in the dashboard")
     _common(p)
     p.add_argument("log", metavar="LOG")
