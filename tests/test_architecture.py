@@ -5,6 +5,7 @@
   observe < data < model < train < plan < runs, with the modules at the top of trainer/ (config.py,
   errors.py, nanogpt_config.py and what they need), which every room may import and which import only each
   other.
+- Every module of trainer/ has its line in docs/ARCHITECTURE.md, in its room.
 - No source file under trainer/, fwtui/, tests/ or bench/ is over 400 lines.
 
 Every import counts, also those inside a function or under `if TYPE_CHECKING:`: a lazy import is still a
@@ -111,6 +112,21 @@ def test_each_room_imports_only_rooms_below_it():
                            f"({there}), which sits above it")
     assert bad == [], ("layering is " + " < ".join(ROOMS) + ", config/errors/nanogpt_config at the top:\n"
                        + "\n".join(bad))
+
+
+def test_every_engine_module_is_on_the_map():
+    """docs/ARCHITECTURE.md names each module of trainer/ in its room's list, so the map stays the tree."""
+    doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    sections = {"": "**Top of `trainer/`**", **{room: f"**`{room}/`**" for room in ROOMS}}
+    missing = []
+    for room, heading in sections.items():
+        assert heading in doc, f"docs/ARCHITECTURE.md has no section {heading}"
+        text = doc.split(heading, 1)[1].split("\n**", 1)[0]  # up to the next section's heading
+        folder = TRAINER / room if room else TRAINER
+        for path in sorted(folder.glob("*.py")):
+            if path.name != "__init__.py" and f"- `{path.name}`" not in text:
+                missing.append(str(path.relative_to(ROOT)))
+    assert missing == [], "add a line for each to its room in docs/ARCHITECTURE.md:\n" + "\n".join(missing)
 
 
 def source_files() -> list[Path]:
