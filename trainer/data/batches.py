@@ -6,6 +6,12 @@ state, so the loader's whole state is `position` (batches handed out) and a resu
 exactly the batches an uninterrupted run would have. Evaluation uses its own streams, so evaluating never
 moves the training batches. On CUDA the batch is built in pinned memory and copied with non_blocking=True;
 the next batch is fetched while the GPU runs the current one (`prefetch`).
+
+Several ranks (trainer.train.distributed): rank r of N takes the global batches r, r + N, r + 2N, ...: its
+local batch i is global batch i·N + r. Each rank then runs accumulation A = A_total / N, and step s covers
+global batches s·N·A .. s·N·A + N·A - 1 over all ranks: exactly the batches one process with accumulation
+N·A reads at step s. `position` stays the rank's local count; the checkpoint records the world size, so a
+resume under another world size re-derives it from the global count (position · N_old / N_new).
 """
 
 from __future__ import annotations
@@ -22,8 +28,12 @@ EVAL_VAL_STREAM = 2
 
 class BatchLoader:
     def __init__(self, path: str | Path, *, block_size: int, batch_size: int, seed: int, stream: int = 0,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", rank: int = 0, world_size: int = 1) -> None:
         self.path = Path(path)
+        self.rank = rank
+        self.world_size = world_size
+        self.rank_positions: list[int] | None = None
+        """Every rank's position, gathered to rank 0 at the last boundary (None with one process)."""
         self.block_size = block_size
         self.batch_size = batch_size
         self.seed = seed
@@ -45,11 +55,16 @@ class BatchLoader:
         rng = np.random.default_rng([self.seed, self.stream, index])
         return rng.integers(0, self.tokens - self.block_size - 1, size=self.batch_size, endpoint=True)
 
+    def global_index(self, index: int) -> int:
+        """The global batch index of this rank's local batch `index`."""
+        return index * self.world_size + self.rank
+
     def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         # A fresh memmap each batch (as nanoGPT): a long-lived one keeps every page it touched counted in
         # the process's resident memory.
         data = np.memmap(self.path, dtype=np.uint16, mode="r")
-        windows = np.stack([data[o:o + self.block_size + 1] for o in self.offsets(index)]).astype(np.int64)
+        starts = self.offsets(self.global_index(index))
+        windows = np.stack([data[o:o + self.block_size + 1] for o in starts]).astype(np.int64)
         buf = torch.from_numpy(windows)  # (B, T + 1)
         x, y = buf[:, :-1], buf[:, 1:]  # inputs and next-token targets, each (B, T)
         if self.cuda:
@@ -77,11 +92,23 @@ class BatchLoader:
     def state(self) -> dict:
         """What a checkpoint stores to continue exactly here (plain ints and strings)."""
         return {"position": self.position, "batch_size": self.batch_size, "block_size": self.block_size,
-                "seed": self.seed, "stream": self.stream, "tokens": self.tokens}
+                "seed": self.seed, "stream": self.stream, "tokens": self.tokens, "world_size": self.world_size,
+                "rank_positions": list(self.rank_positions or [self.position] * self.world_size)}
 
-    def load_state(self, state: dict) -> None:
-        self.position = int(state["position"])
+    def load_state(self, state: dict) -> str | None:
+        """Continue at a saved position; returns a warning when it was saved under another world size."""
         self._ready = None
+        saved_world = int(state.get("world_size", self.world_size))  # a bare {"position": p}: this world
+        if saved_world == self.world_size:
+            positions = state.get("rank_positions") or []
+            self.position = int(positions[self.rank]) if len(positions) == self.world_size else int(state["position"])
+            return None
+        global_batches = int(state["position"]) * saved_world  # batches read by all ranks together
+        self.position = global_batches // self.world_size
+        return (f"resuming a run saved with {saved_world} process(es) on {self.world_size}: data positions "
+                f"re-derived ({global_batches:,} global batches read, {self.position:,} per rank); the "
+                "batches continue in order, but random states differ, so the losses are not bitwise those of "
+                f"an uninterrupted run")
 
     def set_batch_size(self, batch_size: int) -> None:
         """A smaller micro-batch after out-of-memory; the position keeps counting batches handed out."""
