@@ -28,7 +28,7 @@ from typing import Any
 from trainer.config import FIELD_NAMES, RunConfig, _coerce
 from trainer.errors import ConfigError, DataError
 from trainer.observe.events import CheckpointSaved, Eval, Event, Finished, RunStarted, Step
-from trainer.model.formulas import count_params, flops_per_token
+from trainer.model.formulas import figures_for
 
 NANOGPT_PEAK_FLOPS = 312e12
 """The constant in nanoGPT's `estimate_mfu`: an A100's bf16 peak. Every printed MFU is a fraction of it."""
@@ -246,7 +246,8 @@ def log_to_events(log: NanoGPTLog, *, start_time: float = 0.0, peak_flops: float
     """
     config = run_config_of(log)
     tokens_per_iter = log.tokens_per_iter or config.tokens_per_iter
-    counts = count_params(config)
+    figures = figures_for(config)  # parameters and FLOPs a token, counted once
+    counts = figures.params
     params = round(log.params_millions * 1e6) if log.params_millions is not None else counts.nanogpt
     if peak_flops is None:
         peak_flops, peak_source = NANOGPT_PEAK_FLOPS, (
@@ -259,7 +260,7 @@ def log_to_events(log: NanoGPTLog, *, start_time: float = 0.0, peak_flops: float
         params=params, params_with_embeddings=params + (counts.total - counts.nanogpt),
         device=str(log.config.get("device", "unknown")), device_name="unknown (not in a nanoGPT log)",
         device_memory_bytes=None, peak_flops=peak_flops, peak_flops_source=peak_source,
-        flops_per_token=flops_per_token(config), tokens_per_iter=tokens_per_iter, dataset_tokens=0,
+        flops_per_token=figures.flops_per_token, tokens_per_iter=tokens_per_iter, dataset_tokens=0,
         start_iter=first_iter, max_iters=config.max_iters, precision=str(log.config.get("dtype", "unknown")),
         compiled=log.config.get("compile", True) is True)]
     typical = typical_iter_seconds(log) or 0.0
