@@ -310,3 +310,17 @@ def test_cli_counts_parquet_tokens(tmp_path, capsys):
     assert data["dataset_source"].startswith("estimate")
     assert main(["plan", "--preset", "cpu-tiny", "--data", str(tmp_path / "missing.parquet")]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_presets_table_shows_the_figures_of_each_preset(capsys, monkeypatch):
+    """`fwtui presets`: the counts come from figures_for, the same numbers the plan shows."""
+    import argparse
+
+    from fwtui.commands import presets
+
+    monkeypatch.setenv("COLUMNS", "200")  # rich would elide the columns at 80
+    assert presets.main(argparse.Namespace(keys=False)) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if " gpt2-124m " in line)
+    plan = make_plan(load_preset("gpt2-124m"))
+    assert format_count(plan.params) in row and format_count(plan.params_with_embeddings) in row
+    assert f"{plan.tokens_per_iter:,}" in row
