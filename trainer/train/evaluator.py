@@ -1,0 +1,104 @@
+"""The Evaluator: the train and val loss over fixed, non-overlapping windows, the same at every evaluation.
+
+nanoGPT's estimate_loss draws eval_iters fresh random batches per split, so two evaluations of the same
+weights differ, and windows overlap (some tokens read twice, others never). Here each split's windows are
+chosen once, at construction, and kept: eval_iters x batch_size windows of block_size + 1 tokens, evenly
+spaced over the split's whole file on a grid of non-overlapping slots. Evenly spaced rather than
+consecutive from the start, because the start of val.bin is a handful of documents, while the spread
+covers every part of the split. A split with fewer slots than that uses every slot it has (at least one:
+the data layer keeps >= 16,400 val tokens). Successive val losses are then differences in the weights
+alone, and the windows (a few MB at most, uint16) are read from disk once and kept in host memory.
+
+The loss of a split is the mean over its windows of each window's mean next-token loss, accumulated on the
+device: one host sync per evaluation, for both splits together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True, slots=True)
+class EvalResult:
+    losses: dict[str, float]
+    """Mean loss (nats/token) of each split, "train" and "val"."""
+    tokens: dict[str, int]
+    """Predicted tokens each split's loss covers: windows x block_size."""
+
+
+def window_offsets(file_tokens: int, block_size: int, wanted: int) -> np.ndarray:
+    """Start offsets (n,) of min(wanted, slots) windows of block_size + 1 tokens, evenly spaced over the
+    slots that tile the file without overlap (slot i starts at i * (block_size + 1)); n >= 1."""
+    span = block_size + 1
+    slots = max(file_tokens // span, 1)
+    n = max(min(wanted, slots), 1)
+    return (np.arange(n, dtype=np.int64) * slots // n) * span  # distinct slots, since n <= slots
+
+
+class Evaluator:
+    """Constructed once per run with the data it reads; `evaluate(model)` gives both splits' losses.
+
+    The model is an argument, not kept: a compile failure at evaluation swaps the compiled module for the
+    eager one, and the Trainer passes whichever runs.
+    """
+
+    def __init__(self, *, train_path: str | Path, val_path: str | Path, block_size: int, batch_size: int,
+                 eval_iters: int, device: str, autocast: contextlib.AbstractContextManager | None = None) -> None:
+        self.block_size = block_size
+        self.batch_size = batch_size
+        self.device = device
+        self.autocast = autocast if autocast is not None else contextlib.nullcontext()
+        wanted = max(eval_iters, 1) * batch_size
+        self.offsets = {split: window_offsets(Path(path).stat().st_size // 2, block_size, wanted)
+                        for split, path in (("train", train_path), ("val", val_path))}
+        self._windows = {split: self._read(Path(path), self.offsets[split])
+                         for split, path in (("train", train_path), ("val", val_path))}
+
+    def _read(self, path: Path, offsets: np.ndarray) -> np.ndarray:
+        data = np.memmap(path, dtype=np.uint16, mode="r")
+        return np.stack([np.asarray(data[o:o + self.block_size + 1]) for o in offsets])  # (n, T + 1) uint16
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        return {split: len(offsets) * self.block_size for split, offsets in self.offsets.items()}
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """After out-of-memory: the same windows, in smaller batches (the losses stay comparable)."""
+        self.batch_size = batch_size
+
+    def batches(self, split: str):
+        """(x, y, windows) for each batch of the split's fixed windows; x, y (B, T) int64 on the device."""
+        windows = self._windows[split]
+        for start in range(0, len(windows), self.batch_size):
+            buf = torch.from_numpy(windows[start:start + self.batch_size].astype(np.int64))  # (B, T + 1)
+            x, y = buf[:, :-1], buf[:, 1:]
+            if self.device.startswith("cuda"):
+                x = x.pin_memory().to(self.device, non_blocking=True)
+                y = y.pin_memory().to(self.device, non_blocking=True)
+            else:
+                x, y = x.contiguous(), y.contiguous()
+            yield x, y, len(buf)
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module) -> EvalResult:
+        """Mean loss of each split over its fixed windows, in eval mode (no dropout); train mode after."""
+        was_training = model.training
+        model.eval()
+        try:
+            sums = []
+            for split in ("train", "val"):
+                total = torch.zeros((), dtype=torch.float32, device=self.device)
+                for x, y, n in self.batches(split):
+                    with self.autocast:
+                        _, loss = model(x, y)  # mean over the batch's n x T targets
+                    total += loss.float() * n
+                sums.append(total / len(self.offsets[split]))
+            train_loss, val_loss = torch.stack(sums).tolist()  # the evaluation's one host sync
+        finally:
+            model.train(was_training)
+        return EvalResult(losses={"train": train_loss, "val": val_loss}, tokens=self.tokens)
