@@ -84,7 +84,10 @@ class HeadlessPrinter:
                   f"(best {e.best_val_loss:.4f}) · {fmt.seconds(e.seconds)}")
 
     def _checkpoint(self, e: ev.CheckpointSaved) -> None:
-        self.line(f"checkpoint {e.iter:,} ({e.reason}): {e.path} · {fmt.gigabytes(e.bytes)} · {fmt.seconds(e.seconds)}")
+        # held: training waited for the copy to CPU memory; the write itself ran beside training.
+        held = f" · training held {fmt.seconds(e.held_seconds)}" if e.held_seconds is not None else ""
+        self.line(f"checkpoint {e.iter:,} ({e.reason}): {e.path} · {fmt.gigabytes(e.bytes)} · "
+                  f"{'written in ' if held else ''}{fmt.seconds(e.seconds)}{held}")
 
     def _sample(self, e: ev.Sample) -> None:
         self.line(f"sample {e.iter:,} (training paused {e.seconds:.2f} s): {e.prompt!r} -> {e.text!r}")

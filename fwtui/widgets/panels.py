@@ -281,8 +281,9 @@ def log_line(event) -> str | None:
             return (f"iter {fmt.count(event.iter)} eval: train {fmt.loss(event.train_loss)} · val "
                     f"{fmt.loss(event.val_loss)} (best {fmt.loss(event.best_val_loss)}) · {fmt.seconds(event.seconds)}")
         case CheckpointSaved():
+            held = f", training held {fmt.seconds(event.held_seconds)}" if event.held_seconds is not None else ""
             return (f"iter {fmt.count(event.iter)} checkpoint ({event.reason}): {fmt.gigabytes(event.bytes)} "
-                    f"in {fmt.seconds(event.seconds)}")
+                    f"in {fmt.seconds(event.seconds)}{held}")
         case Sample():
             return (f"iter {fmt.count(event.iter)} sample: training paused {fmt.seconds(event.seconds)}; "
                     "see latest sample")

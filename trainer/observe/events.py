@@ -89,6 +89,11 @@ class RunStarted(Event):
     """"bfloat16", "float16" or "float32": what the forward pass runs in."""
     compiled: bool
     data_dir: str = ""
+    world_size: int = 1
+    """Processes training together (torchrun's WORLD_SIZE); 1 for one process."""
+    device_names: list[str] = field(default_factory=list)
+    """Every rank's device name, rank order (one entry for one process). peak_flops is one card's; Step.mfu is
+    per card (total tokens/s / world_size against that peak), which for identical cards is also the total MFU."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +122,8 @@ class Step(Event):
     eta_seconds: float | None
     """Remaining iterations x smoothed step time + the measured cost of evals and checkpoints to come."""
     grad_norm: float | None = None
+    skipped_steps: int = 0
+    """Steps of the run so far whose loss or gradient norm was not finite, so the update was skipped."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +134,10 @@ class Eval(Event):
     val_loss: float
     best_val_loss: float
     seconds: float
+    train_tokens: int | None = None
+    """Tokens the train loss covers: its fixed windows x block_size (None in older logs)."""
+    val_tokens: int | None = None
+    """Tokens the val loss covers: the same fixed, non-overlapping windows of val.bin at every evaluation."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,8 +162,14 @@ class CheckpointSaved(Event):
     path: str
     bytes: int
     seconds: float
+    """How long the write took (the writer thread's torch.save, fsync and rename): training did not wait for it."""
     reason: str
     """"eval", "improved", "requested", "stop", "final"."""
+    held_seconds: float | None = None
+    """How long training was held: the copy of the state to CPU memory, plus any wait for the write before it.
+    None in logs from before asynchronous checkpoints (the save then held training for `seconds`)."""
+    write_seconds: float | None = None
+    """The same as `seconds` (None in older logs)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,6 +14,7 @@ import os
 import pickle
 import random
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -66,9 +67,31 @@ def check_free_space(directory: Path, needed_bytes: int) -> None:
             "(twice its size); free some space: the old checkpoint is kept and the save is retried")
 
 
-def save_checkpoint(path: str | Path, payload: dict, *, keep_previous: bool = True) -> int:
+class SaveAborted(CheckpointError):
+    """A write given up on purpose (the `abort` flag was set: a third Ctrl-C); the old checkpoint stays."""
+
+
+class _AbortableFile:
+    """The temp file as torch.save sees it: each write first checks the abort flag, so a write can be
+    given up between chunks instead of running to its end."""
+
+    def __init__(self, f, abort: threading.Event) -> None:
+        self._f, self._abort = f, abort
+
+    def write(self, data) -> int:
+        if self._abort.is_set():
+            raise SaveAborted("checkpoint write aborted; the previous checkpoint is kept")
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+
+def save_checkpoint(path: str | Path, payload: dict, *, keep_previous: bool = True,
+                    abort: threading.Event | None = None) -> int:
     """Write `payload` to `path` atomically; returns the file's size in bytes. Raises CheckpointError
-    (old checkpoint intact, temp file removed) when space is short or the write fails."""
+    (old checkpoint intact, temp file removed) when space is short or the write fails, and SaveAborted
+    when `abort` is set before the rename (the writer thread of trainer.train.checkpointer passes one)."""
     path = Path(path)
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
@@ -78,9 +101,11 @@ def save_checkpoint(path: str | Path, payload: dict, *, keep_previous: bool = Tr
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            torch.save(payload, _AbortableFile(f, abort) if abort is not None else f)
             f.flush()
             os.fsync(f.fileno())
+        if abort is not None and abort.is_set():
+            raise SaveAborted("checkpoint write aborted; the previous checkpoint is kept")
         if keep_previous and path.exists():
             _link_previous(path, directory / PREV_FILE)
         os.replace(tmp, path)

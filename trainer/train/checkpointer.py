@@ -1,0 +1,233 @@
+"""The Checkpointer: RUN/ckpt.pt written beside training instead of in its way.
+
+`save()` copies the run's state to CPU memory (pinned on CUDA; on a CPU a copy, since the live tensors
+change at the next step) and returns: training goes on while a writer thread writes that copy through
+trainer.train.checkpoint.save_checkpoint (temp file, fsync, ckpt.prev.pt kept, atomic rename). So a kill
+-9 at any moment leaves the last complete checkpoint, as before.
+
+One write at a time: a save while a write is in flight first waits for it, and that wait counts as time
+training was held. The writer thread never emits: sinks are not thread-safe. The trainer thread calls
+`poll()` at each step boundary and `wait()` before a stop, at the end of a run and on a failure; the
+CheckpointSaved event (held_seconds: the copy and any wait; write_seconds: the write) or the Warning of
+a failed write goes out from there. A failed write keeps the old checkpoint and is retried at the next
+interval; a must-succeed save (stop, final) that fails raises CheckpointError from `wait()`.
+
+The copy's buffers are kept and reused by the next save (same shapes): pinned memory is slow to
+allocate, and fresh pages cost page faults. That is one more copy of the state in CPU memory for the
+run's life (for gpt2-124m with AdamW about 1.5 GB).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from trainer.errors import CheckpointError
+from trainer.observe import events as ev
+from trainer.train.checkpoint import CKPT_FILE, capture_rng_state, save_checkpoint
+
+
+def checkpoint_payload(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                       config, iter_num: int, best_val_loss: float, data_position: dict, dataset: dict,
+                       reason: str) -> dict:
+    """The checkpoint's contents, nanoGPT's keys first; its tensors are the live ones (save() copies them).
+
+    `model` is the uncompiled module (no _orig_mod. prefix); `config` a RunConfig."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "model_args": config.model_args(),
+        "iter_num": iter_num,
+        "best_val_loss": best_val_loss,
+        "config": config.to_dict(),
+        "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+        "rng": capture_rng_state(),
+        "data_position": data_position,
+        "dataset": dataset,
+        "fwtui": {"format": 1, "reason": reason, "time": time.time()},
+    }
+
+
+@dataclass
+class _Write:
+    """One checkpoint on its way to disk; the fields after `thread` are set by the writer thread."""
+
+    iter: int
+    reason: str
+    must_succeed: bool
+    held_seconds: float
+    thread: threading.Thread | None = None
+    bytes: int | None = None
+    write_seconds: float = 0.0
+    error: CheckpointError | None = None
+    weights_not_finite: bool = False
+
+
+class Checkpointer:
+    """Writes RUN/ckpt.pt asynchronously, one write at a time. `emit` takes the events (call the
+    Checkpointer from the trainer thread only); `last_saved_iter` is the iteration of the checkpoint
+    already on disk (a resume), None for none."""
+
+    def __init__(self, run_dir: str | Path, *, emit: Callable[[ev.Event], None],
+                 last_saved_iter: int | None = None) -> None:
+        self.path = Path(run_dir) / CKPT_FILE
+        self.emit = emit
+        self.last_saved_iter = last_saved_iter
+        self._in_flight: _Write | None = None
+        self._abort = threading.Event()
+        self._buffers: list[torch.Tensor] = []  # the last copy's tensors, in the order the payload is walked
+
+    # --- what the trainer asks ----------------------------------------------------------------------------
+    def covers(self, it: int) -> bool:
+        """True when the checkpoint of iteration `it` is on disk or being written."""
+        return self.last_saved_iter == it or (self._in_flight is not None and self._in_flight.iter == it)
+
+    @property
+    def writing(self) -> bool:
+        return self._in_flight is not None
+
+    def save(self, it: int, reason: str, payload: dict, *, must_succeed: bool = False) -> float:
+        """Start writing `payload` as the checkpoint of iteration `it`; returns the seconds training was
+        held (the wait for a write in flight, then the copy). When it returns, later changes to the live
+        tensors no longer reach the file. Call wait() after a must-succeed save: its failure raises there."""
+        t0 = time.perf_counter()
+        self.wait()  # one write at a time: may emit the previous one's event (or raise for a must-succeed one)
+        snapshot = self._copy_to_cpu(payload)
+        job = _Write(iter=it, reason=reason, must_succeed=must_succeed, held_seconds=time.perf_counter() - t0)
+        job.thread = threading.Thread(target=self._write, args=(job, snapshot), name=f"checkpoint-{it}",
+                                      daemon=True)  # a kill or a third Ctrl-C never hangs on a stuck disk
+        self._in_flight = job
+        job.thread.start()
+        return job.held_seconds
+
+    def refuse(self, it: int, why: str, *, must_succeed: bool = False) -> None:
+        """Do not save iteration `it` (`why`: the run is in a streak of bad steps, or its weights are not
+        finite): the last good checkpoint stays. A warning, or CheckpointError for a must-succeed save."""
+        kept = (f"{CKPT_FILE} (iter {self.last_saved_iter}) is kept" if self.last_saved_iter is not None
+                else "no checkpoint was saved yet")
+        message = f"checkpoint at iter {it} not saved: {why}; {kept}"
+        if must_succeed:
+            raise CheckpointError(f"{message}; lower learning_rate or raise warmup_iters (--set ...)")
+        self.emit(ev.Warning(message=message))
+
+    def poll(self) -> None:
+        """At a step boundary: report a write that has finished (never blocks)."""
+        job = self._in_flight
+        if job is not None and not job.thread.is_alive():
+            self._finish(job)
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is on disk or failed, and report it. A KeyboardInterrupt
+        while waiting (a third Ctrl-C) aborts the write, leaving the previous checkpoint, and propagates."""
+        job = self._in_flight
+        if job is None:
+            return
+        try:
+            job.thread.join()
+        except BaseException:
+            self.abort()
+            raise
+        self._finish(job)
+
+    def settle(self, *, interrupted: bool = False) -> None:
+        """On the way out of a run that failed: wait for the write in flight and report it (its own failure
+        is a Warning here: the run's error comes next). `interrupted` (a third Ctrl-C) aborts it instead."""
+        if interrupted:
+            self.abort()
+            return
+        try:
+            self.wait()
+        except CheckpointError as err:
+            self.emit(ev.Warning(message=f"checkpoint not saved: {err}"))
+
+    def abort(self) -> None:
+        """Give up the write in flight (its temp file is removed; ckpt.pt stays the last complete one)."""
+        job = self._in_flight
+        if job is None:
+            return
+        self._abort.set()
+        job.thread.join(timeout=10.0)  # the writer stops at its next chunk; a stuck disk is not waited out
+        self._in_flight = None
+        self._abort.clear()
+
+    # --- the trainer thread's side ------------------------------------------------------------------------
+    def _finish(self, job: _Write) -> None:
+        self._in_flight = None
+        if job.weights_not_finite:
+            # An update that overflowed (finite loss and norm, NaN weights after) must not replace the last
+            # good checkpoint.
+            self.refuse(job.iter, "the model's weights hold NaN or inf", must_succeed=job.must_succeed)
+            return
+        if job.error is not None:
+            if job.must_succeed:
+                raise job.error
+            self.emit(ev.Warning(message=f"checkpoint not saved: {job.error}; retrying at the next interval"))
+            return
+        self.last_saved_iter = job.iter
+        self.emit(ev.CheckpointSaved(iter=job.iter, path=str(self.path), bytes=job.bytes, seconds=job.write_seconds,
+                                     reason=job.reason, held_seconds=job.held_seconds,
+                                     write_seconds=job.write_seconds))
+
+    def _copy_to_cpu(self, payload: Any) -> Any:
+        """The payload with every tensor copied to CPU memory; tensors that share a view (the tied token
+        embedding and output weights) share one copy, so the file stores them once, as torch.save would."""
+        old, self._buffers = self._buffers, []
+        memo: dict[tuple, torch.Tensor] = {}
+        on_cuda = []
+
+        def copy(item: Any) -> Any:
+            if isinstance(item, torch.Tensor):
+                key = (item.device, item.untyped_storage().data_ptr(), item.storage_offset(), tuple(item.shape),
+                       tuple(item.stride()), item.dtype)
+                if key not in memo:
+                    memo[key] = self._buffer_for(item, old)
+                    memo[key].copy_(item.detach(), non_blocking=item.is_cuda)
+                    if item.is_cuda:
+                        on_cuda.append(item.device)
+                return memo[key]
+            if isinstance(item, dict):
+                return {k: copy(v) for k, v in item.items()}
+            if isinstance(item, (list, tuple)):
+                return type(item)(copy(v) for v in item)
+            return item  # ints, floats, strings, None: immutable
+
+        snapshot = copy(payload)
+        for device in set(on_cuda):
+            torch.cuda.current_stream(device).synchronize()  # the copy is done before training goes on
+        return snapshot
+
+    def _buffer_for(self, tensor: torch.Tensor, old: list[torch.Tensor]) -> torch.Tensor:
+        index = len(self._buffers)
+        if index < len(old) and old[index].shape == tensor.shape and old[index].dtype == tensor.dtype:
+            buffer = old[index]
+        else:
+            buffer = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu", pin_memory=tensor.is_cuda)
+        self._buffers.append(buffer)
+        return buffer
+
+    # --- the writer thread --------------------------------------------------------------------------------
+    def _write(self, job: _Write, snapshot: dict) -> None:
+        t0 = time.perf_counter()
+        try:
+            if not weights_finite(snapshot.get("model", {})):
+                job.weights_not_finite = True
+                return
+            job.bytes = save_checkpoint(self.path, snapshot, abort=self._abort)
+        except CheckpointError as err:  # SaveAborted too
+            job.error = err
+        except BaseException as err:  # noqa: BLE001 - a writer that dies must still say why, on the trainer thread
+            job.error = CheckpointError(f"could not write {self.path}: {type(err).__name__}: {err}; "
+                                        "the previous checkpoint is kept")
+        finally:
+            job.write_seconds = time.perf_counter() - t0
+
+
+def weights_finite(model_state: dict) -> bool:
+    """False when any floating-point tensor of a model's state dict is NaN or inf (on a GPU: a sync each)."""
+    return all(bool(torch.isfinite(t).all()) for t in model_state.values()
+               if isinstance(t, torch.Tensor) and t.is_floating_point())
