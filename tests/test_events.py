@@ -39,6 +39,8 @@ def sample_value(name: str, annotation: str, index: int):
         return {"name": "gpt2-124m", "n_layer": 12, "dropout": 0.0, "compile": None, "nested": {"a": [1, 2]}}
     if annotation.startswith("str"):
         return f"{name} ünïcode \"quoted\" {index}"
+    if annotation.startswith("list[str]"):
+        return [f"{name} {index}", "ünïcode"]
     raise AssertionError(f"no sample for {name}: {annotation}")
 
 
