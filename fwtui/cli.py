@@ -34,6 +34,14 @@ def _run_options(parser: argparse.ArgumentParser, data_required: bool = False) -
                         help="the card's peak bf16 TFLOP/s, for MFU on a card not in the table")
 
 
+def _card_options(parser: argparse.ArgumentParser) -> None:
+    """Plan for a card other than this machine's (trainer.plan.target)."""
+    parser.add_argument("--gpu", metavar="NAME", help='plan for a card of the peak table, e.g. --gpu "RTX 4070"')
+    parser.add_argument("--gpu-memory", metavar="SIZE",
+                        help="the card's memory (12GB, 11.5GiB): overrides the table's, or with --peak-tflops "
+                             "describes a card not in it")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fwtui",
@@ -52,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("presets", help="list the presets with exact parameter counts")
     _common(p)
     p.add_argument("--keys", action="store_true", help="list the config keys a preset may set")
+    _card_options(p)
+    p.add_argument("--peak-tflops", type=float, metavar="T", help="with --gpu-memory: the card's bf16 peak")
 
     p = sub.add_parser("prepare", help="tokenize parquet files into train.bin / val.bin")
     _common(p)
@@ -104,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measure-peak", action="store_true", help="measure the card's bf16 matmul peak")
     p.add_argument("--price-kwh", type=float, metavar="PRICE", help="electricity price per kWh for a cost")
     p.add_argument("--save-preset", metavar="NAME", help="with --probe, save the fitted config as a user preset")
+    _card_options(p)
 
     p = sub.add_parser("runs", help="list run directories and their state")
     _common(p)

@@ -2,7 +2,8 @@
 
 `--json` prints the plan as one JSON object; `--probe` finds the largest micro-batch by real steps on the
 GPU (trainer.plan.batch_finder) and `--save-preset NAME` keeps the result as a user preset; `--measure-peak`
-measures the card's bf16 matmul peak for a card not in the table.
+measures the card's bf16 matmul peak for a card not in the table. `--gpu NAME` (a card of the peak table) or
+`--gpu-memory SIZE --peak-tflops T` plans for that card instead of this machine (trainer.plan.target).
 """
 
 from __future__ import annotations
@@ -150,7 +151,16 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--price-kwh {args.price_kwh}: must be 0 or more")
     if args.peak_tflops is not None and args.peak_tflops <= 0:
         raise ConfigError(f"--peak-tflops {args.peak_tflops}: must be above 0")
-    device, peak, peak_source = detect(config, args)
+    card = getattr(args, "gpu", None) is not None or getattr(args, "gpu_memory", None) is not None
+    if card:  # plan for a card of the table, or one described (trainer.plan.target), not this machine
+        from trainer.plan.target import card_device, for_card
+
+        if args.probe or args.measure_peak:
+            raise ConfigError("--probe and --measure-peak run on this machine's GPU; drop them with --gpu")
+        device = card_device(args.gpu, args.gpu_memory, args.peak_tflops)
+        config, peak, peak_source = for_card(config), device.peak_flops, device.peak_source
+    else:
+        device, peak, peak_source = detect(config, args)
     if args.probe and not device.is_cuda:
         raise ConfigError("--probe runs real training steps on a CUDA device and none is visible here; "
                           "the plan's memory estimate gives the largest batch without one")
@@ -160,10 +170,17 @@ def main(args: argparse.Namespace) -> int:
     plan = make_plan(config, dataset_tokens=tokens, dataset_tokens_exact=exact, device_name=device.name,
                      device_memory_bytes=device.memory_bytes, peak_flops=peak, peak_source=peak_source,
                      price_per_kwh=args.price_kwh, bf16_supported=device.bf16)
+    if card:
+        from trainer.plan.target import memory_source
+
+        where = memory_source(device, args.gpu, args.gpu_memory)
+        plan.notes.insert(0, f"planned for the {device.name}, not this machine: {where}; every figure is an "
+                             "estimate until a run on the card measures it")
     if args.json:
-        out = {"preset": config.name, "device": device.device, "dataset_source": data_how, **plan.to_dict()}
+        out = {"preset": config.name, "device": device.device, "dataset_source": data_how,
+               "planned_for": "card" if card else "this machine", **plan.to_dict()}
         print(json.dumps(out, allow_nan=False))
     else:
         label = device.name + (f" ({device.memory_bytes / 1e9:.1f} GB)" if device.memory_bytes else "")
-        render(plan, config, data_how, label)
+        render(plan, config, data_how, label + (" · estimate: planned from the table" if card else ""))
     return 0

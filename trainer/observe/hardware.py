@@ -26,31 +26,35 @@ class CardSpec:
     board_watts: float
     """Typical board power (the card's TDP/TGP), for the planner's energy estimate."""
     note: str = ""
+    memory_gib: float | None = None
+    """The card's memory as its spec sheet states it ("12 GB" is 12 GiB; the driver reports ≈ 1% less), or
+    None where the name covers cards of different sizes (A100 40/80 GB, RTX 4060 Ti 8/16 GB, RTX 3080 10/12
+    GB): planning for one then needs --gpu-memory."""
 
 
 # Most specific first: "4070 ti" must win over "4070", "h100 pcie" over "h100".
 PEAK_TABLE: tuple[CardSpec, ...] = (
-    CardSpec(r"rtx 3060\b(?! ti)", "RTX 3060", 25.5, 170, "half-rate accumulate"),
-    CardSpec(r"rtx 3070\b(?! ti)", "RTX 3070", 40.6, 220, "half-rate accumulate"),
+    CardSpec(r"rtx 3060\b(?! ti)", "RTX 3060", 25.5, 170, "half-rate accumulate", memory_gib=12),
+    CardSpec(r"rtx 3070\b(?! ti)", "RTX 3070", 40.6, 220, "half-rate accumulate", memory_gib=8),
     CardSpec(r"rtx 3080\b(?! ti)", "RTX 3080", 59.5, 320, "half-rate accumulate"),
-    CardSpec(r"rtx 3090\b(?! ti)", "RTX 3090", 71.0, 350, "half-rate accumulate"),
+    CardSpec(r"rtx 3090\b(?! ti)", "RTX 3090", 71.0, 350, "half-rate accumulate", memory_gib=24),
     CardSpec(r"rtx 4060 ti\b", "RTX 4060 Ti", 44.1, 165, "half-rate accumulate"),
-    CardSpec(r"rtx 4070 ti\b(?! super)", "RTX 4070 Ti", 80.2, 285, "half-rate accumulate"),
-    CardSpec(r"rtx 4070\b(?! ti| super)", "RTX 4070", 58.3, 200, "half-rate accumulate"),
-    CardSpec(r"rtx 4080\b(?! super)", "RTX 4080", 97.5, 320, "half-rate accumulate"),
-    CardSpec(r"rtx 4090\b(?! d)", "RTX 4090", 165.2, 450, "half-rate accumulate"),
-    CardSpec(r"rtx 5090\b", "RTX 5090", 209.5, 575, "236 measured on a bf16 matmul"),
-    CardSpec(r"rtx a6000\b", "RTX A6000", 154.8, 300, "one source says 77.4 (disputed)"),
-    CardSpec(r"\bl40s\b", "L40S", 362.0, 350),
-    CardSpec(r"\bl4\b", "L4", 121.0, 72),
-    CardSpec(r"\ba10\b(?!0)", "A10", 125.0, 150, "disputed: 62 in one review"),
+    CardSpec(r"rtx 4070 ti\b(?! super)", "RTX 4070 Ti", 80.2, 285, "half-rate accumulate", memory_gib=12),
+    CardSpec(r"rtx 4070\b(?! ti| super)", "RTX 4070", 58.3, 200, "half-rate accumulate", memory_gib=12),
+    CardSpec(r"rtx 4080\b(?! super)", "RTX 4080", 97.5, 320, "half-rate accumulate", memory_gib=16),
+    CardSpec(r"rtx 4090\b(?! d)", "RTX 4090", 165.2, 450, "half-rate accumulate", memory_gib=24),
+    CardSpec(r"rtx 5090\b", "RTX 5090", 209.5, 575, "236 measured on a bf16 matmul", memory_gib=32),
+    CardSpec(r"rtx a6000\b", "RTX A6000", 154.8, 300, "one source says 77.4 (disputed)", memory_gib=48),
+    CardSpec(r"\bl40s\b", "L40S", 362.0, 350, memory_gib=48),
+    CardSpec(r"\bl4\b", "L4", 121.0, 72, memory_gib=24),
+    CardSpec(r"\ba10\b(?!0)", "A10", 125.0, 150, "disputed: 62 in one review", memory_gib=24),
     CardSpec(r"\ba100\b", "A100", 312.0, 400, "about 271 achievable (SXM)"),
-    CardSpec(r"\bh100\b.*\bpcie\b", "H100 PCIe", 756.0, 350),
-    CardSpec(r"\bh100\b.*\bnvl\b", "H100 NVL", 835.0, 400),
-    CardSpec(r"\bh100\b", "H100 SXM", 989.0, 700, "about 795 achievable; 798 measured on a lent H100"),
-    CardSpec(r"\bh200\b.*\bnvl\b", "H200 NVL", 836.0, 600),
-    CardSpec(r"\bh200\b", "H200 SXM", 989.0, 700, "788 measured on a lent H200"),
-    CardSpec(r"\bb200\b", "B200", 2250.0, 1000),
+    CardSpec(r"\bh100\b.*\bpcie\b", "H100 PCIe", 756.0, 350, memory_gib=80),
+    CardSpec(r"\bh100\b.*\bnvl\b", "H100 NVL", 835.0, 400, memory_gib=94),
+    CardSpec(r"\bh100\b", "H100 SXM", 989.0, 700, "about 795 achievable; 798 measured on a lent H100", memory_gib=80),
+    CardSpec(r"\bh200\b.*\bnvl\b", "H200 NVL", 836.0, 600, memory_gib=141),
+    CardSpec(r"\bh200\b", "H200 SXM", 989.0, 700, "788 measured on a lent H200", memory_gib=141),
+    CardSpec(r"\bb200\b", "B200", 2250.0, 1000, memory_gib=180),
 )
 
 
