@@ -110,3 +110,26 @@ def test_presets_mark_which_fit_the_card(capsys, monkeypatch):
     rows = {line.split("│")[1].strip(): line for line in capsys.readouterr().out.splitlines() if "│" in line}
     assert f"yes ≈ {card_memory(12, gpt2_params()) / 1e9:.1f} GB" in rows["gpt2-124m"]
     assert "no ≈" in rows["80gb"] and "fits" in rows["80gb"]
+
+
+async def test_setup_screen_plans_for_a_card_of_the_table_with_g(home):
+    from tests.setup_helpers import make_app, settle
+    from trainer.plan.target import next_card
+
+    first = next_card(None)  # the table's first card with a known memory (RTX 3060, 12 GiB)
+    app = make_app(home)  # a CPU machine: no GPU, no fit marks
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await settle(pilot, lambda: screen.gpus is not None and screen.query_one("#plan").plan is not None)
+        assert screen.query_one("#presets").fits == {}
+        await pilot.press("g")
+        plan_panel, presets = screen.query_one("#plan"), screen.query_one("#presets")
+        await settle(pilot, lambda: bool(presets.fits) and plan_panel.plan.device_name == first.name)
+        assert plan_panel.plan.device_memory_bytes == first.memory_bytes == 12 * GIB
+        assert f"for {first.name} (estimate)" in plan_panel.border_title
+        assert presets.fits["80gb"] is False and presets.fits["cpu-tiny"] is True
+        await pilot.press("g")
+        await settle(pilot, lambda: plan_panel.plan.device_name == next_card(first.name).name)
+        screen.plan_for = None
+        screen.action_plan_for()  # from this machine back to the first card...
+        assert screen.plan_for.name == first.name

@@ -31,6 +31,7 @@ from fwtui.widgets.preset_list import PresetList
 from fwtui.widgets.run_list import RunChoice, RunList, list_run_choices
 from trainer.config import RunConfig, apply_overrides
 from trainer.errors import FwtuiError
+from trainer.plan.target import for_card, next_card
 
 GpuProbe = Callable[[], list[Any]]
 """Returns the machine's GPUs as objects with .name and .memory_bytes (trainer.observe.hardware.GpuSummary)."""
@@ -51,6 +52,7 @@ class SetupScreen(Screen):
         Binding("slash", "filter", "filter presets"),
         Binding("d", "demo", "demo corpus"),
         Binding("r", "continue_run", "continue a run"),
+        Binding("g", "plan_for", "plan for a card", show=False),  # this machine -> each card of the table
         *[Binding(str(n), f"preset({n})", f"preset {n}", show=False) for n in range(1, 10)],
     ]
 
@@ -114,6 +116,7 @@ class SetupScreen(Screen):
         self.base: RunConfig | None = chosen[0] if chosen else (presets[0] if presets else None)
         self.data: str | None = None
         self.gpus: list[Any] | None = None  # None while nvidia-smi is being asked
+        self.plan_for: Any = None  # `g`: a card of the table to plan for (trainer.plan.target), None = this machine
         self.started = False
         self.token_counts = TokenCounts()  # one count per data path at a time, kept for every preset
 
@@ -186,7 +189,8 @@ class SetupScreen(Screen):
             if self.base is not None:
                 self.query_one(PlanPanel).show_message("fix the overrides to see the plan", self.base.name)
             return
-        gpu = self.gpus[0] if self.gpus else None
+        gpu = self.plan_for or (self.gpus[0] if self.gpus else None)
+        config = for_card(config) if self.plan_for else config  # as the card runs it: CUDA, bf16, compile
         self.compute_plan(config, self.data, gpu)
 
     @work(thread=True, exclusive=True, group="plan")
@@ -262,6 +266,13 @@ class SetupScreen(Screen):
         self.query_one("#setup-title", Static).update(f"fwtui · set up a run   {line}")
         self.refresh_plan()
 
+    def action_plan_for(self) -> None:
+        self.plan_for = card = next_card(self.plan_for.name if self.plan_for else None)
+        self.notify(f"plan for the {card.name} (estimates; g: next card)" if card else "plan for this machine")
+        fits_for = card or (self.gpus[0] if self.gpus else None)  # no card and no GPU: no marks
+        self.compute_fits(fits_for) if fits_for else self.query_one(PresetList).set_fits({})
+        self.refresh_plan()
+
     def on_setup_screen_runs_listed(self, event: RunsListed) -> None:
         runs = self.query_one(RunList)
         runs.show(event.choices)
@@ -286,7 +297,8 @@ class SetupScreen(Screen):
         if event.plan is None:
             panel.show_message(event.note or "no plan", event.title)
         else:
-            panel.show_plan(event.plan, event.title)
+            card = f" for {self.plan_for.name} (estimate)" if self.plan_for else ""  # `g` chose a card
+            panel.show_plan(event.plan, event.title + card)
 
     def on_setup_screen_fits_ready(self, event: FitsReady) -> None:
         self.query_one(PresetList).set_fits(event.fits)

@@ -15,7 +15,7 @@ import re
 
 from trainer.config import RunConfig
 from trainer.errors import ConfigError
-from trainer.observe.hardware import PEAK_TABLE, CardSpec, DeviceInfo, card_spec
+from trainer.observe.hardware import PEAK_TABLE, CardSpec, DeviceInfo, GpuSummary, card_spec
 
 GIB = 1024**3
 CUSTOM_CARD = "a GPU you described"
@@ -86,3 +86,14 @@ def for_card(config: RunConfig) -> RunConfig:
     """The config as it would run on a CUDA card: device cuda; dtype, compile and the rest as the config says
     (auto: bf16 and compile on a card)."""
     return dataclasses.replace(config, device="cuda") if config.device in ("cpu", "mps") else config
+
+
+def next_card(current_label: str | None) -> GpuSummary | None:
+    """The setup screen's "plan for" key: this machine (None) -> each card of the table whose memory is
+    known, in table order -> this machine again. A GpuSummary (name, spec memory) as nvidia-smi would give."""
+    cards = [GpuSummary(spec.label, int(spec.memory_gib * GIB)) for spec in PEAK_TABLE if spec.memory_gib]
+    labels = [card.name for card in cards]
+    if current_label not in labels:
+        return cards[0]
+    index = labels.index(current_label) + 1
+    return cards[index] if index < len(cards) else None
