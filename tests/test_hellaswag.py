@@ -260,3 +260,52 @@ def test_fwtui_eval_errors_are_one_line(tmp_path, capsys, no_network):
     assert note.startswith("fwtui: downloading") and err.startswith("fwtui: error: cannot download")
     assert cli_main(["eval", str(ckpt), "--limit", "0"]) == 2
     assert "--limit 0: must be 1 or more" in capsys.readouterr().err
+
+
+# --- in the run --------------------------------------------------------------------------------------------
+
+def run_config(**changes):
+    from tests.tiny_trainer_child import tiny
+
+    # GPT-2's vocabulary (HellaSwag is in GPT-2 tokens); the training data's ids are below 256.
+    return tiny(vocab_size=50304, max_iters=8, eval_interval=100, hellaswag_limit=10, **changes)
+
+
+def test_the_run_scores_every_interval_and_when_asked(pattern_data, tmp_path, monkeypatch, hellaswag_file):
+    from trainer.observe import events as ev
+    from trainer.train.controls import Controls
+
+    from tests.engine_helpers import train
+
+    monkeypatch.setenv(data.ENV_VAR, str(hellaswag_file))
+    controls = Controls()
+    on_step = lambda step: controls.request_hellaswag() if step.iter == 0 else None  # noqa: E731 - the h key
+    rec, trainer, reason = train(pattern_data, tmp_path / "on", run_config(hellaswag_interval=3),
+                                 controls=controls, on_step=on_step)
+    scored = rec.of(ev.HellaSwag)
+    assert reason == "completed" and [e.iter for e in scored] == [1, 3, 6, 8]  # asked at 1, every 3, the end
+    assert all(e.count == 10 and 0 <= e.acc_norm <= 1 and e.seconds > 0 for e in scored)
+    assert [trainer.eta.hellaswag_to_come(8 - it - 1) for it in (1, 6)] == [3, 1]  # (3, 6, 8), then (8)
+    assert len(trainer.eta._hellaswag) == 4  # each scoring measured for the ETA
+    quiet, _, _ = train(pattern_data, tmp_path / "off", run_config())  # interval 0, never asked
+    assert not quiet.of(ev.HellaSwag)
+    # Scoring draws no random numbers and reads no training batch: the losses are the same bit for bit.
+    assert [s.loss for s in rec.of(ev.Step)] == [s.loss for s in quiet.of(ev.Step)]
+
+
+def test_a_run_without_the_file_warns_once_and_trains_on(pattern_data, tmp_path, no_network):
+    from trainer.observe import events as ev
+
+    from tests.engine_helpers import train
+
+    rec, _, reason = train(pattern_data, tmp_path / "run", run_config(hellaswag_interval=2))
+    warnings = [w.message for w in rec.of(ev.Warning) if "HellaSwag" in w.message]
+    assert reason == "completed" and not rec.of(ev.HellaSwag)
+    assert len(warnings) == 1 and "not again every 2 iterations" in warnings[0] and "--hellaswag-file" in warnings[0]
+
+
+def test_a_model_too_small_for_gpt2_tokens_is_refused_in_one_line():
+    model = GPT(ModelArgs(n_layer=1, n_head=2, n_embd=32, block_size=64, vocab_size=256))
+    example = data.Example(line=1, ctx="A man", endings=("runs.", "sits.", "eats.", "sleeps."), label=0)
+    with pytest.raises(Exception, match="beyond the model's vocab_size 256"):
+        score(model, [example], get_encoding())

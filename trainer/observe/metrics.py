@@ -20,7 +20,7 @@ def mfu(tokens_per_sec: float, flops_per_token: float, peak_flops: float | None)
 
 class EtaEstimator:
     """ETA = remaining iterations x smoothed step time + mean eval cost x evals to come + mean checkpoint
-    cost x checkpoints to come.
+    cost x checkpoints to come + mean HellaSwag scoring cost x scorings to come.
 
     The first `warmup_steps` step times of a run (or of a resume, or after a compile fallback) are left
     out: they hold compilation and allocator warm-up and would inflate the estimate for the whole run.
@@ -33,6 +33,26 @@ class EtaEstimator:
         self._evals: list[float] = []
         self._ckpt_total = 0.0
         self._ckpt_count = 0
+        self._hellaswag: list[float] = []  # seconds of each HellaSwag scoring at a boundary
+        self._hellaswag_interval = 0
+        self._max_iters = 0
+
+    def plan_hellaswag(self, interval: int, max_iters: int) -> None:
+        """HellaSwag is scored every `interval` iterations and at max_iters (0 = never, only when asked)."""
+        self._hellaswag_interval, self._max_iters = interval, max_iters
+
+    def add_hellaswag(self, seconds: float) -> None:
+        self._hellaswag.append(seconds)
+
+    def hellaswag_to_come(self, remaining_iters: int) -> int:
+        """Scorings ahead when `remaining_iters` steps are left (the boundaries max_iters - remaining_iters ..
+        max_iters): each multiple of the interval among them, plus the one at max_iters when it is none."""
+        every = self._hellaswag_interval
+        if every <= 0:
+            return 0
+        after = self._max_iters - remaining_iters  # the first boundary still ahead
+        multiples = self._max_iters // every - (after - 1) // every if after >= 1 else self._max_iters // every
+        return multiples + (1 if self._max_iters % every else 0)
 
     def skip_next(self, n: int = 2) -> None:
         """Leave the next n step times out (after a recompile or a batch-size change)."""
@@ -74,6 +94,8 @@ class EtaEstimator:
         # An eval or checkpoint not yet measured (a resume) counts as nothing until it is: never a guess.
         seconds += (self.eval_seconds or 0.0) * evals_left
         seconds += (self.checkpoint_seconds or 0.0) * checkpoints_left
+        if self._hellaswag:  # measured: the mean scoring time for each one still to come
+            seconds += sum(self._hellaswag) / len(self._hellaswag) * self.hellaswag_to_come(remaining_iters)
         return seconds
 
 

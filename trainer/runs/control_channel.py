@@ -29,7 +29,7 @@ CONTROL_DIR = "control"
 SERVER_LOCK = ".server"
 """RUN/control/.server: flock-held by the process taking the run's commands (so a client can tell whether
 anyone listens, and a second server on the same run is refused). The kernel drops it when that process ends."""
-COMMANDS = ("sample", "stop", "pause", "resume", "toggle_pause", "eval", "checkpoint")
+COMMANDS = ("sample", "stop", "pause", "resume", "toggle_pause", "eval", "checkpoint", "hellaswag")
 MAX_COMMAND_BYTES = 64 * 1024
 POLL_SECONDS = 0.2
 
@@ -205,6 +205,8 @@ class ControlChannelServer:
                 c.request_eval()
             elif cmd == "checkpoint":
                 c.request_checkpoint()
+            elif cmd == "hellaswag":
+                c.request_hellaswag()
             else:
                 self._warn(f"control: refused {name}: unknown command {cmd!r} (known: {', '.join(COMMANDS)})")
                 return False
@@ -322,6 +324,9 @@ class ControlClient:
 
     def request_checkpoint(self) -> None:
         self._deliver("checkpoint")
+
+    def request_hellaswag(self) -> None:
+        self._deliver("hellaswag")
 
     def request_sample(self, prompt: str = "\n", max_new_tokens: int = 200, temperature: float = 0.8,
                        top_k: int | None = 200) -> None:

@@ -1,4 +1,4 @@
-"""Thread-safe requests to a running Trainer: stop, pause, resume, evaluate, checkpoint, sample.
+"""Thread-safe requests to a running Trainer: stop, pause, resume, evaluate, checkpoint, sample, HellaSwag.
 
 Any thread (the app's UI thread, a signal handler, the control-channel watcher of `fwtui attach`) calls
 the request methods; they only set flags under a lock and return at once. The trainer calls `take()` at
@@ -25,6 +25,8 @@ class Requests:
 
     evaluate: bool = False
     checkpoint: bool = False
+    hellaswag: bool = False
+    """Score HellaSwag now (the `h` key), whatever hellaswag_interval says."""
     samples: list[SampleRequest] = field(default_factory=list)
 
 
@@ -66,6 +68,10 @@ class Controls:
     def request_checkpoint(self) -> None:
         with self._lock:
             self._pending.checkpoint = True
+
+    def request_hellaswag(self) -> None:
+        with self._lock:
+            self._pending.hellaswag = True
 
     def request_sample(self, prompt: str = "\n", max_new_tokens: int = 200, temperature: float = 0.8,
                        top_k: int | None = 200) -> None:

@@ -19,13 +19,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 from torch.nn import functional as F
 
 from trainer.data.hellaswag import Example, tokenize
+from trainer.errors import FwtuiError
 from trainer.model.precision import autocast_for
+from trainer.observe import events as ev
+
+if TYPE_CHECKING:
+    from trainer.config import RunConfig
 
 CHANCE = 0.25
 GPT2_124M_ACC = 0.2859
@@ -137,7 +142,7 @@ def score(model: torch.nn.Module, examples: Sequence[Example], encoding, *, devi
 
     `on_progress(done, total)` is called after each example; `keep_choices` keeps every example's verdict.
     """
-    block_size = model.args.block_size
+    block_size, vocab_size = model.args.block_size, model.args.vocab_size
     autocast = autocast_for(precision, device)
     was_training = model.training
     model.eval()
@@ -147,6 +152,9 @@ def score(model: torch.nn.Module, examples: Sequence[Example], encoding, *, devi
         for done, example in enumerate(examples, start=1):
             ctx, endings = tokenize(example, encoding)
             tokens, targets, mask, cropped = example_batch(ctx, endings, block_size)
+            if int(tokens.max()) >= vocab_size:  # checked on the CPU: on CUDA an id too large is a fatal assert
+                raise FwtuiError(f"HellaSwag's GPT-2 tokens reach id {int(tokens.max())}, beyond the model's "
+                                 f"vocab_size {vocab_size}; it needs GPT-2's 50257 (or 50304)")
             tokens, targets, mask = (t.to(device, non_blocking=True) for t in (tokens, targets, mask))
             with autocast:
                 summed, mean = ending_losses(model, tokens, targets, mask)
@@ -163,3 +171,64 @@ def score(model: torch.nn.Module, examples: Sequence[Example], encoding, *, devi
         model.train(was_training)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+class HellaSwagAtBoundary:
+    """A run's HellaSwag: scored every hellaswag_interval iterations and at max_iters (0: only when asked,
+    the `h` key), at a step boundary, on the uncompiled model (each example's width differs, which would
+    make a compiled one recompile). Emits trainer.observe.events.HellaSwag and feeds its seconds to the ETA.
+
+    The file (`--hellaswag-file`'s FWTUI_HELLASWAG_FILE, else the cache) is found and read at the first
+    scoring, not at setup: a run that never scores needs none. If it cannot be had (offline with no file, a
+    damaged line) that is one warning naming the fix, and the periodic scoring stops; a scoring that fails
+    is a warning too. Training goes on either way, and a later `h` tries again.
+    """
+
+    def __init__(self, config: "RunConfig", *, device: str, precision: str, emit: Callable,
+                 warn: Callable[[str], None], eta=None, file: str | None = None) -> None:
+        self.interval, self.limit = config.hellaswag_interval, config.hellaswag_limit
+        self.max_iters = config.max_iters
+        self.device, self.precision = device, precision
+        self.emit, self.warn, self.eta, self.file = emit, warn, eta, file
+        self._examples: list[Example] | None = None
+        self._encoding = None
+        if eta is not None:
+            eta.plan_hellaswag(self.interval, self.max_iters)
+
+    def due(self, it: int) -> bool:
+        return self.interval > 0 and it > 0 and (it % self.interval == 0 or it == self.max_iters)
+
+    def _load(self) -> bool:
+        if self._examples is not None:
+            return True
+        from trainer.data import hellaswag as data
+        from trainer.data.tokenizer import get_encoding
+
+        try:
+            self._examples = data.load(self.file, limit=self.limit or None).examples
+            self._encoding = get_encoding()
+        except FwtuiError as err:
+            self._not_scored(str(err))
+            return False
+        return True
+
+    def _not_scored(self, why: str) -> None:
+        if self.interval:
+            self.warn(f"HellaSwag not scored, and not again every {self.interval:,} iterations: {why}")
+            self.interval = 0
+        else:
+            self.warn(f"HellaSwag not scored: {why}")
+
+    def run(self, model: torch.nn.Module, it: int) -> None:
+        """Score now (training waits: the event's `seconds` is the pause)."""
+        if not self._load():
+            return
+        try:
+            result = score(model, self._examples, self._encoding, device=self.device, precision=self.precision)
+        except Exception as err:  # noqa: BLE001 - a failed scoring never stops training
+            self._not_scored(f"{type(err).__name__}: {err}")
+            return
+        if self.eta is not None:
+            self.eta.add_hellaswag(result.seconds)
+        self.emit(ev.HellaSwag(iter=it, acc=result.acc, acc_norm=result.acc_norm, count=result.count,
+                               seconds=result.seconds))

@@ -24,6 +24,7 @@ import torch
 from trainer.observe import events as ev
 from trainer.train.oom import free_device_memory, is_out_of_memory
 from trainer.train.boundary import BoundaryWork
+from trainer.train.hellaswag import HellaSwagAtBoundary
 from trainer.data.batches import EVAL_TRAIN_STREAM, EVAL_VAL_STREAM, TRAIN_STREAM, BatchLoader
 from trainer.train.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
 from trainer.config import RunConfig
@@ -111,6 +112,8 @@ class Trainer(BoundaryWork):
         self.scaler = torch.amp.GradScaler(info.device.split(":")[0], enabled=self.precision == "float16")
 
         self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
+        self.hellaswag = HellaSwagAtBoundary(cfg, device=self.device, precision=self.precision, emit=self.emit,
+                                             warn=self.warn, eta=self.eta)  # hellaswag_interval, the h key
         self.optimizer = build_optimizer(cfg, self.raw_model, self.device)  # the recipe's (trainer.train.optimizers)
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
         loader_args = dict(block_size=cfg.block_size, batch_size=cfg.batch_size, seed=cfg.seed, device=self.device)
@@ -316,6 +319,8 @@ class Trainer(BoundaryWork):
         if (it % cfg.eval_interval == 0 and it < cfg.max_iters and not resumed_here
                 and not self.controls.stop_requested):
             self._evaluate_and_save(it)
+        if self.hellaswag.due(it) and not resumed_here and not self.controls.stop_requested:
+            self.hellaswag.run(self.raw_model, it)
         self._serve(self.controls.take(), it)
         if self.controls.paused and not self.controls.stop_requested:
             self.emit(ev.StateChanged(iter=it, state="paused"))
@@ -337,6 +342,8 @@ class Trainer(BoundaryWork):
             self._evaluate_and_save(it, save=False)
         if requests.checkpoint:
             self._save(it, "requested")
+        if requests.hellaswag:
+            self.hellaswag.run(self.raw_model, it)
         for request in requests.samples:
             self._sample(request, it)
 
