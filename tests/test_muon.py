@@ -1,0 +1,107 @@
+"""Muon with AdamW (trainer.train.optimizers): the orthogonalisation, the groups, the schedule per group, the
+hand-written AdamW against torch's, one momentum buffer, and an exact resume through the Trainer."""
+
+from __future__ import annotations
+
+import torch
+
+from trainer.model.gpt import GPT, ModelArgs
+from trainer.observe import events as ev
+from trainer.train.controls import Controls
+from trainer.train.optimizers import MuonWithAdamW, build_optimizer, orthogonalize
+
+from tests.engine_helpers import train
+from tests.tiny_trainer_child import tiny
+
+
+def small_model(config):
+    torch.manual_seed(0)
+    return GPT(ModelArgs.from_dict(config.model_args()))
+
+
+def test_newton_schulz_brings_every_singular_value_near_one_for_wide_and_tall_matrices():
+    gen = torch.Generator().manual_seed(0)
+    for shape in ((32, 96), (96, 32), (64, 64)):
+        # A known spectrum: singular values spread over a decade, 0.1..1 (a gradient's spread). Five steps lift
+        # values down to ~1e-3 of the Frobenius norm; a random square matrix's near-zero ones stay small.
+        r = min(shape)
+        u, _ = torch.linalg.qr(torch.randn(shape[0], r, generator=gen))
+        v, _ = torch.linalg.qr(torch.randn(shape[1], r, generator=gen))
+        g = u @ torch.diag(torch.logspace(-1, 0, r)) @ v.T
+        o = orthogonalize(g)
+        assert o.shape == g.shape
+        s = torch.linalg.svdvals(o.float())
+        # The quintic's fixed point is a band, not exactly 1 (Jordan: about 0.7..1.2).
+        assert s.min() > 0.5 and s.max() < 1.3, (shape, s.min(), s.max())
+        # The direction is g's: U·Vᵀ has a positive inner product with g.
+        assert (o.float() * g).sum() > 0
+
+
+def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
+    config = tiny(recipe="modern")
+    model = small_model(config)
+    optimizer = build_optimizer(config, model, "cpu")
+    assert isinstance(optimizer, MuonWithAdamW)
+    kinds = {id(p): g["kind"] for g in optimizer.param_groups for p in g["params"]}
+    names = dict(model.named_parameters())
+    assert len(kinds) == len(names)  # every parameter in exactly one group
+    for name, p in names.items():
+        want = "muon" if name.startswith("transformer.h.") and p.dim() == 2 else "adamw"
+        assert kinds[id(p)] == want, name
+    assert kinds[id(names["lm_head.weight"])] == "adamw" and kinds[id(names["transformer.wte.weight"])] == "adamw"
+    nanogpt = build_optimizer(tiny(), small_model(tiny()), "cpu")
+    assert type(nanogpt) is torch.optim.AdamW  # recipe "nanogpt": nanoGPT's optimizer, unchanged
+
+
+def test_muon_keeps_one_buffer_and_its_rate_follows_the_schedule_in_proportion():
+    config = tiny(recipe="modern", muon_lr=0.05, learning_rate=1e-2)
+    model = small_model(config)
+    optimizer = build_optimizer(config, model, "cpu")
+    muon = next(g for g in optimizer.param_groups if g["kind"] == "muon")
+    assert muon["lr_scale"] == 0.05 / 1e-2
+    w = muon["params"][0]
+    before = w.detach().clone()
+    for group in optimizer.param_groups:
+        group["lr"] = 1e-3  # the loop sets the schedule's rate for learning_rate: a tenth of the peak here
+    w.grad = torch.randn_like(w)
+    optimizer.step()
+    assert list(optimizer.state[w]) == ["momentum_buffer"]  # one buffer (AdamW keeps two)
+    # First step: buffer = (1 - m)·g, Nesterov update = (1 - m)·g + m·buffer: a multiple of g, so the step is
+    # 0.005 (= 0.05 x 1e-3 / 1e-2) times orthogonalize(g) and the shape's scale.
+    scale = max(1.0, w.size(0) / w.size(1)) ** 0.5
+    expected = before - 0.005 * scale * orthogonalize(w.grad * 0.0975).float()
+    assert torch.allclose(w.detach(), expected, atol=1e-6)
+
+
+def test_the_adamw_groups_step_as_torch_adamw_does():
+    torch.manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(8, 4))
+    b = torch.nn.Parameter(a.detach().clone())
+    ours = MuonWithAdamW([{"params": [a], "kind": "adamw", "weight_decay": 0.1}], lr=1e-2, betas=(0.9, 0.95),
+                         momentum=0.95)
+    torch_adamw = torch.optim.AdamW([b], lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1)
+    for _ in range(5):
+        grad = torch.randn(8, 4)
+        a.grad, b.grad = grad.clone(), grad.clone()
+        ours.step()
+        torch_adamw.step()
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_modern_run_resumes_with_bitwise_equal_losses(pattern_data, tmp_path):
+    config = tiny(recipe="modern", muon_lr=0.02, max_iters=24, lr_decay_iters=24, eval_interval=8)
+    straight, _, _ = train(pattern_data, tmp_path / "straight", config)
+    controls = Controls()
+
+    def stop_at_13(step):
+        if step.iter == 13:
+            controls.stop("test")
+
+    first, trainer, reason = train(pattern_data, tmp_path / "split", config, controls=controls, on_step=stop_at_13)
+    assert reason == "stopped" and isinstance(trainer.optimizer, MuonWithAdamW)
+    second, _, reason = train(pattern_data, tmp_path / "split", config, resume=True)
+    assert reason == "completed" and second.of(ev.RunStarted)[0].start_iter == 14
+    resumed = {s.iter: s.loss for s in second.of(ev.Step)}
+    expected = {s.iter: s.loss for s in straight.of(ev.Step) if s.iter >= 14}
+    assert resumed == expected  # bitwise: the momentum buffers, AdamW's moments and steps all restored
+    assert straight.of(ev.Step)[-1].loss < straight.of(ev.Step)[0].loss - 1.0  # and it learns
