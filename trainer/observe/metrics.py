@@ -1,14 +1,19 @@
-"""Measured run figures: MFU against the card's own peak, the ETA, and memory in use.
+"""Measured run figures: MFU against the card's own peak, the ETA, memory in use, and the Step event.
 
 The loop only feeds these (step times, eval and checkpoint costs); they own the smoothing and the
-formulas, so the headless printer, the app and the benchmark show the same numbers.
+formulas, so the headless printer, the app and the benchmark show the same numbers. StepMetrics is the
+component the Trainer holds: it counts the steps of a log window and builds the Step event from them.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import resource
+import time
 from dataclasses import dataclass
+
+from trainer.observe import events as ev
 
 
 def mfu(tokens_per_sec: float, flops_per_token: float, peak_flops: float | None) -> float | None:
@@ -59,13 +64,22 @@ class EtaEstimator:
         self._skip = max(self._skip, n)
 
     def add_step(self, seconds: float) -> None:
-        if self._skip > 0:
-            self._skip -= 1
+        self.add_window(seconds, 1)
+
+    def add_window(self, seconds: float, steps: int) -> None:
+        """`steps` steps that took `seconds` together, measured at a log point (where the device synced:
+        the single steps in between are only launch times on a GPU). The EMA moves as far as `steps`
+        single-step updates of the window's mean would move it. A window holding warm-up steps is left out."""
+        if steps <= 0:
             return
+        if self._skip > 0:
+            self._skip = max(self._skip - steps, 0)
+            return
+        mean = seconds / steps
         if self.step_seconds is None:
-            self.step_seconds = seconds
+            self.step_seconds = mean
         else:
-            self.step_seconds += self.smoothing * (seconds - self.step_seconds)
+            self.step_seconds += (1 - (1 - self.smoothing) ** steps) * (mean - self.step_seconds)
 
     def add_eval(self, seconds: float) -> None:
         self._evals.append(seconds)
@@ -152,3 +166,54 @@ def memory_stats(device: str, total_bytes: int | None = None) -> MemoryStats:
             else torch.cuda.get_device_properties(device).total_memory,
         )
     return MemoryStats(None, process_rss_bytes(), process_peak_rss_bytes(), total_bytes)
+
+
+class StepMetrics:
+    """The Step event's figures: a log window's step time, tokens/s, MFU, tokens seen, epoch and ETA.
+
+    Fed one `add_step(seconds)` per optimizer step; `step_event` closes the window (log_interval steps, or
+    fewer at the end) and returns the event. Constructed with what the run's config and plan derived once.
+    """
+
+    def __init__(self, *, tokens_per_iter: int, flops_per_token: float, peak_flops: float | None,
+                 dataset_tokens: int, max_iters: int, eval_interval: int, always_save_checkpoint: bool,
+                 device: str = "cpu", memory_bytes: int | None = None, world_size: int = 1,
+                 eta: EtaEstimator | None = None, started: float | None = None) -> None:
+        self.tokens_per_iter = tokens_per_iter
+        self.flops_per_token = flops_per_token
+        self.peak_flops = peak_flops
+        self.dataset_tokens = dataset_tokens
+        self.max_iters = max_iters
+        self.eval_interval = eval_interval
+        self.always_save_checkpoint = always_save_checkpoint
+        self.device = device
+        self.memory_bytes = memory_bytes
+        self.world_size = world_size  # processes training together: MFU is per card
+        self.started = time.perf_counter() if started is None else started
+        self.eta = eta or EtaEstimator()  # the Trainer's, which evals and checkpoints feed too
+        self.window_seconds = 0.0
+        self.window_steps = 0
+
+    def add_step(self, seconds: float) -> None:
+        self.window_seconds += seconds
+        self.window_steps += 1
+
+    def step_event(self, it: int, *, loss: float, grad_norm: float, lr: float, skipped_steps: int = 0) -> ev.Step:
+        """The Step event for iteration `it`, the last of the window; the window starts afresh."""
+        seconds, steps = self.window_seconds, self.window_steps
+        self.window_seconds, self.window_steps = 0.0, 0
+        self.eta.add_window(seconds, steps)
+        step_seconds = seconds / max(steps, 1)
+        tokens_per_sec = self.tokens_per_iter / step_seconds if step_seconds > 0 else 0.0
+        mem = memory_stats(self.device, self.memory_bytes)
+        tokens_seen = (it + 1) * self.tokens_per_iter
+        evals_left = evals_to_come(it + 1, self.max_iters, self.eval_interval)
+        return ev.Step(
+            iter=it, loss=loss, lr=lr, step_seconds=step_seconds, tokens_per_sec=tokens_per_sec,
+            mfu=mfu(tokens_per_sec / self.world_size, self.flops_per_token, self.peak_flops),
+            mem_allocated_bytes=mem.allocated_bytes, mem_reserved_bytes=mem.reserved_bytes,
+            mem_peak_bytes=mem.peak_bytes, mem_total_bytes=mem.total_bytes, tokens_seen=tokens_seen,
+            epoch=tokens_seen / max(self.dataset_tokens, 1), elapsed_seconds=time.perf_counter() - self.started,
+            eta_seconds=self.eta.eta(self.max_iters - it - 1, evals_left,
+                                     evals_left if self.always_save_checkpoint else 1),
+            grad_norm=grad_norm if math.isfinite(grad_norm) else None, skipped_steps=skipped_steps)
