@@ -32,6 +32,9 @@ def _run_options(parser: argparse.ArgumentParser, data_required: bool = False) -
                         help="override a config key, e.g. --set batch_size=8 (repeatable)")
     parser.add_argument("--peak-tflops", type=float, metavar="T",
                         help="the card's peak bf16 TFLOP/s, for MFU on a card not in the table")
+    parser.add_argument("--hellaswag-file", metavar="FILE",
+                        help="hellaswag_val.jsonl for the run's HellaSwag scoring (hellaswag_interval, the h key); "
+                             "or set FWTUI_HELLASWAG_FILE (default: fwtui's cache, downloaded once)")
 
 
 def _card_options(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "tokenizer_file", None):
         os.environ["FWTUI_TOKENIZER_FILE"] = args.tokenizer_file
+    if getattr(args, "hellaswag_file", None):  # the trainer (and torchrun's ranks) read it from there
+        os.environ["FWTUI_HELLASWAG_FILE"] = args.hellaswag_file
     module = f"fwtui.commands.{args.command}" if args.command else "fwtui.commands.app"
     try:
         handler = importlib.import_module(module).main
