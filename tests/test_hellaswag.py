@@ -293,6 +293,27 @@ def test_the_run_scores_every_interval_and_when_asked(pattern_data, tmp_path, mo
     assert [s.loss for s in rec.of(ev.Step)] == [s.loss for s in quiet.of(ev.Step)]
 
 
+def test_runs_and_view_summary_show_the_last_value(pattern_data, tmp_path, monkeypatch, hellaswag_file, capsys):
+    from trainer.observe import events as ev
+    from trainer.observe.runlog import EventLogWriter
+    from trainer.runs.listing import read_run
+
+    from tests.engine_helpers import train
+
+    monkeypatch.setenv(data.ENV_VAR, str(hellaswag_file))
+    rec, _, _ = train(pattern_data, tmp_path / "run", run_config(hellaswag_interval=4))
+    writer = EventLogWriter(tmp_path / "run")
+    for event in rec.events:
+        writer(event)
+    writer.close()
+    last = rec.of(ev.HellaSwag)[-1]
+    assert last.iter == 8 and read_run(tmp_path / "run").hellaswag == last
+    assert cli_main(["runs", str(tmp_path)]) == 0
+    assert f"{last.acc_norm:.4f} (10)" in capsys.readouterr().out
+    assert cli_main(["view", str(tmp_path / "run" / "events.jsonl"), "--summary"]) == 0
+    assert f"acc_norm {last.acc_norm:.4f} at iter 8 (10 examples" in capsys.readouterr().out
+
+
 def test_a_run_without_the_file_warns_once_and_trains_on(pattern_data, tmp_path, no_network):
     from trainer.observe import events as ev
 

@@ -43,6 +43,12 @@ def _health(run: RunInfo) -> str:
     return f"{len(run.health)}: {run.health[0].message}"
 
 
+def _hellaswag(run: RunInfo) -> str:
+    """The last acc_norm with its example count, e.g. "0.3012 (2,000)"; "-" when HellaSwag never ran."""
+    scored = run.hellaswag
+    return "-" if scored is None else f"{scored.acc_norm:.4f} ({scored.count:,})"
+
+
 def _started(run: RunInfo) -> str:
     if run.start_time is None:
         return "-"
@@ -54,14 +60,15 @@ def _started(run: RunInfo) -> str:
 def runs_table(runs: list[RunInfo], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column, justify in (("name", "left"), ("preset", "left"), ("status", "left"), ("iteration", "right"),
-                            ("train loss", "right"), ("val loss", "right"), ("tokens seen", "right"),
+                            ("train loss", "right"), ("val loss", "right"), ("hellaswag", "right"),
+                            ("tokens seen", "right"),
                             ("health", "left"), ("started", "left"), ("path", "left")):
         table.add_column(column, justify=justify, no_wrap=True,
                          max_width=HEALTH_WIDTH if column == "health" else None, overflow="ellipsis")
     for run in runs:
         style = STATUS_STYLE.get(run.status, "")
         table.add_row(escape(run.name), escape(run.preset or "-"), f"[{style}]{run.status}[/]" if style else run.status,
-                      _iteration(run), _loss(run.train_loss), _loss(run.val_loss),
+                      _iteration(run), _loss(run.train_loss), _loss(run.val_loss), _hellaswag(run),
                       "-" if run.tokens_seen is None else fmt.compact(run.tokens_seen),
                       f"[yellow]{escape(_health(run))}[/]" if run.health else _health(run), _started(run),
                       escape(str(run.path)))

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from fwtui import format as fmt
 from trainer.errors import DataError
-from trainer.observe.events import Event
+from trainer.data.hellaswag import CHANCE, GPT2_124M_ACC_NORM
+from trainer.observe.events import Event, HellaSwag
 from trainer.observe.health import Finding, assess
 from trainer.runs.nanogpt_log import log_to_events, parse_nanogpt_log, read_log_text
 from trainer.runs.summary import RunSummary, rescaled_mfu, summarize_events, summarize_nanogpt
@@ -94,6 +95,16 @@ def summary_lines(s: RunSummary, gpu: str | None) -> list[str]:
     return lines
 
 
+def hellaswag_line(events: list[Event]) -> str:
+    """The last HellaSwag scoring in the log (trainer.train.hellaswag), beside GPT-2 124M's and chance."""
+    scored = [e for e in events if isinstance(e, HellaSwag)]
+    if not scored:
+        return "hellaswag           not scored in this log (hellaswag_interval, the h key, or `fwtui eval RUN`)"
+    last = scored[-1]
+    return (f"hellaswag           acc_norm {last.acc_norm:.4f} at iter {last.iter:,} ({last.count:,} examples, "
+            f"acc {last.acc:.4f}); GPT-2 124M {GPT2_124M_ACC_NORM}, chance {CHANCE}")
+
+
 def health_lines(findings: list[Finding], judged: bool = True) -> list[str]:
     """The summary's health section: "ok", or one line per finding (most serious first) with its evidence."""
     if not judged:
@@ -111,6 +122,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"{summary.source}: {args.log}")
         for line in summary_lines(summary, args.gpu):
             print(line)
+        print(hellaswag_line(events))
         for line in health_lines(assess(events), judged=bool(summary.logged_iterations or summary.evals)):
             print(line)
         return 0

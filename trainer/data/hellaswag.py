@@ -33,6 +33,11 @@ FILE_NAME = "hellaswag_val.jsonl"
 ENV_VAR = "FWTUI_HELLASWAG_FILE"
 DOWNLOAD_TIMEOUT_S = 30.0
 
+CHANCE = 0.25
+GPT2_124M_ACC = 0.2859
+GPT2_124M_ACC_NORM = 0.2955
+"""OpenAI's GPT-2 124M weights scored completion style (REFERENCE.md section 11): what a result is held to."""
+
 
 @dataclass(frozen=True, slots=True)
 class Example:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.errors import FwtuiError
-from trainer.observe.events import SCHEMA_VERSION, CheckpointSaved, Eval, Event, Failed, Finished, RunStarted, Step
+from trainer.observe.events import (SCHEMA_VERSION, CheckpointSaved, Eval, Event, Failed, Finished, HellaSwag,
+                                    RunStarted, Step)
 from trainer.observe.health import Finding, assess
 from trainer.runs.locks import is_locked
 from trainer.observe.runlog import EVENTS_FILE, parse_line
@@ -124,6 +125,8 @@ class RunInfo:
     """The iteration of the last checkpoint the log reports saved (where a resume continues), or None."""
     last_write: float | None = None
     """Wall clock (epoch seconds) of the log's last write: when the run last said anything."""
+    hellaswag: HellaSwag | None = None
+    """The last HellaSwag scoring (acc_norm, its iteration and example count), or None when none ran."""
 
 
 def _read_log_events(path: Path) -> tuple[list[Event], list[Event]]:
@@ -200,6 +203,7 @@ def read_run(run_dir: str | Path) -> RunInfo:
     evals = [e for e in tail if isinstance(e, Eval)]
     if not evals and tail is not head:
         evals = [e for e in head if isinstance(e, Eval)]
+    scored = [e for e in tail if isinstance(e, HellaSwag)] or [e for e in head if isinstance(e, HellaSwag)]
     # The run's state is its last lifecycle event: an end event after the last start means it ended.
     lifecycle = [e for e in tail if isinstance(e, (RunStarted, Finished, Failed))]
     end = lifecycle[-1] if lifecycle and not isinstance(lifecycle[-1], RunStarted) else None
@@ -224,7 +228,8 @@ def read_run(run_dir: str | Path) -> RunInfo:
         train_loss=steps[-1].loss if steps else None, val_loss=evals[-1].val_loss if evals else None,
         tokens_seen=steps[-1].tokens_seen if steps else None,
         start_time=first.time if first else (head[0].time if head else None), problem=note, health=health,
-        checkpoint_iter=saved[-1] if saved else None, last_write=log.stat().st_mtime)
+        checkpoint_iter=saved[-1] if saved else None, last_write=log.stat().st_mtime,
+        hellaswag=scored[-1] if scored else None)
 
 
 def is_run_dir(path: Path) -> bool:

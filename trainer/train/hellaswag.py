@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import torch
 from torch.nn import functional as F
 
-from trainer.data.hellaswag import Example, tokenize
+from trainer.data.hellaswag import CHANCE, GPT2_124M_ACC, GPT2_124M_ACC_NORM, Example, tokenize  # noqa: F401
 from trainer.errors import FwtuiError
 from trainer.model.precision import autocast_for
 from trainer.observe import events as ev
@@ -32,10 +32,6 @@ from trainer.observe import events as ev
 if TYPE_CHECKING:
     from trainer.config import RunConfig
 
-CHANCE = 0.25
-GPT2_124M_ACC = 0.2859
-GPT2_124M_ACC_NORM = 0.2955
-"""OpenAI's GPT-2 124M weights scored this way (REFERENCE.md section 11)."""
 WILSON_Z = 1.959964  # the normal quantile of a two-sided 95% interval
 
 
