@@ -196,7 +196,15 @@ class Checkpointer:
                 return type(item)(copy(v) for v in item)
             return item  # ints, floats, strings, None: immutable
 
-        snapshot = copy(payload)
+        # One intra-op thread: a copy is memory-bound, and an OpenMP team on a busy CPU waits for its slowest
+        # thread at each of the ~450 tensors (gpt2-124m on the 2-core VM: 0.38 s for 1.4 GB on one thread,
+        # 1.4-2.6 s on two).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            snapshot = copy(payload)
+        finally:
+            torch.set_num_threads(threads)
         for device in set(on_cuda):
             torch.cuda.current_stream(device).synchronize()  # the copy is done before training goes on
         return snapshot
@@ -228,6 +236,10 @@ class Checkpointer:
 
 
 def weights_finite(model_state: dict) -> bool:
-    """False when any floating-point tensor of a model's state dict is NaN or inf (on a GPU: a sync each)."""
-    return all(bool(torch.isfinite(t).all()) for t in model_state.values()
+    """False when any floating-point tensor of a model's state dict is NaN or inf (on a GPU: a sync each).
+
+    A NaN or inf anywhere makes the tensor's sum NaN or inf, so the sum is checked: 10x faster on a CPU than
+    isfinite(t).all(), which builds a mask as large as the tensor (566 MB of float32 on one thread of
+    the 2-core VM: 0.17 s against 1.7 s). Summed in float32, it could only overflow for weights summing past 3.4e38: never a good state."""
+    return all(bool(torch.isfinite(torch.sum(t, dtype=torch.float32))) for t in model_state.values()
                if isinstance(t, torch.Tensor) and t.is_floating_point())
