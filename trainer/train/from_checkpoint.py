@@ -14,6 +14,7 @@ import torch
 
 from trainer.errors import CheckpointError
 from trainer.model.gpt import GPT, ModelArgs, strip_compile_prefix
+from trainer.recipe import MODEL_SWITCHES
 from trainer.train.checkpoint import CKPT_FILE, PREV_FILE, load_checkpoint
 
 # Buffers very old nanoGPT versions saved in the state dict (the causal mask); ours builds no mask.
@@ -63,6 +64,15 @@ def model_args_from(ckpt: dict, path: Path | str) -> ModelArgs:
     return ModelArgs.from_dict(args)
 
 
+def require_nanogpt_shape(ckpt: dict, path: Path | str) -> None:
+    """CheckpointError, one line, unless the checkpoint's model is nanoGPT's GPT (recipe "nanogpt"): a modern-recipe
+    model (rotary, RMSNorm, an untied head...) has weights nanoGPT's model.py cannot load or run."""
+    on = [k for k in MODEL_SWITCHES if (ckpt.get("model_args") or {}).get(k)]
+    if on:
+        raise CheckpointError(f"{path} is a modern-recipe model ({', '.join(on)}): nanoGPT's GPT cannot load it; "
+                              f"`fwtui sample` runs it, or train with --set recipe=nanogpt for a nanoGPT checkpoint")
+
+
 def _match_state_dict(model: GPT, state: dict, path: Path | str) -> dict:
     """The checkpoint's weights renamed and checked against our module; CheckpointError on a mismatch."""
     state = strip_compile_prefix(dict(state))
@@ -85,8 +95,10 @@ def _match_state_dict(model: GPT, state: dict, path: Path | str) -> dict:
     if wrong:
         problems.append(f"wrong shape {len(wrong)} ({', '.join(wrong[:2])}{', ...' if len(wrong) > 2 else ''})")
     if problems:
+        modern = model.args.is_nanogpt and "transformer.wpe.weight" not in state  # rotary weights, nanoGPT args
+        hint = (" (no position table: a modern-recipe model whose model_args lost its switches)" if modern else "")
         raise CheckpointError(f"{path}: the weights do not fit a GPT with its model_args: "
-                              f"{'; '.join(problems)}; is it a GPT-2-style nanoGPT or fwtui checkpoint?")
+                              f"{'; '.join(problems)}{hint}; is it a GPT-2-style nanoGPT or fwtui checkpoint?")
     return state
 
 
