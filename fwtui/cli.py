@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run directory from its checkpoint")
     p.add_argument("--auto-batch", action="store_true",
                    help="on out-of-memory, halve the micro-batch and double gradient accumulation")
+    p.add_argument("--gpus", metavar="N|all",
+                   help="train on N GPUs of this machine (or all) through torchrun and DDP")
+    p.add_argument("--nproc-cpu", type=int, metavar="N",
+                   help="train in N CPU processes (gloo) through torchrun: for testing the several-GPU path")
 
     p = sub.add_parser("sample", help="generate text from a run's checkpoint or a nanoGPT ckpt.pt")
     _common(p)
@@ -147,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # `train --gpus N` hands it on to torchrun
     if getattr(args, "tokenizer_file", None):
         os.environ["FWTUI_TOKENIZER_FILE"] = args.tokenizer_file
     if getattr(args, "hellaswag_file", None):  # the trainer (and torchrun's ranks) read it from there

@@ -94,6 +94,11 @@ class RunStarted(Event):
     device_names: list[str] = field(default_factory=list)
     """Every rank's device name, rank order (one entry for one process). peak_flops is one card's; Step.mfu is
     per card (total tokens/s / world_size against that peak), which for identical cards is also the total MFU."""
+    world_size: int = 1
+    """Processes training together (torchrun's WORLD_SIZE); 1 for one process."""
+    device_names: list[str] = field(default_factory=list)
+    """Every rank's device name, rank order (one entry for one process). peak_flops is one card's; Step.mfu is
+    per card (total tokens/s / world_size against that peak), which for identical cards is also the total MFU."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,9 +21,11 @@ from trainer.train.checkpoint import CKPT_FILE, remove_orphan_temps
 from trainer.config import RunConfig, apply_overrides, config_to_toml, load_preset
 from trainer.train.controls import Controls
 from trainer.errors import ConfigError, DataError, FwtuiError
+from trainer.train.distributed import Dist
 from trainer.train.loop import Trainer
 from trainer.train.resume import CONFIG_FILE, DATA_KEY, read_run_config
 from trainer.observe.runlog import EventLogWriter
+from trainer.observe.vitals import VitalsSink
 from trainer.runs.listing import RunLock
 from trainer.train.schedule import schedule_warnings
 
@@ -140,13 +142,37 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
     """
     controls = controls or Controls()
     config = resolve_config(request)
-    if request.data is None and not request.resume:
-        raise DataError("no --data given; pass parquet file(s), a directory, a glob or a prepared directory")
-    run_dir = prepare_run_dir(request, config)
+    ranks = Dist.from_env()  # torchrun's RANK and WORLD_SIZE (trainer.train.distributed); one process without
+    if not ranks.active:
+        return _run(request, config, sink, controls, ranks)
+    ranks.split_accumulation(config.gradient_accumulation_steps)  # a count that does not divide: one line
+    ranks.start(config.device)
+    try:
+        from trainer.observe.hardware import detect_device
+
+        ranks.gather_names(detect_device(config.device, request.peak_tflops).name)
+        if ranks.is_main:
+            return _run(request, config, sink, controls, ranks)
+        return _follow_rank0(request, config, sink, controls, ranks)
+    finally:
+        ranks.stop()
+
+
+def _run(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: Controls, ranks: Dist) -> Path:
+    """The run on one process, or on rank 0 of several: rank 0 alone takes the lock, writes config.toml,
+    events.jsonl and ckpt.pt and serves control/; once the data is ready it tells the other ranks where."""
+    told = False
+    try:
+        if request.data is None and not request.resume:
+            raise DataError("no --data given; pass parquet file(s), a directory, a glob or a prepared directory")
+        run_dir = prepare_run_dir(request, config)
+    except BaseException as err:
+        ranks.tell_others(err)
+        raise
     # One trainer per run directory; `fwtui runs` reads liveness from this lock.
     with RunLock(run_dir):
         log = EventLogWriter(run_dir)
-        out = ev.FanOut(log, sink)
+        out = VitalsSink(ev.FanOut(log, sink))  # the card's vitals onto each Step (trainer.observe.vitals)
         trainer: Trainer | None = None
         channel = None
         try:
@@ -160,20 +186,29 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
             data = resolve_run_data(request.data, config, out, run_dir)
             if not request.resume:
                 write_config(run_dir, config, data.dir)
+            ranks.tell_others((str(run_dir), str(data.dir)))
+            told = True
             trainer = Trainer(config, data, run_dir, sink=_config_written_at_start(run_dir, config, data.dir, out)
                               if request.resume else out, controls=controls, peak_tflops=request.peak_tflops,
                               resume=request.resume, auto_batch=request.auto_batch,
-                              on_config_change=lambda changed: write_config(run_dir, changed, data.dir))
+                              on_config_change=lambda changed: write_config(run_dir, changed, data.dir),
+                              dist=ranks)
             trainer.run()
             return run_dir
         except FwtuiError as err:
             out(ev.Failed(message=str(err), iter=trainer.iter_num if trainer else None))
+            if not told:
+                ranks.tell_others(err)  # the other ranks wait for the data: they get the failure instead
             raise
         except Exception as err:
             out(ev.Failed(message=f"{type(err).__name__}: {err}", iter=trainer.iter_num if trainer else None))
+            if not told:
+                ranks.tell_others(err)
             raise
-        except BaseException:  # a third Ctrl-C: still leave a last line in the log
+        except BaseException as err:  # a third Ctrl-C: still leave a last line in the log
             out(ev.Failed(message="interrupted", iter=trainer.iter_num if trainer else None))
+            if not told:
+                ranks.tell_others(err)
             raise
         finally:
             if channel is not None:
@@ -206,3 +241,28 @@ def _open_control_channel(run_dir: Path, controls: Controls, out: ev.EventSink):
     except FwtuiError as err:  # without it the run still trains; other terminals can only watch
         out(ev.Warning(message=f"control channel unavailable: {err}"))
         return None
+
+
+def _follow_rank0(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: Controls,
+                  ranks: Dist) -> Path:
+    """A rank other than 0: it waits for rank 0's run directory and data, then trains its share. It writes
+    nothing; of its events only a failure reaches the face, naming the rank."""
+
+    def failures_only(event: ev.Event) -> None:
+        if isinstance(event, ev.Failed):
+            sink(ev.Failed(message=f"rank {ranks.rank}: {event.message}", iter=event.iter))
+
+    trainer: Trainer | None = None
+    try:
+        run_dir, data_dir = ranks.hear_rank0("preparing the run directory and the data")
+        run_dir = Path(run_dir)
+        data = resolve_run_data(data_dir, config, lambda event: None, run_dir)  # prepared: rank 0 made it
+        trainer = Trainer(config, data, run_dir, sink=failures_only, controls=controls,
+                          peak_tflops=request.peak_tflops, resume=request.resume, auto_batch=request.auto_batch,
+                          dist=ranks)
+        trainer.run()
+        return run_dir
+    except Exception as err:
+        message = str(err) if isinstance(err, FwtuiError) else f"{type(err).__name__}: {err}"
+        failures_only(ev.Failed(message=message, iter=trainer.iter_num if trainer else None))
+        raise FwtuiError(f"rank {ranks.rank}: {message}") from None

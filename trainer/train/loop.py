@@ -29,6 +29,7 @@ from trainer.data.batches import EVAL_TRAIN_STREAM, EVAL_VAL_STREAM, TRAIN_STREA
 from trainer.train.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
 from trainer.config import RunConfig
 from trainer.train.controls import Controls, Requests
+from trainer.train.distributed import Dist, SharedControls, shared_controls
 from trainer.errors import FwtuiError
 from trainer.model.formulas import figures_for
 from trainer.observe.hardware import DeviceInfo, detect_device
@@ -51,12 +52,13 @@ class Trainer(BoundaryWork):
     def __init__(self, config: RunConfig, data: PreparedLike, run_dir: str | Path, *, sink: ev.EventSink,
                  controls: Controls | None = None, device_info: DeviceInfo | None = None,
                  peak_tflops: float | None = None, resume: bool = False, auto_batch: bool = False,
-                 on_config_change: Callable[[RunConfig], None] | None = None) -> None:
+                 on_config_change: Callable[[RunConfig], None] | None = None, dist: Dist | None = None) -> None:
         self.config = config
         self.data = data
         self.run_dir = Path(run_dir)
         self.sink = sink
-        self.controls = controls or Controls()
+        self.dist = dist or Dist()  # torchrun's rank and world size (trainer.train.distributed); 1 by default
+        self.controls = shared_controls(controls or Controls(), self.dist)  # rank 0's decisions, on every rank
         self.info = device_info or detect_device(config.device, peak_tflops)
         self.resume = resume
         self.auto_batch = auto_batch
@@ -117,7 +119,8 @@ class Trainer(BoundaryWork):
         self.optimizer = build_optimizer(cfg, self.raw_model, self.device)  # the recipe's (trainer.train.optimizers)
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
         loader_args = dict(block_size=cfg.block_size, batch_size=cfg.batch_size, seed=cfg.seed, device=self.device)
-        self.loader = BatchLoader(self.data.train_path, stream=TRAIN_STREAM, **loader_args)
+        self.loader = BatchLoader(self.data.train_path, stream=TRAIN_STREAM, rank=self.dist.rank,
+                                  world_size=self.dist.world_size, **loader_args)  # rank r: global batches r, r+N, ...
         self.eval_loaders = {"train": BatchLoader(self.data.train_path, stream=EVAL_TRAIN_STREAM, **loader_args),
                              "val": BatchLoader(self.data.val_path, stream=EVAL_VAL_STREAM, **loader_args)}
         self.identity = dataset_identity(self.data)
@@ -132,6 +135,7 @@ class Trainer(BoundaryWork):
                 self.model, self.compiled = torch.compile(self.raw_model), True
             except Exception as err:  # noqa: BLE001 - any compiler failure means: run eager
                 self.warn(f"torch.compile failed ({type(err).__name__}: {err}); running eager (slower)")
+        self.model = self.dist.wrap(self.model)  # DDP over the compiled model (several ranks only)
 
     def _load_resume_state(self) -> None:
         ckpt = load_checkpoint(self.run_dir, on_warning=self.warn)
@@ -149,7 +153,9 @@ class Trainer(BoundaryWork):
         if change:
             self.warn(change)
         if "data_position" in ckpt:
-            self.loader.load_state(ckpt["data_position"])
+            note = self.loader.load_state({"world_size": 1, **ckpt["data_position"]})
+            if note:
+                self.warn(note)
         if "rng" in ckpt:
             restore_rng_state(ckpt["rng"])
 
@@ -166,7 +172,9 @@ class Trainer(BoundaryWork):
         self.emit(ev.RunStarted(
             run_dir=str(self.run_dir), config=cfg.to_dict(), params=counts.nanogpt,
             params_with_embeddings=counts.total, device=info.device, device_name=info.name,
-            device_memory_bytes=info.memory_bytes, peak_flops=self.peak_flops, peak_flops_source=self.peak_source,
+            device_memory_bytes=info.memory_bytes, world_size=self.dist.world_size,
+            device_names=self.dist.device_names or [info.name], peak_flops=self.peak_flops,
+            peak_flops_source=self.peak_source,
             flops_per_token=self.flops_per_token, tokens_per_iter=cfg.tokens_per_iter,
             dataset_tokens=self.data.train_tokens, start_iter=self.start_iter, max_iters=cfg.max_iters,
             precision=self.precision, compiled=self.compiled, data_dir=str(self.data.dir)))
@@ -207,7 +215,7 @@ class Trainer(BoundaryWork):
         evals_left = evals_to_come(it + 1, cfg.max_iters, cfg.eval_interval)
         self.emit(ev.Step(
             iter=it, loss=loss, lr=lr, step_seconds=step_seconds, tokens_per_sec=tokens_per_sec,
-            mfu=mfu(tokens_per_sec, self.flops_per_token, self.peak_flops),
+            mfu=mfu(tokens_per_sec / self.dist.world_size, self.flops_per_token, self.peak_flops),  # per card
             mem_allocated_bytes=mem.allocated_bytes, mem_reserved_bytes=mem.reserved_bytes,
             mem_peak_bytes=mem.peak_bytes, mem_total_bytes=mem.total_bytes, tokens_seen=tokens_seen,
             epoch=tokens_seen / max(self.data.train_tokens, 1), elapsed_seconds=time.perf_counter() - self._started,
@@ -218,17 +226,21 @@ class Trainer(BoundaryWork):
     # --- one optimizer step ------------------------------------------------------------------------------
     def _step(self, lr: float) -> tuple[float, float, bool]:
         """Forward/backward over the micro-batches, clip, and step unless non-finite.
-        Returns (loss of the last micro-batch, gradient norm before clipping, stepped)."""
+        Returns (mean loss over the micro-batches of every rank, gradient norm before clipping, stepped)."""
         cfg = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        accum = cfg.gradient_accumulation_steps
-        for _ in range(accum):
+        accum = self.dist.split_accumulation(cfg.gradient_accumulation_steps)  # micro-steps on this rank
+        loss_sum = torch.zeros((), device=self.device)
+        for micro in range(accum):
+            self.dist.set_sync(self.model, micro == accum - 1)  # DDP: all-reduce on the last backward only
             x, y = self.loader.next()  # (B, T) each, already on the device
             with self.autocast:
                 _, loss = self.model(x, y)
             self.loader.prefetch()  # the next micro-batch's host work and copy overlap the backward pass
             self.scaler.scale(loss / accum).backward()  # mean over micro-batches
+            loss_sum += loss.detach().float()
+        loss = self.dist.mean(loss_sum / accum)  # the step's mean loss over every micro-batch of every rank
         if self.scaler.is_enabled():
             self.scaler.unscale_(self.optimizer)
         if cfg.grad_clip > 0:
@@ -264,7 +276,7 @@ class Trainer(BoundaryWork):
     def _fall_back_to_eager(self, err: Exception) -> None:
         # torch.compile fails lazily, at the first forward or backward (or a recompile at eval).
         self.optimizer.zero_grad(set_to_none=True)
-        self.model, self.compiled = self.raw_model, False
+        self.model, self.compiled = self.dist.wrap(self.raw_model), False
         self.eta.skip_next(2)
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         self.warn(f"torch.compile failed ({type(err).__name__}: {first}); continuing eager (slower)")
@@ -311,10 +323,19 @@ class Trainer(BoundaryWork):
                                    f"(iters {it - MAX_BAD_STEPS + 1} to {it}); the run stopped; {where}, or a "
                                    "longer warmup_iters")
 
+    def _save(self, it: int, reason: str, must_succeed: bool = False) -> None:
+        if not self.dist.is_main:  # rank 0 alone writes ckpt.pt (with every rank's data position)
+            self._last_saved_iter = it
+            return
+        super()._save(it, reason, must_succeed)
+
     # --- step boundaries ---------------------------------------------------------------------------------
     def _step_boundary(self, it: int) -> bool:
         """Evaluations, checkpoints and controls between steps; True when the run must stop here."""
         cfg = self.config
+        if isinstance(self.controls, SharedControls):  # several ranks: the boundary's one collective
+            self.controls.sync(self.loader.position)
+            self.loader.rank_positions = self.controls.positions
         resumed_here = self.resume and it == self.start_iter  # evaluated and saved just before the stop
         if (it % cfg.eval_interval == 0 and it < cfg.max_iters and not resumed_here
                 and not self.controls.stop_requested):
