@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import TextIO
 
 from fwtui import format as fmt
+from fwtui.vitals_text import vitals_lines
 from trainer.observe import events as ev
 from trainer.model.formulas import format_count
 
 PREPARE_EVERY = 3.0  # seconds between prepare progress lines
+VITALS_EVERY = 30.0  # seconds of the run (event time) between vitals lines: a trend, not a second stream
 
 
 class HeadlessPrinter:
@@ -23,6 +25,8 @@ class HeadlessPrinter:
         self.stream = stream or sys.stdout
         self.max_iters: int | None = None
         self._last_prepare = 0.0
+        self._run: ev.RunStarted | None = None
+        self._last_vitals: float | None = None  # event time of the last vitals line
 
     def line(self, text: str) -> None:
         try:
@@ -66,6 +70,9 @@ class HeadlessPrinter:
                   f"{'compiled' if e.compiled else 'eager'} · {peak}")
         self.line(f"{start} · {e.max_iters:,} iterations · {e.tokens_per_iter:,} tokens per iteration · "
                   f"dataset {e.dataset_tokens:,} tokens")
+        self._run, self._last_vitals = e, None
+        if e.vitals_source:
+            self.line(f"vitals: {e.vitals_source}")
 
     def _step(self, e: ev.Step) -> None:
         of = f"/{self.max_iters:,}" if self.max_iters else ""
@@ -78,6 +85,10 @@ class HeadlessPrinter:
         eta = fmt.approx(fmt.duration(e.eta_seconds)) if e.eta_seconds is not None else "unknown"
         self.line(f"iter {e.iter:,}{of}: loss {e.loss:.4f} · lr {e.lr:.2e} · {fmt.rate(e.tokens_per_sec, 'tok')} · "
                   f"{e.step_seconds * 1000:.0f} ms/iter · {mfu} · {mem} · ETA {eta}")
+        vitals_due = self._last_vitals is None or e.time - self._last_vitals >= VITALS_EVERY
+        if self._run is not None and self._run.vitals_source and vitals_due and e.rss_bytes is not None:
+            self._last_vitals = e.time
+            self.line("vitals: " + " · ".join(vitals_lines(self._run, e)))
 
     def _eval(self, e: ev.Eval) -> None:
         self.line(f"eval {e.iter:,}: train loss {e.train_loss:.4f} · val loss {e.val_loss:.4f} "

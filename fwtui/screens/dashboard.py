@@ -34,9 +34,10 @@ from fwtui.screens.confirm import ConfirmModal
 from fwtui.screens.help import HelpModal
 from fwtui.screens.sample_modal import SampleModal
 from fwtui.screens.chart_keys import CHART_BINDINGS, ChartKeys
+from fwtui.screens.compare import open_compare_picker
 from fwtui.widgets.charts import HISTORY_POINTS, ChartView, History, LossChart, LossCurves, ThroughputChart
 from fwtui.widgets.panels import (ErrorPanel, EventLog, HeaderLine, HealthPanel, MemoryPanel, PreparePanel,
-                                  SamplePanel, ThroughputPanel, TimePanel, log_line)
+                                  SamplePanel, ThroughputPanel, TimePanel, VitalsPanel, log_line)
 from trainer.observe.events import (Eval, Event, Failed, Finished, PrepareDone, PrepareProgress, RunStarted, Sample,
                             StateChanged, Step)
 from fwtui.screens.health_watch import HealthWatch
@@ -74,8 +75,7 @@ class DashboardScreen(ChartKeys, Screen[None]):
         Binding("c", "checkpoint", "checkpoint"),
         Binding("q", "quit_run", "quit"),
         Binding("question_mark", "help", "help", key_display="?"),
-        # Chart keys and compare: off the footer, which is full at 80 columns; `?` lists them.
-        *(Binding(b.key, b.action, b.description, show=False) for b in CHART_BINDINGS),
+        *(Binding(b.key, b.action, b.description, show=False) for b in CHART_BINDINGS),  # footer full: `?` lists
         Binding("a", "compare", "compare runs", show=False),
     ]
 
@@ -163,6 +163,7 @@ class DashboardScreen(ChartKeys, Screen[None]):
                     yield LossChart(self.curves, self.chart_view, id="loss-chart")
                     with Vertical(id="throughput-box"):
                         yield ThroughputPanel(id="throughput")
+                        yield VitalsPanel(id="vitals")  # shown when the run's Steps carry vitals
                         yield ThroughputChart(self.mfu_percent, self.tokens_per_sec, id="throughput-chart",
                                               view=self.chart_view, axis=self.curves.axis)
                 with Horizontal(id="bottom-row"):
@@ -288,6 +289,7 @@ class DashboardScreen(ChartKeys, Screen[None]):
                                         status=self._status())
         self.query_one(PreparePanel).show(self.prepare, self.prepare_done)
         self.query_one(ThroughputPanel).show(self.run, self.last_step)
+        self.query_one(VitalsPanel).show(self.run, self.last_step)
         self.query_one(MemoryPanel).show(self.run, self.last_step)
         self.query_one(TimePanel).show(self.run, self.last_step, self.finished, self.tz)
         self.query_one(SamplePanel).show(self.latest_sample, can_sample=self.controls is not None)
@@ -388,12 +390,10 @@ class DashboardScreen(ChartKeys, Screen[None]):
         self.notify("stopping at the next step boundary, saving a checkpoint…")
         self._flush()
 
-    def redraw_charts_for_view(self) -> None:  # x / l / m (fwtui.screens.chart_keys)
-        if self._ready:
-            self._redraw_charts()
+    def redraw_charts_for_view(self) -> None:  # x / l / m (fwtui.screens.chart_keys): keys come once mounted
+        self._redraw_charts()
 
     def action_compare(self) -> None:  # `a`: runs of the runs directory to compare with this one
-        from fwtui.screens.compare import open_compare_picker
         open_compare_picker(self.app, None if self.run is None else self.run.run_dir)
 
     def action_help(self) -> None:

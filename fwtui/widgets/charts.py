@@ -300,7 +300,8 @@ class LossChart(_Chart):
     """Train loss per logged step (braille line; the EMA when `m` chose one) and val loss at each eval ("o"
     points), nats/token, on the x axis `x` chose."""
 
-    def __init__(self, curves: LossCurves, view: ChartView | None = None, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, curves: LossCurves, view: ChartView | None = None, *,
+                 id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self.curves, self.view = curves, view or ChartView()
         self.set_title("loss (nats/token) by iter")

@@ -15,6 +15,7 @@ from textual.containers import Horizontal
 from textual.widgets import Log, Static
 
 from fwtui import format as fmt
+from fwtui.vitals_text import vitals_lines
 from trainer.observe.events import (CheckpointSaved, Eval, Failed, Finished, PrepareDone, PrepareProgress, RunStarted,
                             Sample, StateChanged, Step, Warning)
 from trainer.model.formulas import format_count
@@ -157,6 +158,19 @@ class MemoryPanel(Panel):
                      f"allocated {fmt.gb_number(used)}{of_total}",
                      f"reserved {fmt.gb_number(step.mem_reserved_bytes)} · peak {fmt.gb_number(step.mem_peak_bytes)}"]
         self.show_text(Text("\n".join(lines)))
+
+
+class VitalsPanel(Panel):
+    """The card's vitals from NVML (utilisation, temperature, power, memory in use), load and RSS; hidden for
+    a log that carries none (RunStarted.vitals_source empty: written before vitals, or a nanoGPT log)."""
+
+    DEFAULT_CSS = "VitalsPanel { display: none; height: auto; border: round $primary; padding: 0 1; }"
+
+    def show(self, run: RunStarted | None, step: Step | None) -> None:
+        self.display = run is not None and bool(run.vitals_source)
+        if self.display:
+            self.set_title("vitals")
+            self.show_text("\n".join(vitals_lines(run, step)))
 
 
 class TimePanel(Panel):

@@ -89,6 +89,9 @@ class RunStarted(Event):
     """"bfloat16", "float16" or "float32": what the forward pass runs in."""
     compiled: bool
     data_dir: str = ""
+    vitals_source: str = ""
+    """Where the Steps' vitals come from ("NVML: NVIDIA H100 ..., sampled every 1 s"), or why the GPU ones
+    are missing ("GPU vitals unavailable: nvidia-ml-py is not installed ..."); "" in logs from before vitals."""
     world_size: int = 1
     """Processes training together (torchrun's WORLD_SIZE); 1 for one process."""
     device_names: list[str] = field(default_factory=list)
@@ -127,6 +130,19 @@ class Step(Event):
     eta_seconds: float | None
     """Remaining iterations x smoothed step time + the measured cost of evals and checkpoints to come."""
     grad_norm: float | None = None
+    # The vitals (trainer.observe.vitals): the sampler thread's latest reading, at most ~1 s old; None when
+    # not measured (no NVML, a CPU run's GPU fields, a log from before vitals).
+    gpu_util_percent: float | None = None
+    """NVML utilisation: % of the last sample period in which a kernel ran on the GPU."""
+    gpu_mem_used_bytes: int | None = None
+    """NVML: the card's memory in use by every process (above the allocator's reserved bytes)."""
+    gpu_mem_total_bytes: int | None = None
+    gpu_temp_c: float | None = None
+    gpu_power_watts: float | None = None
+    cpu_load_1m: float | None = None
+    """The machine's 1-minute load average (runnable processes)."""
+    rss_bytes: int | None = None
+    """This process's resident memory now."""
     skipped_steps: int = 0
     """Steps of the run so far whose loss or gradient norm was not finite, so the update was skipped."""
 
