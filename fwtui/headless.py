@@ -6,6 +6,7 @@ It formats what the events carry and computes nothing. Lines go to a stream (std
 
 from __future__ import annotations
 
+from collections import Counter
 import sys
 import time
 from pathlib import Path
@@ -68,6 +69,9 @@ class HeadlessPrinter:
                   f"({format_count(e.params_with_embeddings)} with position embeddings)")
         self.line(f"device: {e.device_name} ({e.device}, {fmt.gigabytes(e.device_memory_bytes)}) · {e.precision} · "
                   f"{'compiled' if e.compiled else 'eager'} · {peak}")
+        if e.world_size > 1:  # several processes through torchrun: rank 0 prints for all of them
+            names = ", ".join(f"{n}x {name}" for name, n in Counter(e.device_names).items())
+            self.line(f"world: {e.world_size} processes (DDP) · {names} · tokens/s for all; MFU per card")
         self.line(f"{start} · {e.max_iters:,} iterations · {e.tokens_per_iter:,} tokens per iteration · "
                   f"dataset {e.dataset_tokens:,} tokens")
         self._run, self._last_vitals = e, None
@@ -83,16 +87,19 @@ class HeadlessPrinter:
         else:
             mem = f"RSS {fmt.gigabytes(e.mem_reserved_bytes)}"
         eta = fmt.approx(fmt.duration(e.eta_seconds)) if e.eta_seconds is not None else "unknown"
+        skipped = f" · {e.skipped_steps:,} steps skipped (not finite)" if e.skipped_steps else ""
         self.line(f"iter {e.iter:,}{of}: loss {e.loss:.4f} · lr {e.lr:.2e} · {fmt.rate(e.tokens_per_sec, 'tok')} · "
-                  f"{e.step_seconds * 1000:.0f} ms/iter · {mfu} · {mem} · ETA {eta}")
+                  f"{e.step_seconds * 1000:.0f} ms/iter · {mfu} · {mem} · ETA {eta}{skipped}")
         vitals_due = self._last_vitals is None or e.time - self._last_vitals >= VITALS_EVERY
         if self._run is not None and self._run.vitals_source and vitals_due and e.rss_bytes is not None:
             self._last_vitals = e.time
             self.line("vitals: " + " · ".join(vitals_lines(self._run, e)))
 
     def _eval(self, e: ev.Eval) -> None:
+        over = (f" · over {e.train_tokens:,} / {e.val_tokens:,} tokens (fixed windows)"
+                if e.train_tokens is not None and e.val_tokens is not None else "")
         self.line(f"eval {e.iter:,}: train loss {e.train_loss:.4f} · val loss {e.val_loss:.4f} "
-                  f"(best {e.best_val_loss:.4f}) · {fmt.seconds(e.seconds)}")
+                  f"(best {e.best_val_loss:.4f}) · {fmt.seconds(e.seconds)}{over}")
 
     def _checkpoint(self, e: ev.CheckpointSaved) -> None:
         # held: training waited for the copy to CPU memory; the write itself ran beside training.
