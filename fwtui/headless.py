@@ -14,6 +14,7 @@ from typing import TextIO
 
 from fwtui import format as fmt
 from fwtui.vitals_text import vitals_lines
+from trainer.data.hellaswag import CHANCE, GPT2_124M_ACC_NORM
 from trainer.observe import events as ev
 from trainer.model.formulas import format_count
 
@@ -100,6 +101,10 @@ class HeadlessPrinter:
                 if e.train_tokens is not None and e.val_tokens is not None else "")
         self.line(f"eval {e.iter:,}: train loss {e.train_loss:.4f} · val loss {e.val_loss:.4f} "
                   f"(best {e.best_val_loss:.4f}) · {fmt.seconds(e.seconds)}{over}")
+
+    def _hellaswag(self, e: ev.HellaSwag) -> None:
+        self.line(f"hellaswag {e.iter:,}: acc_norm {e.acc_norm:.4f} · acc {e.acc:.4f} ({e.count:,} examples; "
+                  f"GPT-2 124M {GPT2_124M_ACC_NORM}, chance {CHANCE}) · training paused {fmt.seconds(e.seconds)}")
 
     def _checkpoint(self, e: ev.CheckpointSaved) -> None:
         # held: training waited for the copy to CPU memory; the write itself ran beside training.

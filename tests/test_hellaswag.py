@@ -330,3 +330,48 @@ def test_a_model_too_small_for_gpt2_tokens_is_refused_in_one_line():
     example = data.Example(line=1, ctx="A man", endings=("runs.", "sits.", "eats.", "sleeps."), label=0)
     with pytest.raises(Exception, match="beyond the model's vocab_size 256"):
         score(model, [example], get_encoding())
+
+
+# --- the dashboard -----------------------------------------------------------------------------------------
+
+async def test_the_dashboard_charts_acc_norm_and_h_asks_for_a_scoring():
+    from trainer.observe.events import HellaSwag
+
+    from tests.dashboard_app import DashApp, FakeControls, log_text
+    from tests.dashboard_script import T0, scripted_run
+
+    class Controls(FakeControls):
+        def request_hellaswag(self) -> None:
+            self.calls.append(("hellaswag",))
+
+    controls = Controls()
+    app = DashApp(controls)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for event in scripted_run(1240):
+            app.dash.feed(event)
+        app.dash.redraw_now()
+        await pilot.pause()
+        chart = app.dash.query_one("#hellaswag-chart")
+        assert not chart.display  # no scoring yet: the dashboard looks as it always did
+        await pilot.press("h")
+        assert controls.calls == [("hellaswag",)]
+        for it, value in ((500, 0.2641), (1000, 0.2712)):
+            app.dash.feed(HellaSwag(time=T0 + it, iter=it, acc=0.27, acc_norm=value, count=2000, seconds=8.5))
+        app.dash.redraw_now()
+        await pilot.pause()
+        assert chart.display and chart.border_title == "HellaSwag acc_norm by iter · last 0.2712"
+        picture = str(chart.render())
+        assert picture.count("o") >= 2 and "GPT-2 124M" in picture and "chance" in picture
+        assert "iter 1,000 HellaSwag: acc_norm 0.2712 · acc 0.2700 (2,000 examples" in log_text(app.dash)
+
+
+def test_the_headless_printer_prints_a_scoring():
+    import io
+
+    from fwtui.headless import HeadlessPrinter
+    from trainer.observe.events import HellaSwag
+
+    out = io.StringIO()
+    HeadlessPrinter(out)(HellaSwag(iter=2500, acc=0.281, acc_norm=0.2934, count=2000, seconds=7.25))
+    assert out.getvalue() == ("hellaswag 2,500: acc_norm 0.2934 · acc 0.2810 (2,000 examples; GPT-2 124M 0.2955, "
+                              "chance 0.25) · training paused 7.25 s\n")

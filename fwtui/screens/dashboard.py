@@ -34,12 +34,14 @@ from fwtui.screens.confirm import ConfirmModal
 from fwtui.screens.help import HelpModal
 from fwtui.screens.sample_modal import SampleModal
 from fwtui.screens.chart_keys import CHART_BINDINGS, ChartKeys
+from fwtui.screens.run_requests import RunRequests  # e, c, h: requests for the next step boundary
+from fwtui.widgets.hellaswag_chart import HellaSwagChart, hellaswag_text
 from fwtui.screens.compare import open_compare_picker
 from fwtui.widgets.charts import HISTORY_POINTS, ChartView, History, LossChart, LossCurves, ThroughputChart
 from fwtui.widgets.panels import (ErrorPanel, EventLog, HeaderLine, HealthPanel, MemoryPanel, PreparePanel,
                                   SamplePanel, ThroughputPanel, TimePanel, VitalsPanel, log_line)
 from trainer.observe.events import (Eval, Event, Failed, Finished, PrepareDone, PrepareProgress, RunStarted, Sample,
-                            StateChanged, Step)
+                            StateChanged, Step, HellaSwag)
 from fwtui.screens.health_watch import HealthWatch
 from trainer.observe.health import Finding
 
@@ -61,10 +63,8 @@ the GIL and the cores with the trainer, each repaint goes down the wire); any ot
 SAMPLE_SETTINGS = {"max_new_tokens": 200, "temperature": 0.8, "top_k": 200}
 """What `s` asks for: 200 new tokens at temperature 0.8, top-k 200 (nanoGPT's sample.py defaults)."""
 
-NOT_IN_REPLAY = "not available in a replay (this view only reads events.jsonl)"
 
-
-class DashboardScreen(ChartKeys, Screen[None]):
+class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
     CSS_PATH = "../dashboard.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
@@ -73,6 +73,7 @@ class DashboardScreen(ChartKeys, Screen[None]):
         Binding("p", "pause", "pause/resume"),
         Binding("e", "evaluate", "eval"),
         Binding("c", "checkpoint", "checkpoint"),
+        Binding("h", "hellaswag", "HellaSwag", show=False),  # off the footer, full at 80 columns; `?` lists it
         Binding("q", "quit_run", "quit"),
         Binding("question_mark", "help", "help", key_display="?"),
         *(Binding(b.key, b.action, b.description, show=False) for b in CHART_BINDINGS),  # footer full: `?` lists
@@ -107,6 +108,7 @@ class DashboardScreen(ChartKeys, Screen[None]):
         self.chart_view = ChartView()  # what x / l / m chose, for every chart
         self.mfu_percent = History(history_points)
         self.tokens_per_sec = History(history_points)
+        self.hellaswag_scores = History(history_points)  # acc_norm at each HellaSwag scoring
         self._log_pending: deque[str] = deque(maxlen=1000)
         self._health = HealthWatch()  # run health from bounded histories
         self._flush_scheduled = False  # a call_later flush is queued
@@ -161,6 +163,7 @@ class DashboardScreen(ChartKeys, Screen[None]):
             with Vertical(id="run-panels"):
                 with Horizontal(id="top-row"):
                     yield LossChart(self.curves, self.chart_view, id="loss-chart")
+                    yield HellaSwagChart(self.hellaswag_scores, id="hellaswag-chart")  # shown once scored
                     with Vertical(id="throughput-box"):
                         yield ThroughputPanel(id="throughput")
                         yield VitalsPanel(id="vitals")  # shown when the run's Steps carry vitals
@@ -207,6 +210,10 @@ class DashboardScreen(ChartKeys, Screen[None]):
             case Eval():
                 self.curves.add_eval(event.iter, event.val_loss)
                 self._charts_dirty = self._charts_urgent = True
+            case HellaSwag():
+                self.hellaswag_scores.add(event.iter, event.acc_norm)
+                self._log_pending.append(hellaswag_text(event))
+                self._charts_dirty = self._charts_urgent = True
             case Sample():
                 self.latest_sample = event
                 self._forward_sample(event)
@@ -231,7 +238,7 @@ class DashboardScreen(ChartKeys, Screen[None]):
         same_run = self.run is not None and event.run_dir == self.run.run_dir and event.start_iter > 0
         if self.run is not None and not same_run:  # another run in the same view: start its curves afresh
             self.curves.clear()
-            for history in (self.mfu_percent, self.tokens_per_sec):
+            for history in (self.mfu_percent, self.tokens_per_sec, self.hellaswag_scores):
                 history.clear()
         self._health.start(event, same_run=same_run)
         self.run = event
@@ -317,6 +324,7 @@ class DashboardScreen(ChartKeys, Screen[None]):
         self._last_chart_redraw = time.monotonic()
         self.query_one(LossChart).redraw()
         self.query_one(ThroughputChart).redraw()
+        self.query_one(HellaSwagChart).redraw()
 
     def redraw_now(self) -> None:
         """Draw everything at once (the app calls it after a replay; snapshot tests before the picture)."""
@@ -326,14 +334,6 @@ class DashboardScreen(ChartKeys, Screen[None]):
         self._redraw_charts()
 
     # --- keys --------------------------------------------------------------------------------------------
-    def _controls_or_say(self) -> Any:
-        if self.controls is None:
-            self.notify(NOT_IN_REPLAY, severity="warning")
-        elif self.run_over:
-            self.notify("the run is over: nothing to ask it", severity="warning")
-            return None
-        return self.controls
-
     def action_sample(self) -> None:
         if self._controls_or_say() is None:
             return
@@ -349,18 +349,6 @@ class DashboardScreen(ChartKeys, Screen[None]):
             return
         now_paused = controls.toggle_pause()
         self.notify("pausing at the next step boundary" if now_paused else "resuming")
-
-    def action_evaluate(self) -> None:
-        controls = self._controls_or_say()
-        if controls is not None:
-            controls.request_eval()
-            self.notify("evaluating at the next step boundary")
-
-    def action_checkpoint(self) -> None:
-        controls = self._controls_or_say()
-        if controls is not None:
-            controls.request_checkpoint()
-            self.notify("saving a checkpoint at the next step boundary")
 
     def action_quit_run(self) -> None:
         if self.controls is None or self.run_over:

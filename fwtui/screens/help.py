@@ -14,6 +14,8 @@ KEYS = [
     ("p", "pause / resume training at the next step boundary"),
     ("e", "evaluate now: train and val loss at the next step boundary"),
     ("c", "checkpoint now: save RUN/ckpt.pt at the next step boundary"),
+    ("h", "HellaSwag now: acc_norm at the next step boundary (training waits; hellaswag_interval does it "
+          "on its own), charted beside the loss"),
     ("q", "quit: stop at the next step boundary, save a checkpoint, exit"),
     ("x", "charts: x axis iterations → tokens → wall time"),
     ("l", "charts: log y on / off"),
@@ -50,7 +52,7 @@ class HelpModal(ModalScreen[None]):
                 what = "quit the viewer"
             elif key == "q" and self.attach:
                 what = "detach: leave this view; the run goes on"
-            elif self.read_only and key in "spec" and len(key) == 1:
+            elif self.read_only and key in "spech" and len(key) == 1:
                 what += " (not available in a replay)"
             rows.append(f"{key:>13}  {what}")
         return rows
