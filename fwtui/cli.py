@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, events.jsonl files or nanoGPT logs")
 
+    p = sub.add_parser("report", help="write report.md and loss.png of a run (or a nanoGPT log) to share")
+    _common(p)
+    p.add_argument("run", metavar="RUN", help="a run directory, its events.jsonl, or a nanoGPT stdout log")
+    p.add_argument("--out", metavar="DIR", help="where to write (default the run directory, or LOG-report/)")
+
     p = sub.add_parser("view", help="open a nanoGPT stdout log or an events.jsonl in the dashboard")
     _common(p)
     p.add_argument("log", metavar="LOG")
