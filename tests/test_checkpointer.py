@@ -230,6 +230,40 @@ def test_an_aborted_write_leaves_the_previous_checkpoint_and_no_temp_file(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
 
 
+def test_a_ctrl_c_while_waiting_aborts_the_write_and_removes_its_temp_file(tmp_path, monkeypatch):
+    """A third Ctrl-C lands in wait(): the write is given up, and the writer is waited for until its temp
+    file is gone (the process may exit right after). The interrupt is raised where the signal would raise
+    it, in the wait; tests/test_faults_signals.py sends the real one to a real run."""
+    model, optimizer = model_and_optimizer()
+    cp = Checkpointer(tmp_path, emit=Events().append)
+    cp.save(1, "eval", payload(model, optimizer, 1))
+    cp.wait()
+    real_save = ck.torch.save
+
+    def save_until_aborted(obj, f, *args, **kwargs):
+        while not cp._abort.is_set():
+            time.sleep(0.005)
+        time.sleep(0.2)  # the writer is slower than the interrupt: wait() must not return before it is through
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(ck.torch, "save", save_until_aborted)
+    cp.save(2, "stop", payload(model, optimizer, 2), must_succeed=True)
+    done = cp._in_flight.done
+    real_wait = done.wait
+
+    def interrupted_wait(timeout=None):
+        if timeout is None:  # wait()'s own wait: the Ctrl-C arrives here
+            raise KeyboardInterrupt
+        return real_wait(timeout)
+
+    monkeypatch.setattr(done, "wait", interrupted_wait)
+    with pytest.raises(KeyboardInterrupt):
+        cp.wait()
+    assert not cp.writing and cp.last_saved_iter == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]  # no temp file, right away
+    assert ck.load_checkpoint(tmp_path)["iter_num"] == 1
+
+
 CHILD = """
 import os, sys, time
 import torch

@@ -6,6 +6,9 @@ the temp over ckpt.pt, fsync the directory. A save that fails or is killed leave
 most an orphan temp file, removed at the next start. Load: torch.load(weights_only=True) only; a
 checkpoint that is corrupt falls back to ckpt.prev.pt with a warning; one that holds arbitrary Python
 objects is refused, never unpickled.
+
+During a run the save happens on trainer.train.checkpointer's writer thread, on a CPU copy of the state;
+its `abort` flag (a third Ctrl-C) gives the write up between chunks, leaving ckpt.pt as it was.
 """
 
 from __future__ import annotations

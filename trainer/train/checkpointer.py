@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,6 +62,9 @@ class _Write:
     must_succeed: bool
     held_seconds: float
     thread: threading.Thread | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    """Set by the writer when it is through. Waited on instead of Thread.join: on Python 3.11 a join that a
+    KeyboardInterrupt cuts short marks the still-running thread as stopped, so a later join returns at once."""
     bytes: int | None = None
     write_seconds: float = 0.0
     error: CheckpointError | None = None
@@ -118,7 +121,7 @@ class Checkpointer:
     def poll(self) -> None:
         """At a step boundary: report a write that has finished (never blocks)."""
         job = self._in_flight
-        if job is not None and not job.thread.is_alive():
+        if job is not None and job.done.is_set():
             self._finish(job)
 
     def wait(self) -> None:
@@ -128,7 +131,7 @@ class Checkpointer:
         if job is None:
             return
         try:
-            job.thread.join()
+            job.done.wait()
         except BaseException:
             self.abort()
             raise
@@ -151,7 +154,7 @@ class Checkpointer:
         if job is None:
             return
         self._abort.set()
-        job.thread.join(timeout=10.0)  # the writer stops at its next chunk; a stuck disk is not waited out
+        job.done.wait(timeout=10.0)  # the writer stops at its next chunk; a stuck disk is not waited out
         self._in_flight = None
         self._abort.clear()
 
@@ -233,6 +236,7 @@ class Checkpointer:
                                         "the previous checkpoint is kept")
         finally:
             job.write_seconds = time.perf_counter() - t0
+            job.done.set()
 
 
 def weights_finite(model_state: dict) -> bool:
