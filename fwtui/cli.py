@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run directory from its checkpoint")
     p.add_argument("--auto-batch", action="store_true",
                    help="on out-of-memory, halve the micro-batch and double gradient accumulation")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write the run's scalars for TensorBoard to DIR (needs the tensorboard package)")
     p.add_argument("--gpus", metavar="N|all",
                    help="train on N GPUs of this machine (or all) through torchrun and DDP")
     p.add_argument("--nproc-cpu", type=int, metavar="N",

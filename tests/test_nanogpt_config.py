@@ -134,9 +134,8 @@ def test_train_gpt2_loads_with_its_arithmetic(tmp_path, capsys):
     assert (config.max_iters, config.lr_decay_iters, config.weight_decay) == (600000, 600000, 0.1)
     assert (config.eval_interval, config.eval_iters, config.log_interval) == (1000, 200, 10)
     note = capsys.readouterr().err.strip()
-    assert note.count("\n") == 0 and "train_gpt2.py: nanoGPT settings fwtui does not use, ignored:" in note
-    for key in ("wandb_log", "wandb_project", "wandb_run_name"):
-        assert key in note
+    assert note.count("\n") == 0 and "train_gpt2.py: W&B settings honoured by `fwtui train`: wandb_log=True, " \
+        "wandb_project='owt', wandb_run_name='gpt2-124M'" in note
 
 
 def test_train_shakespeare_char_loads(tmp_path, capsys):
@@ -282,7 +281,8 @@ def test_toml_with_nanogpt_keys_names_them_once(tmp_path, capsys):
     assert load_preset(path).n_layer == 3
     load_preset(path)  # the app loads a preset more than once: the note shows once
     note = capsys.readouterr().err
-    assert note.count("ignored:") == 1 and "out_dir (--out sets it), wandb_log (no wandb)" in note
+    assert note.count("ignored:") == 1 and "out_dir (--out sets it); W&B settings honoured by `fwtui train`: " \
+        "wandb_log=True" in note
 
 
 def test_fwtui_plan_takes_nanogpts_train_gpt2_as_written(tmp_path, capsys):
@@ -293,4 +293,4 @@ def test_fwtui_plan_takes_nanogpts_train_gpt2_as_written(tmp_path, capsys):
     assert main(["plan", "--preset", str(path)]) == 0
     out = capsys.readouterr()
     assert "491,520 (12 × 1024 × 40)" in out.out
-    assert "ignored: wandb_log (no wandb)" in out.err
+    assert "W&B settings honoured by `fwtui train`: wandb_log=True" in out.err

@@ -10,7 +10,7 @@ it with `ast` and evaluates, line by line, only what such files hold:
   (nanoGPT's train.py defaults) is refused, since fwtui cannot know what the user's train.py held.
 
 `import` lines are not run and are named in the "ignored" line (nanoGPT's finetune_shakespeare.py imports
-`time` for a wandb run name). The values of the nanoGPT keys fwtui does not use (wandb_*, init_from, ...)
+`time` for a wandb run name). The values of the nanoGPT keys fwtui does not use (init_from, ...)
 are never needed, so one fwtui could not evaluate (`'ft-' + str(time.time())`) is ignored with its key.
 Anything else (a call, an attribute, a comprehension, an f-string, an `if`) where fwtui needs the value
 is one ConfigError naming file:line and what is allowed.
@@ -31,9 +31,9 @@ NANOGPT_IGNORED_REASONS: dict[str, str] = {
     "out_dir": "--out sets it",
     "dataset": "--data sets it",
     "init_from": "fwtui trains from scratch; --resume continues a run",
-    "wandb_log": "no wandb",
-    "wandb_project": "no wandb",
-    "wandb_run_name": "no wandb",
+    "wandb_log": "W&B",
+    "wandb_project": "W&B",
+    "wandb_run_name": "W&B",
     "eval_only": "no eval-only mode",
     "backend": "one process, no DDP",
     "meta_vocab_size": "GPT-2 tokens only",
@@ -42,6 +42,9 @@ NANOGPT_IGNORED_REASONS: dict[str, str] = {
     "seed_offset": "one process, no DDP",
 }
 NANOGPT_IGNORED_KEYS = frozenset(NANOGPT_IGNORED_REASONS)
+TRACKER_KEYS = frozenset({"wandb_log", "wandb_project", "wandb_run_name"})
+"""Not run settings (kept out of RunConfig with the ignored keys) but honoured: `fwtui train` logs to Weights &
+Biases when wandb_log is true and wandb is installed (trainer.observe.trackers)."""
 
 ALLOWED = ("allowed: numbers, strings, True/False/None, + - * / // % ** on numbers, "
            "and names set earlier in this file")
@@ -92,16 +95,26 @@ class NanogptFile:
     imports: list[str] = field(default_factory=list)
     """`import` lines, not run: "import time (line 1)"."""
 
+    @property
+    def trackers(self) -> dict[str, Any]:
+        """The W&B keys the file sets (TRACKER_KEYS): name -> value, None where not a literal."""
+        return {name: value for name, value in self.ignored.items() if name in TRACKER_KEYS}
+
     def ignored_line(self, path: Path | str) -> str | None:
-        """One line naming every ignored key and import, or None when nothing was ignored."""
+        """One line naming every ignored key and import, and the W&B keys `fwtui train` honours; None when
+        there is nothing to say."""
         parts = []
         for name, value in self.ignored.items():
+            if name in TRACKER_KEYS:
+                continue
             shown = f"{name}={value!r}" if name == "init_from" and value is not None else name
             parts.append(f"{shown} ({NANOGPT_IGNORED_REASONS[name]})")
         parts += [f"{text}, not run" for text in self.imports]
-        if not parts:
-            return None
-        return f"{path}: nanoGPT settings fwtui does not use, ignored: " + ", ".join(parts)
+        wandb = ", ".join(f"{k}={v!r}" if v is not None else k for k, v in self.trackers.items())
+        line = f"{path}: nanoGPT settings fwtui does not use, ignored: " + ", ".join(parts) if parts else ""
+        if wandb:
+            line += ("; " if line else f"{path}: ") + f"W&B settings honoured by `fwtui train`: {wandb}"
+        return line or None
 
 
 def _evaluate(node: ast.expr, known: dict[str, Any]) -> Any:
@@ -207,4 +220,4 @@ def read_nanogpt_py(path: Path) -> NanogptFile:
     return found
 
 
-__all__ = ["NANOGPT_IGNORED_KEYS", "NANOGPT_IGNORED_REASONS", "NanogptFile", "read_nanogpt_py"]
+__all__ = ["NANOGPT_IGNORED_KEYS", "NANOGPT_IGNORED_REASONS", "TRACKER_KEYS", "NanogptFile", "read_nanogpt_py"]

@@ -41,12 +41,21 @@ def main(args: argparse.Namespace) -> int:
             outcome["reason"] = event.reason
         printer(event)
 
+    from trainer.observe.events import FanOut
+    from trainer.observe.trackers import tracker_sinks
+
+    # TensorBoard (--tensorboard DIR) and W&B (wandb_log in the config): extra sinks on threads of their own
+    trackers = tracker_sinks(tensorboard=getattr(args, "tensorboard", None), preset=args.preset, say=printer.line)
     request = RunRequest(preset=args.preset, data=args.data, out=Path(args.out) if args.out else None,
                          overrides=list(args.overrides), resume=args.resume, peak_tflops=args.peak_tflops,
                          auto_batch=args.auto_batch)
     controls = Controls()
     with stop_on_signals(controls, notify=printer.note):
-        run_dir = run_training(request, sink, controls)
+        try:
+            run_dir = run_training(request, FanOut(sink, *trackers) if trackers else sink, controls)
+        finally:
+            for tracker in trackers:
+                tracker.close()
     printer.finished_hint(run_dir, outcome.get("reason"))
     return 0
 
