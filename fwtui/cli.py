@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--price-kwh", type=float, metavar="PRICE", help="electricity price per kWh for a cost")
     p.add_argument("--save-preset", metavar="NAME", help="with --probe, save the fitted config as a user preset")
     _card_options(p)
+    p.add_argument("--gpus", type=int, metavar="N",
+                   help="plan for N such GPUs under DDP: memory per GPU, time for all (scaling assumed)")
 
     p = sub.add_parser("runs", help="list run directories and their state")
     _common(p)

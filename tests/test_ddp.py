@@ -162,3 +162,32 @@ def test_accumulation_that_does_not_divide_is_one_line():
         ranks.split_accumulation(3)
     assert "does not divide over 2 processes" in str(err.value) and "\n" not in str(err.value)
     assert ranks.split_accumulation(4) == 2 and Dist().split_accumulation(3) == 3
+
+
+def test_train_gpus_and_nproc_cpu_refuse_a_wrong_count_in_one_line(capsys):
+    from fwtui.cli import main
+
+    if not torch.cuda.is_available():
+        assert main(["train", "--preset", "cpu-tiny", "--data", "x", "--gpus", "2"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "no CUDA GPU is visible" in err and "--nproc-cpu" in err and "\n" not in err
+    assert main(["train", "--preset", "cpu-tiny", "--data", "x", "--nproc-cpu", "3",
+                 "--set", "gradient_accumulation_steps=4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "3 processes do not divide gradient_accumulation_steps 4" in err and "\n" not in err
+
+
+def test_plan_for_several_gpus_is_memory_per_gpu_and_time_for_all():
+    from trainer.config import load_preset
+    from trainer.plan.planner import ASSUMED_SCALING, across_gpus, make_plan
+
+    config = load_preset("gpt2-124m")
+    one = make_plan(config, device_name="NVIDIA H100 80GB HBM3", device_memory_bytes=80 * 2**30,
+                    runs_dir=Path("/nonexistent"))
+    eight = across_gpus(one, config, 8)
+    assert eight.gpus == 8 and eight.est_memory_bytes == one.est_memory_bytes + 4 * one.params_with_embeddings
+    assert eight.train_seconds == pytest.approx(one.train_seconds / (8 * ASSUMED_SCALING))
+    assert eight.est_seconds == pytest.approx(eight.train_seconds + one.eval_seconds + one.checkpoint_seconds)
+    assert any("assumed scaling efficiency" in note for note in eight.notes)
+    assert any("do not divide" in w for w in across_gpus(one, config, 7).warnings)
+    assert across_gpus(one, config, 1) is one

@@ -99,13 +99,14 @@ def render(plan, config: RunConfig, data_how: str, device_label: str) -> None:
     memory = f"≈ {gb(plan.est_memory_bytes)}"
     if plan.device_memory_bytes:
         memory += f" of {gb(plan.device_memory_bytes)} ({plan.est_memory_bytes / plan.device_memory_bytes:.0%})"
-    table.add_row("memory", memory)
+    table.add_row("memory per GPU" if plan.gpus > 1 else "memory", memory)
     table.add_row("", " · ".join(f"{k.replace('_', ' ')} {v / 1e9:.2f}" for k, v in plan.memory_breakdown.items()
                                  if v) + " GB")
     if plan.max_fitting_batch is not None:
         table.add_row("largest batch", f"≈ {plan.max_fitting_batch} sequences (estimate; --probe measures it)")
     if plan.energy_kwh is not None:
-        energy = f"≈ {plan.energy_kwh:.1f} kWh ({plan.board_watts:g} W typical board power × time)"
+        cards = f" × {plan.gpus} GPUs" if plan.gpus > 1 else ""
+        energy = f"≈ {plan.energy_kwh:.1f} kWh ({plan.board_watts:g} W typical board power{cards} × time)"
         if plan.cost is not None:
             energy += f" · cost ≈ {plan.cost:.2f}"
         table.add_row("energy", energy)
@@ -176,11 +177,19 @@ def main(args: argparse.Namespace) -> int:
         where = memory_source(device, args.gpu, args.gpu_memory)
         plan.notes.insert(0, f"planned for the {device.name}, not this machine: {where}; every figure is an "
                              "estimate until a run on the card measures it")
+    gpus = getattr(args, "gpus", None) or 1
+    if gpus < 1:
+        raise ConfigError(f"--gpus {gpus}: give a number of GPUs, 1 or more")
+    if gpus > 1:  # DDP over gpus cards like this one: memory per GPU, time for all (trainer.plan.planner)
+        from trainer.plan.planner import across_gpus
+
+        plan = across_gpus(plan, config, gpus)
     if args.json:
         out = {"preset": config.name, "device": device.device, "dataset_source": data_how,
                "planned_for": "card" if card else "this machine", **plan.to_dict()}
         print(json.dumps(out, allow_nan=False))
     else:
-        label = device.name + (f" ({device.memory_bytes / 1e9:.1f} GB)" if device.memory_bytes else "")
+        label = (f"{gpus} × " if gpus > 1 else "") + device.name + (
+            f" ({device.memory_bytes / 1e9:.1f} GB)" if device.memory_bytes else "")
         render(plan, config, data_how, label + (" · estimate: planned from the table" if card else ""))
     return 0

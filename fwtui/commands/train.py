@@ -18,6 +18,7 @@ than the visible GPUs, or does not divide gradient_accumulation_steps, is one li
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from fwtui.headless import HeadlessPrinter
@@ -44,19 +45,22 @@ def main(args: argparse.Namespace) -> int:
     from trainer.observe.events import FanOut
     from trainer.observe.trackers import tracker_sinks
 
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone speaks
     # TensorBoard (--tensorboard DIR) and W&B (wandb_log in the config): extra sinks on threads of their own
-    trackers = tracker_sinks(tensorboard=getattr(args, "tensorboard", None), preset=args.preset, say=printer.line)
+    trackers = tracker_sinks(tensorboard=getattr(args, "tensorboard", None), preset=args.preset,
+                             say=printer.line) if main_rank else []
     request = RunRequest(preset=args.preset, data=args.data, out=Path(args.out) if args.out else None,
                          overrides=list(args.overrides), resume=args.resume, peak_tflops=args.peak_tflops,
                          auto_batch=args.auto_batch)
     controls = Controls()
-    with stop_on_signals(controls, notify=printer.note):
+    with stop_on_signals(controls, notify=printer.note if main_rank else None):
         try:
             run_dir = run_training(request, FanOut(sink, *trackers) if trackers else sink, controls)
         finally:
             for tracker in trackers:
                 tracker.close()
-    printer.finished_hint(run_dir, outcome.get("reason"))
+    if main_rank:
+        printer.finished_hint(run_dir, outcome.get("reason"))
     return 0
 
 

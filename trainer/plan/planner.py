@@ -19,7 +19,7 @@ Every figure comes from a named formula or a measurement, and says so:
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ SIZE_CLAIM_TOLERANCE = 0.10
 MANY_EPOCHS = 4.0
 FEW_EPOCHS = 0.5
 MEMORY_NEAR_LIMIT = 0.90
+ASSUMED_SCALING = 0.90  # tokens/s on N GPUs ÷ (N × on one): assumed, the issue's goal; bench/ddp.py measures it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +91,8 @@ class Plan:
     board_watts: float | None = None
     notes: list[str] = field(default_factory=list)
     """The assumptions behind the figures, one line each."""
+    gpus: int = 1
+    """GPUs the run is planned on (DDP through torchrun): memory is per GPU, time and energy for all of them."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -291,3 +294,34 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
         peak_flops=peak_flops, peak_source=peak_source, memory_allocator_bytes=memory.allocator_bytes,
         board_watts=watts, notes=notes,
     )
+
+
+def across_gpus(plan: Plan, config: RunConfig, gpus: int) -> Plan:
+    """The plan for `gpus` GPUs under DDP (trainer.train.distributed): every GPU holds the whole model, its
+    optimizer and one micro-batch's activations, plus DDP's gradient buckets (one fp32 copy of the gradients);
+    training time divides by gpus × ASSUMED_SCALING; evaluations (every rank evaluates the same windows) and
+    checkpoints (rank 0) do not; energy counts every card."""
+    if gpus <= 1:
+        return plan
+    warnings, notes = list(plan.warnings), list(plan.notes)
+    if config.gradient_accumulation_steps % gpus:
+        warnings.append(f"{gpus} GPUs do not divide gradient_accumulation_steps {config.gradient_accumulation_steps}"
+                        f"; `fwtui train --gpus {gpus}` refuses it: --set gradient_accumulation_steps="
+                        f"{max(1, config.gradient_accumulation_steps // gpus) * gpus}")
+    buckets = 4 * plan.params_with_embeddings  # fp32 gradient buckets, bytes
+    breakdown = {**plan.memory_breakdown, "ddp_buckets": buckets}
+    memory = plan.est_memory_bytes + buckets
+    if plan.device_memory_bytes and memory > plan.device_memory_bytes >= plan.est_memory_bytes:
+        warnings.append(f"memory ≈ {memory / 1e9:.1f} GB per GPU with DDP's gradient buckets exceeds the "
+                        f"device's {plan.device_memory_bytes / 1e9:.1f} GB; lower batch_size")
+    train = plan.train_seconds / (gpus * ASSUMED_SCALING) if plan.train_seconds is not None else None
+    total = train + (plan.eval_seconds or 0.0) + plan.checkpoint_seconds if train is not None else None
+    energy = plan.energy_kwh * gpus * total / plan.est_seconds if plan.energy_kwh and total else None
+    notes.append(f"{gpus} GPUs: memory per GPU (+ DDP's fp32 gradient buckets, {buckets / 1e9:.2f} GB); training "
+                 f"time ÷ ({gpus} × an assumed scaling efficiency of {ASSUMED_SCALING:.0%}, not measured: "
+                 "bench/ddp.py measures it); evaluations run on every GPU over the same windows, so they do not "
+                 "shrink")
+    return replace(plan, gpus=gpus, est_memory_bytes=memory, memory_breakdown=breakdown, train_seconds=train,
+                   est_seconds=total, energy_kwh=energy,
+                   cost=plan.cost * energy / plan.energy_kwh if plan.cost is not None and energy else None,
+                   warnings=warnings, notes=notes)
