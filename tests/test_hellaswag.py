@@ -215,7 +215,9 @@ def test_predictions_equal_an_independent_implementation_on_50_examples(hellaswa
                 p.mul_(4.0)
     encoding = get_encoding()
     examples = data.load(hellaswag_file, limit=50).examples
+    threads = torch.get_num_threads()
     result = score(model, examples, encoding, keep_choices=True)
+    assert torch.get_num_threads() == threads  # one thread while scoring on a CPU, then as it was
     state = {k: v.detach() for k, v in model.state_dict().items()}
     with torch.no_grad():
         expected = [independent_choice(state, args.n_head, *data.tokenize(e, encoding)) for e in examples]
