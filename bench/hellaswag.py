@@ -47,7 +47,8 @@ def main() -> int:
     limit = args.limit or (len(source.examples) if info.is_cuda else 500)
     examples = source.examples[:WARMUP + limit]
     encoding = get_encoding()
-    print(f"torch {torch.__version__}, {info.name} ({info.device}), {torch.get_num_threads()} CPU threads; "
+    threads = "CUDA" if info.is_cuda else f"{torch.get_num_threads()} CPU threads, scored on 1"
+    print(f"torch {torch.__version__}, {info.name} ({info.device}), {threads}; "
           f"{source.path} ({'published' if source.published else 'not the published file'})")
     for name in presets:
         config = load_preset(name)
