@@ -4,8 +4,8 @@
                           [--data PREPARED_DIR|PARQUET] [--peak-tflops T] [--repeat 2]
 
 Prints tokens/s, step time, MFU (or "unknown" with the reason), peak memory, where a step's time goes
-(data, forward+backward, optimizer, sync: measured in a separate pass with a device sync between the
-phases), and the same model trained by a bare eager-or-compiled loop over the same batches, with no
+(data, forward+backward, optimizer, and the log point's read of the device: measured in a separate pass
+with a device sync between the phases), and the same model trained by a bare eager-or-compiled loop over the same batches, with no
 events, controls or checkpoints, so the Trainer's overhead shows as a percentage. Without --data it
 writes random GPT-2 token ids to a temporary prepared directory (the speed does not depend on the text).
 Imports only trainer/, numpy and torch, so it runs on a GPU box without the console's packages.
@@ -53,7 +53,8 @@ def sync(device: str) -> None:
 
 
 def trainer_run(config, data, run_dir: Path, peak_tflops, warmup: int) -> dict:
-    """The real Trainer; wall time between consecutive Step events (boundaries, events included)."""
+    """The real Trainer; wall time between consecutive Step events over the steps between them (boundaries,
+    events and the log point's read of the device included)."""
     stamps: list[tuple[int, float]] = []
     started: list[ev.RunStarted] = []
 
@@ -65,7 +66,7 @@ def trainer_run(config, data, run_dir: Path, peak_tflops, warmup: int) -> dict:
 
     trainer = Trainer(config, data, run_dir, sink=sink, peak_tflops=peak_tflops)
     trainer.run()
-    gaps = [b - a for (i, a), (_, b) in zip(stamps, stamps[1:]) if i >= warmup]
+    gaps = [(b - a) / (j - i) for (i, a), (j, b) in zip(stamps, stamps[1:]) if i >= warmup]
     return {"step": statistics.median(gaps), "trainer": trainer, "started": started[0]}
 
 
@@ -74,7 +75,7 @@ def bare_run(config, data, device: str, precision: str, compiled: bool, warmup: 
     torch.manual_seed(config.seed)
     model = GPT(ModelArgs.from_dict(config.model_args())).to(device)
     opt = torch.optim.AdamW(model.optimizer_groups(config.weight_decay), lr=config.learning_rate,
-                            betas=(config.beta1, config.beta2), fused=True if device.startswith("cuda") else None)
+                            betas=(config.beta1, config.beta2), fused=True)  # as the Trainer's (CPU and CUDA)
     run = torch.compile(model) if compiled else model
     ctx = autocast_for(precision, device)  # the precision the Trainer ran in (its RunStarted)
     loader = BatchLoader(data.train_path, block_size=config.block_size, batch_size=config.batch_size,
@@ -100,9 +101,13 @@ def bare_run(config, data, device: str, precision: str, compiled: bool, warmup: 
 
 
 def phase_breakdown(trainer: Trainer, steps: int) -> dict[str, float]:
-    """Median seconds per step in each phase, with a device sync after each (so they add up on a GPU)."""
+    """Median seconds per step in each phase, with a device sync after each (so they add up on a GPU).
+    "log read" is the host's read of the loss, norm and bad-step counters, which the loop does once every
+    log_interval steps (no step waits for it otherwise)."""
+    from trainer.train.bad_steps import BadSteps, step_unless_bad
+
     device, cfg = trainer.device, trainer.config
-    phases: dict[str, list[float]] = {"data": [], "forward+backward": [], "optimizer": [], "sync": []}
+    phases: dict[str, list[float]] = {"data": [], "forward+backward": [], "optimizer": [], "log read": []}
     accum = cfg.gradient_accumulation_steps
     for _ in range(steps):
         data_s = fb_s = 0.0
@@ -119,18 +124,18 @@ def phase_breakdown(trainer: Trainer, steps: int) -> dict[str, float]:
             data_s, fb_s = data_s + t1 - t0, fb_s + t2 - t1
         t0 = time.perf_counter()
         norm = torch.nn.utils.clip_grad_norm_(trainer.params, cfg.grad_clip)
-        t1 = time.perf_counter()
-        torch.stack([loss.detach().float(), norm.float()]).tolist()  # the loop's one host transfer a step
-        t2 = time.perf_counter()
-        trainer.scaler.step(trainer.optimizer)
-        trainer.scaler.update()
+        bad = BadSteps.verdict(loss.detach().float(), norm.float())  # found on the device, as the loop does
+        step_unless_bad(trainer.optimizer, bad)
+        trainer.nonfinite.record(bad)
         trainer.optimizer.zero_grad(set_to_none=True)
         sync(device)
-        t3 = time.perf_counter()
+        t1 = time.perf_counter()
+        trainer.nonfinite.read(loss, norm)  # at a log point only
+        t2 = t3 = time.perf_counter()
         phases["data"].append(data_s)
         phases["forward+backward"].append(fb_s)
         phases["optimizer"].append((t1 - t0) + (t3 - t2))
-        phases["sync"].append(t2 - t1)
+        phases["log read"].append(t2 - t1)
     return {name: statistics.median(values) for name, values in phases.items()}
 
 
@@ -142,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--data", help="a prepared directory (train.bin/val.bin/meta.json) or parquet")
     parser.add_argument("--peak-tflops", type=float)
+    parser.add_argument("--log-interval", type=int, help="steps between Step events (default: the preset's; "
+                        "the Trainer reads the device only then)")
     parser.add_argument("--repeat", type=int, default=2, help="alternate Trainer and bare runs this many times")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare loop (saves a second compile)")
     args = parser.parse_args(argv)
@@ -149,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_preset(args.preset)
     total = args.warmup + args.iters
     config = apply_overrides(config, [f"max_iters={total}", f"eval_interval={total + 1}", "eval_iters=1",
-                                      "log_interval=1", f"warmup_iters={min(config.warmup_iters, total - 1)}",
+                                      f"log_interval={args.log_interval or config.log_interval}",
+                                      f"warmup_iters={min(config.warmup_iters, total - 1)}",
                                       *args.overrides])
     info = detect_device(config.device, args.peak_tflops)
     with tempfile.TemporaryDirectory(prefix="fwtui-bench-train-") as tmp:

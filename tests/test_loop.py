@@ -18,7 +18,6 @@ from trainer.train.checkpoint import load_checkpoint
 from trainer.train.controls import Controls
 from trainer.errors import FwtuiError
 from trainer.train.loop import Trainer, TrainingDiverged
-from trainer.observe.metrics import EtaEstimator, evals_to_come, mfu
 from trainer.model.gpt import GPT
 from trainer.train.signals import stop_on_signals
 
@@ -219,6 +218,71 @@ def test_divergence_stops_with_the_last_good_checkpoint_which_resume_continues(d
                                                              if s.iter >= 20}
 
 
+def test_a_nan_step_is_skipped_on_the_device_and_counted_at_the_next_log_point(data, tmp_path, monkeypatch):
+    nan_forward(monkeypatch, lambda n: n == 5)  # step 5 only; logged at 0, 4, 8, 11
+    original = Trainer._step
+    seen = {}
+
+    def step(self, lr):
+        n = self.loader.position  # = the step's index (one micro-batch a step)
+        if n == 5:
+            seen["before"] = {k: v.clone() for k, v in self.raw_model.state_dict().items()}
+            seen["moments"] = [s["exp_avg"].clone() for s in self.optimizer.state.values()]
+            seen["count"] = [s["step"].clone() for s in self.optimizer.state.values()]
+        out = original(self, lr)
+        if n == 5:
+            after = self.raw_model.state_dict()
+            assert all(torch.equal(seen["before"][k], after[k]) for k in after)  # no update from step 5
+            assert all(torch.equal(a, s["exp_avg"]) for a, s in zip(seen["moments"], self.optimizer.state.values()))
+            assert all(torch.equal(c, s["step"]) for c, s in zip(seen["count"], self.optimizer.state.values()))
+            seen["checked"] = True
+        return out
+
+    monkeypatch.setattr(Trainer, "_step", step)
+    rec, trainer, reason = train(data, tmp_path, tiny(max_iters=12, log_interval=4))
+    assert reason == "completed" and seen.get("checked")
+    steps = rec.of(ev.Step)
+    assert [(s.iter, s.skipped_steps) for s in steps] == [(0, 0), (4, 0), (8, 1), (11, 1)]
+    warnings = [w.message for w in rec.of(ev.Warning)]
+    assert warnings == ["iters 5 to 8: 1 step skipped (loss or gradient norm not finite); 0 of 5 in a row at iter 8"]
+    assert steps[-1].loss < steps[0].loss  # training went on
+    assert all(torch.isfinite(p).all() for p in trainer.raw_model.parameters())
+
+
+def test_a_step_asks_the_host_nothing_between_log_points(data, tmp_path, monkeypatch):
+    """A host sync cannot be counted portably; instead every way a tensor's value reaches Python raises
+    inside a step (log points read the device after the step, in the loop)."""
+    nan_forward(monkeypatch, lambda n: n == 2)  # the skip path too
+    inside = {"on": False, "steps": 0}
+
+    def guard(name):
+        real = getattr(torch.Tensor, name)
+
+        def check(self, *args, **kwargs):
+            if inside["on"]:
+                raise AssertionError(f"Tensor.{name} called inside a training step")
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, check)
+
+    for name in ("item", "tolist", "__float__", "__int__", "__bool__"):
+        guard(name)
+    original = Trainer._step
+
+    def step(self, lr):
+        inside["on"] = True
+        try:
+            return original(self, lr)
+        finally:
+            inside["on"] = False
+            inside["steps"] += 1
+
+    monkeypatch.setattr(Trainer, "_step", step)
+    rec, _, reason = train(data, tmp_path, tiny(max_iters=8, log_interval=4, eval_interval=4))
+    assert reason == "completed" and inside["steps"] == 8
+    assert [(s.iter, s.skipped_steps) for s in rec.of(ev.Step)] == [(0, 0), (4, 1), (7, 1)]
+
+
 def fake_oom(monkeypatch, on_call):
     original = Trainer._step
     calls = {"n": 0}
@@ -266,22 +330,6 @@ def test_batches_resume_exactly_and_eval_streams_are_separate(data):
         assert torch.equal(x1[:, 1:], y1[:, :-1])  # targets are the inputs shifted by one
     other = BatchLoader(data.train_path, block_size=32, batch_size=4, seed=1, stream=1, device="cpu")
     assert not np.array_equal(other.offsets(0), a.offsets(0))
-
-
-def test_eta_leaves_out_warmup_and_counts_evals_to_come():
-    eta = EtaEstimator(warmup_steps=2)
-    for seconds in (30.0, 10.0, 1.0, 1.0):
-        eta.add_step(seconds)
-    assert eta.step_seconds == 1.0
-    eta.add_eval(60.0)  # the first evaluation compiles the eval-mode graph: left out once others exist
-    assert eta.eval_seconds == 60.0
-    eta.add_eval(5.0)
-    eta.add_checkpoint(2.0)
-    assert eta.eta(10, evals_left=2, checkpoints_left=2) == 10 * 1.0 + 2 * 5.0 + 2 * 2.0
-    assert evals_to_come(1, 100, 50) == 2  # at 50, and the final one at 100
-    assert evals_to_come(50, 100, 50) == 2
-    assert evals_to_come(51, 100, 50) == 1
-    assert mfu(1000.0, 1e6, None) is None and mfu(1000.0, 1e6, 1e10) == 0.1
 
 
 def test_signals_only_ask_for_a_stop_and_handlers_are_restored():

@@ -72,7 +72,8 @@ class BadSteps:
         if new == 1 and in_a_row >= 1:  # the window's last step was the bad one: its figures are known
             return (f"iter {it}: loss {loss} / gradient norm {norm} is not finite; step skipped "
                     f"({in_a_row} of {MAX_BAD_STEPS} in a row)")
-        return (f"iters {first_iter} to {it}: {new} steps skipped (loss or gradient norm not finite); "
+        steps = f"{new} step{'s' if new > 1 else ''}"
+        return (f"iters {first_iter} to {it}: {steps} skipped (loss or gradient norm not finite); "
                 f"{in_a_row} of {MAX_BAD_STEPS} in a row at iter {it}")
 
     @staticmethod

@@ -4,10 +4,14 @@ Iteration `it` runs optimizer step `it` (0-based). Between steps is a *step boun
 checkpoints, controls (stop, pause, eval, checkpoint, sample) happen there and nowhere else. A checkpoint
 taken at boundary `it` stores iter_num = it (steps 0..it-1 done), so a resume starts with step `it`.
 
-GPU syncs: one per optimizer step, after the backward pass: the loss and the gradient norm come to the
-host as two floats (`tolist`), needed to skip a non-finite step before optimizer.step. The next batch is
-already queued by then, so the GPU idles only for the launch of the optimizer kernels (tens of
-microseconds against a step of 100+ ms). Evaluations sync once per split. Nothing else syncs.
+Host syncs: none in a step. A non-finite loss or gradient norm is found on the device: a found-inf flag
+(1.0 or 0.0) that the fused AdamW reads, as it does under torch's GradScaler, and that skips the update
+(weights, moments and step count unchanged) without the host looking. Device counters keep the run of bad
+steps in a row, the longest run in the log window and the skipped steps so far. The host reads them, with
+the loss and the gradient norm, at log points (every log_interval steps: one `tolist`) and at boundaries
+that evaluate or save; the divergence rule (MAX_BAD_STEPS in a row) is checked there. An evaluation syncs
+once (trainer.train.evaluator). On a GPU the host therefore runs ahead of the device between log points,
+and a window's step time is exact only at its end, which is where it is measured (StepMetrics).
 """
 
 from __future__ import annotations
@@ -23,32 +27,28 @@ import torch
 
 from trainer.observe import events as ev
 from trainer.train.oom import free_device_memory, is_out_of_memory
-from trainer.train.boundary import BoundaryWork
-from trainer.train.hellaswag import HellaSwagAtBoundary
-from trainer.data.batches import EVAL_TRAIN_STREAM, EVAL_VAL_STREAM, TRAIN_STREAM, BatchLoader
+from trainer.data.batches import TRAIN_STREAM, BatchLoader
 from trainer.train.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
+from trainer.train.checkpointer import Checkpointer, checkpoint_payload, weights_finite
+from trainer.train.sampler import Sampler
+from trainer.train.hellaswag import HellaSwagAtBoundary
 from trainer.config import RunConfig
 from trainer.train.controls import Controls, Requests
 from trainer.train.distributed import Dist, SharedControls, shared_controls
 from trainer.errors import FwtuiError
 from trainer.model.formulas import figures_for
 from trainer.observe.hardware import DeviceInfo, detect_device
-from trainer.observe.metrics import EtaEstimator, evals_to_come, memory_stats, mfu
+from trainer.observe.metrics import EtaEstimator, StepMetrics
 from trainer.model.gpt import GPT, ModelArgs, strip_compile_prefix
 from trainer.model.precision import autocast_for, peak_for_precision, precision_for
 from trainer.train.optimizers import build_optimizer
 from trainer.train.resume import PreparedLike, best_val_loss_of, check_resume, dataset_identity
 from trainer.train.schedule import describe_schedule_change, lr_at
-
-MAX_BAD_STEPS = 5  # non-finite steps in a row before the run stops (its last good checkpoint kept on disk)
-
-
-class TrainingDiverged(FwtuiError):
-    """Loss or gradient norm stayed NaN/inf for MAX_BAD_STEPS steps: the run stopped, and RUN/ckpt.pt is the
-    last good checkpoint (none is written from the first bad step on), which --resume continues from."""
+from trainer.train.evaluator import EvalResult, Evaluator
+from trainer.train.bad_steps import MAX_BAD_STEPS, BadSteps, TrainingDiverged, step_unless_bad  # noqa: F401
 
 
-class Trainer(BoundaryWork):
+class Trainer:
     def __init__(self, config: RunConfig, data: PreparedLike, run_dir: str | Path, *, sink: ev.EventSink,
                  controls: Controls | None = None, device_info: DeviceInfo | None = None,
                  peak_tflops: float | None = None, resume: bool = False, auto_batch: bool = False,
@@ -67,9 +67,7 @@ class Trainer(BoundaryWork):
         self.best_val_loss = math.inf
         self.last_losses: dict[str, float] = {}
         self.eta = EtaEstimator()
-        self._last_saved_iter: int | None = None
-        self._bad_steps = 0
-        self._encoding = None
+        self.checkpointer = Checkpointer(self.run_dir, emit=self.emit)  # RUN/ckpt.pt, written beside training
         self._started = time.perf_counter()
 
     # --- events ------------------------------------------------------------------------------------------
@@ -114,15 +112,18 @@ class Trainer(BoundaryWork):
         self.scaler = torch.amp.GradScaler(info.device.split(":")[0], enabled=self.precision == "float16")
 
         self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
+        self.sampler = Sampler(self.raw_model, device=self.device, precision=self.precision, emit=self.emit)
         self.hellaswag = HellaSwagAtBoundary(cfg, device=self.device, precision=self.precision, emit=self.emit,
                                              warn=self.warn, eta=self.eta)  # hellaswag_interval, the h key
         self.optimizer = build_optimizer(cfg, self.raw_model, self.device)  # the recipe's (trainer.train.optimizers)
+        self.nonfinite = BadSteps(self.device)  # non-finite steps, found and counted on the device
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
         loader_args = dict(block_size=cfg.block_size, batch_size=cfg.batch_size, seed=cfg.seed, device=self.device)
         self.loader = BatchLoader(self.data.train_path, stream=TRAIN_STREAM, rank=self.dist.rank,
                                   world_size=self.dist.world_size, **loader_args)  # rank r: global batches r, r+N, ...
-        self.eval_loaders = {"train": BatchLoader(self.data.train_path, stream=EVAL_TRAIN_STREAM, **loader_args),
-                             "val": BatchLoader(self.data.val_path, stream=EVAL_VAL_STREAM, **loader_args)}
+        self.evaluator = Evaluator(train_path=self.data.train_path, val_path=self.data.val_path,
+                                   block_size=cfg.block_size, batch_size=cfg.batch_size, eval_iters=cfg.eval_iters,
+                                   device=self.device, autocast=self.autocast)
         self.identity = dataset_identity(self.data)
         if self.resume:
             self._load_resume_state()
@@ -145,7 +146,7 @@ class Trainer(BoundaryWork):
         if ckpt.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt["scaler"])
         self.iter_num = int(ckpt["iter_num"])
-        self._last_saved_iter = self.iter_num
+        self.checkpointer.last_saved_iter = self.iter_num
         self.best_val_loss = best_val_loss_of(ckpt)
         ran = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else None
         change = describe_schedule_change(ran, self.config, self.iter_num,
@@ -162,6 +163,13 @@ class Trainer(BoundaryWork):
     # --- the run -----------------------------------------------------------------------------------------
     def run(self) -> str:
         """Train to max_iters or until stopped; returns "completed" or "stopped". Raises FwtuiError."""
+        try:
+            return self._run()
+        except BaseException as err:  # a failure waits for the checkpoint in flight; a third Ctrl-C aborts it
+            self.checkpointer.settle(interrupted=isinstance(err, KeyboardInterrupt))
+            raise
+
+    def _run(self) -> str:
         self.setup()
         cfg, info = self.config, self.info
         self.figures = figures_for(cfg)  # parameters, FLOPs a token, bytes of state: counted once, handed on
@@ -179,7 +187,11 @@ class Trainer(BoundaryWork):
             dataset_tokens=self.data.train_tokens, start_iter=self.start_iter, max_iters=cfg.max_iters,
             precision=self.precision, compiled=self.compiled, data_dir=str(self.data.dir)))
         self.raw_model.train()
-        window_seconds, window_steps = 0.0, 0
+        self.metrics = StepMetrics(
+            tokens_per_iter=cfg.tokens_per_iter, flops_per_token=self.flops_per_token, peak_flops=self.peak_flops,
+            dataset_tokens=self.data.train_tokens, max_iters=cfg.max_iters, eval_interval=cfg.eval_interval,
+            always_save_checkpoint=cfg.always_save_checkpoint, device=self.device, memory_bytes=info.memory_bytes,
+            world_size=self.dist.world_size, eta=self.eta, started=self._started)
         it = self.iter_num
         while True:
             self.iter_num = it
@@ -189,15 +201,12 @@ class Trainer(BoundaryWork):
                 break
             lr = lr_at(it, self.config)
             t0 = time.perf_counter()
-            loss, norm, stepped = self._guarded_step(lr)
-            dt = time.perf_counter() - t0
-            window_seconds += dt
-            window_steps += 1
-            self.eta.add_step(dt)
-            self._check_finite(it, loss, norm, stepped)
-            if it % self.config.log_interval == 0 or it == self.config.max_iters - 1:
-                self._emit_step(it, loss, norm, lr, window_seconds, window_steps)
-                window_seconds, window_steps = 0.0, 0
+            loss, norm = self._guarded_step(lr)  # device tensors: no sync
+            log = it % self.config.log_interval == 0 or it == self.config.max_iters - 1
+            read = self.nonfinite.read(loss, norm) if log else None  # the host's one look between boundaries
+            self.metrics.add_step(time.perf_counter() - t0)  # at a log point: up to the device's finish
+            if read is not None:
+                self._emit_step(it, lr, read)
             it += 1
         # The end: a final evaluation and checkpoint at iter max_iters.
         self._evaluate_and_save(it, final=True)
@@ -206,27 +215,25 @@ class Trainer(BoundaryWork):
                               final_val_loss=self.last_losses.get("val")))
         return "completed"
 
-    def _emit_step(self, it: int, loss: float, norm: float, lr: float, seconds: float, steps: int) -> None:
-        cfg = self.config
-        step_seconds = seconds / max(steps, 1)
-        tokens_per_sec = cfg.tokens_per_iter / step_seconds if step_seconds > 0 else 0.0
-        mem = memory_stats(self.device, self.info.memory_bytes)
-        tokens_seen = (it + 1) * cfg.tokens_per_iter
-        evals_left = evals_to_come(it + 1, cfg.max_iters, cfg.eval_interval)
-        self.emit(ev.Step(
-            iter=it, loss=loss, lr=lr, step_seconds=step_seconds, tokens_per_sec=tokens_per_sec,
-            mfu=mfu(tokens_per_sec / self.dist.world_size, self.flops_per_token, self.peak_flops),  # per card
-            mem_allocated_bytes=mem.allocated_bytes, mem_reserved_bytes=mem.reserved_bytes,
-            mem_peak_bytes=mem.peak_bytes, mem_total_bytes=mem.total_bytes, tokens_seen=tokens_seen,
-            epoch=tokens_seen / max(self.data.train_tokens, 1), elapsed_seconds=time.perf_counter() - self._started,
-            eta_seconds=self.eta.eta(cfg.max_iters - it - 1, evals_left,
-                                     evals_left if cfg.always_save_checkpoint else 1),
-            grad_norm=norm if math.isfinite(norm) else None))
+    def _emit_step(self, it: int, lr: float, read: list[float]) -> None:
+        """At a log point, with what the host read from the device (BadSteps.read): the window's skipped
+        steps warned about, the divergence rule checked, then the Step event."""
+        loss, norm, in_a_row, longest, skipped = read[0], read[1], *(int(v) for v in read[2:])
+        first = it - self.metrics.window_steps + 1
+        warning = self.nonfinite.warning(first, it, loss, norm, in_a_row, skipped)
+        if warning:
+            self.warn(warning)
+        if in_a_row >= MAX_BAD_STEPS:
+            raise self._diverged(f"iters {it - in_a_row + 1} to {it}")
+        if longest >= MAX_BAD_STEPS:
+            raise self._diverged(f"between iters {first} and {it}")
+        self.emit(self.metrics.step_event(it, loss=loss, grad_norm=norm, lr=lr, skipped_steps=skipped))
 
     # --- one optimizer step ------------------------------------------------------------------------------
-    def _step(self, lr: float) -> tuple[float, float, bool]:
-        """Forward/backward over the micro-batches, clip, and step unless non-finite.
-        Returns (mean loss over the micro-batches of every rank, gradient norm before clipping, stepped)."""
+    def _step(self, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward/backward over the micro-batches, clip, and step unless non-finite (decided on the device).
+        Returns 0-dim device tensors (mean loss over the micro-batches of every rank, gradient norm before
+        clipping); nothing here waits for the device."""
         cfg = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -247,18 +254,18 @@ class Trainer(BoundaryWork):
             norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         else:
             norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
-        # The step's one host sync: two floats.
-        loss_value, norm_value = torch.stack([loss.detach().float(), norm.detach().float()]).tolist()
-        # fp16: an inf gradient is the GradScaler's business (it skips and lowers the scale), not a fault.
-        ok = math.isfinite(loss_value) and (math.isfinite(norm_value) or self.scaler.is_enabled())
-        if ok:
+        loss, norm = loss.detach().float(), norm.detach().float()
+        bad = BadSteps.verdict(loss, norm, norm_counts=not self.scaler.is_enabled())  # 1.0 or 0.0, on the device
+        if self.scaler.is_enabled():  # fp16: the scaler finds inf gradients and skips itself (no sync, fused)
             self.scaler.step(self.optimizer)
-        if self.scaler.is_enabled():
             self.scaler.update()
+        else:
+            step_unless_bad(self.optimizer, bad)
+        self.nonfinite.record(bad)
         self.optimizer.zero_grad(set_to_none=True)
-        return loss_value, norm_value, ok
+        return loss, norm
 
-    def _guarded_step(self, lr: float) -> tuple[float, float, bool]:
+    def _guarded_step(self, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
         """`_step`, with the compile fallback and the out-of-memory handling around it."""
         position = self.loader.position
         try:
@@ -295,44 +302,55 @@ class Trainer(BoundaryWork):
                              f"(gradient_accumulation_steps {a}); {hint}") from None
         new_a = a * b // smaller
         self.config = cfg.replace(batch_size=smaller, gradient_accumulation_steps=new_a)
-        for loader in (self.loader, *self.eval_loaders.values()):
-            loader.set_batch_size(smaller)
+        self.loader.set_batch_size(smaller)
+        self.evaluator.set_batch_size(smaller)  # the same windows, in smaller batches
         self.eta.skip_next(2)
         self.warn(f"out of memory at micro-batch {b}: continuing with batch_size {smaller} x "
                   f"{new_a} accumulation steps (same {cfg.tokens_per_iter:,} tokens per iteration)")
         if self.on_config_change is not None:
             self.on_config_change(self.config)
 
-    def _check_finite(self, it: int, loss: float, norm: float, stepped: bool) -> None:
-        """Count non-finite steps in a row; at MAX_BAD_STEPS stop the run. While the count is above 0 no
-        checkpoint is written (BoundaryWork._save), so ckpt.pt stays the last good one for --resume."""
-        if stepped:
-            self._bad_steps = 0
-            return
-        self._bad_steps += 1
-        self.warn(f"iter {it}: loss {loss} / gradient norm {norm} is not finite; step skipped "
-                  f"({self._bad_steps} of {MAX_BAD_STEPS} in a row)")
-        if self._bad_steps >= MAX_BAD_STEPS:
-            lower = f"{self.config.learning_rate / 2:.2e}"
-            if self._last_saved_iter is not None:
-                where = (f"{CKPT_FILE} (iter {self._last_saved_iter}) is the last good state, kept; --resume "
-                         f"continues from it, e.g. --resume --set learning_rate={lower}")
-            else:
-                where = f"no checkpoint was saved yet; start again with, e.g., --set learning_rate={lower}"
-            raise TrainingDiverged(f"loss or gradient norm not finite for {MAX_BAD_STEPS} steps in a row "
-                                   f"(iters {it - MAX_BAD_STEPS + 1} to {it}); the run stopped; {where}, or a "
-                                   "longer warmup_iters")
+    def _check_divergence(self, it: int) -> int:
+        """At boundary `it` before a save (a sync is due there): stop when MAX_BAD_STEPS steps ran bad in a
+        row; else return the bad steps in a row now (0: the latest step was good, a save may go ahead)."""
+        in_a_row, longest, _ = (int(v) for v in self.nonfinite.read())
+        if in_a_row >= MAX_BAD_STEPS:
+            raise self._diverged(f"iters {it - in_a_row} to {it - 1}")
+        if longest >= MAX_BAD_STEPS:
+            raise self._diverged(f"before iter {it}")
+        return in_a_row
 
+    def _diverged(self, iters: str) -> TrainingDiverged:
+        self.checkpointer.settle()  # a write in flight started before the bad steps: a good state
+        return BadSteps.diverged(iters, self.checkpointer.last_saved_iter, self.config.learning_rate, CKPT_FILE)
+
+    # --- checkpoints (trainer.train.checkpointer: copied here, written by its thread) ---------------------
     def _save(self, it: int, reason: str, must_succeed: bool = False) -> None:
+        """Checkpoint iteration `it`: training is held for the copy only; a must-succeed save (stop, final)
+        waits for its write and raises if it fails. The ETA counts the held time."""
         if not self.dist.is_main:  # rank 0 alone writes ckpt.pt (with every rank's data position)
-            self._last_saved_iter = it
+            self.checkpointer.last_saved_iter = it
             return
-        super()._save(it, reason, must_succeed)
+        bad_steps = self._check_divergence(it)
+        if bad_steps:
+            # A run in a streak of non-finite steps may be diverging: it must not replace the last good
+            # checkpoint, which a stop for divergence leaves for --resume.
+            why = ("the model's weights hold NaN or inf" if not weights_finite(self.raw_model.state_dict())
+                   else f"the last {bad_steps} steps were not finite")
+            self.checkpointer.refuse(it, why, must_succeed=must_succeed)
+            return
+        payload = checkpoint_payload(model=self.raw_model, optimizer=self.optimizer, scaler=self.scaler,
+                                     config=self.config, iter_num=it, best_val_loss=self.best_val_loss,
+                                     data_position=self.loader.state(), dataset=self.identity, reason=reason)
+        self.eta.add_checkpoint(self.checkpointer.save(it, reason, payload, must_succeed=must_succeed))
+        if must_succeed:
+            self.checkpointer.wait()
 
     # --- step boundaries ---------------------------------------------------------------------------------
     def _step_boundary(self, it: int) -> bool:
         """Evaluations, checkpoints and controls between steps; True when the run must stop here."""
         cfg = self.config
+        self.checkpointer.poll()  # a write that finished since the last boundary: its event goes out now
         if isinstance(self.controls, SharedControls):  # several ranks: the boundary's one collective
             self.controls.sync(self.loader.position)
             self.loader.rank_positions = self.controls.positions
@@ -350,7 +368,8 @@ class Trainer(BoundaryWork):
             self._serve(self.controls.take(), it)
             self.emit(ev.StateChanged(iter=it, state="running"))
         if self.controls.stop_requested:
-            if self._last_saved_iter != it:
+            self.checkpointer.wait()  # the write in flight first; if it failed, the stop saves again
+            if self.checkpointer.last_saved_iter != it:
                 self._save(it, "stop", must_succeed=True)
             self.emit(ev.Finished(iter=it, reason="stopped", seconds=time.perf_counter() - self._started,
                                   final_train_loss=self.last_losses.get("train"),
@@ -366,13 +385,16 @@ class Trainer(BoundaryWork):
         if requests.hellaswag:
             self.hellaswag.run(self.raw_model, it)
         for request in requests.samples:
-            self._sample(request, it)
+            self.sampler.sample(request, it)
+
+    def _evaluate(self) -> EvalResult:
+        return self.evaluator.evaluate(self.model)  # the fixed windows of each split (trainer.train.evaluator)
 
     def _evaluate_and_save(self, it: int, final: bool = False, save: bool = True) -> None:
         t0 = time.perf_counter()
         while True:
             try:
-                losses = self._evaluate()
+                result = self._evaluate()
                 break
             except Exception as err:
                 if is_out_of_memory(err):  # as in a step: one clear error, or (--auto-batch) smaller
@@ -383,11 +405,12 @@ class Trainer(BoundaryWork):
                     self._fall_back_to_eager(err)
         seconds = time.perf_counter() - t0
         self.eta.add_eval(seconds)
-        self.last_losses = losses
+        losses = self.last_losses = result.losses
         improved = losses["val"] < self.best_val_loss
         self.best_val_loss = min(self.best_val_loss, losses["val"])
         self.emit(ev.Eval(iter=it, train_loss=losses["train"], val_loss=losses["val"],
-                          best_val_loss=self.best_val_loss, seconds=seconds))
+                          best_val_loss=self.best_val_loss, seconds=seconds,
+                          train_tokens=result.tokens["train"], val_tokens=result.tokens["val"]))
         if final:
             self._save(it, "final", must_succeed=True)
         elif save and it > 0 and (self.config.always_save_checkpoint or improved):
