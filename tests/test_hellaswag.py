@@ -377,3 +377,21 @@ def test_the_headless_printer_prints_a_scoring():
     HeadlessPrinter(out)(HellaSwag(iter=2500, acc=0.281, acc_norm=0.2934, count=2000, seconds=7.25))
     assert out.getvalue() == ("hellaswag 2,500: acc_norm 0.2934 · acc 0.2810 (2,000 examples; GPT-2 124M 0.2955, "
                               "chance 0.25) · training paused 7.25 s\n")
+
+
+def test_h_reaches_a_trainer_in_another_process_through_the_control_channel(tmp_path):
+    import time
+
+    from trainer.runs.control_channel import ControlChannelServer, ControlClient
+    from trainer.train.controls import Controls
+
+    controls = Controls()
+    server = ControlChannelServer(tmp_path, controls).start()
+    try:
+        ControlClient(tmp_path).request_hellaswag()  # what `h` does in `fwtui attach`
+        deadline = time.monotonic() + 10  # the server polls every 0.2 s: a deadline, not a timing assertion
+        while server.applied < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert controls.take().hellaswag and not controls.take().hellaswag  # taken once, then cleared
+    finally:
+        server.stop()
