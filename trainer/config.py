@@ -100,10 +100,8 @@ class RunConfig:
     log_interval: int = 1
     always_save_checkpoint: bool = True
     """Save at every evaluation; False saves only when val loss improves (and always on stop)."""
-    hellaswag_interval: int = 0
-    """Score HellaSwag (trainer.train.hellaswag) every this many iterations; 0 = off (the `h` key still asks)."""
-    hellaswag_limit: int = 0
-    """Examples scored each time: the file's first N; 0 = all 10,042."""
+    hellaswag_interval: int = 0  # score HellaSwag every N iterations and at the end; 0 = off (`h` still asks)
+    hellaswag_limit: int = 0  # HellaSwag examples scored each time: the file's first N; 0 = all 10,042
 
     # --- system ---
     device: str = "auto"
@@ -164,8 +162,7 @@ class RunConfig:
             return ConfigError(f"{source}: {name} = {getattr(self, name)!r}: {why}")
 
         for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size",
-                     "gradient_accumulation_steps", "max_iters", "eval_interval", "eval_iters",
-                     "log_interval"):
+                     "gradient_accumulation_steps", "max_iters", "eval_interval", "eval_iters", "log_interval"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be a positive integer")
         for name in ("warmup_iters", "lr_decay_iters", "hellaswag_interval", "hellaswag_limit"):
@@ -398,7 +395,5 @@ def config_to_toml(config: RunConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = [
-    "RunConfig", "FIELD_NAMES", "apply_overrides", "parse_override", "load_preset", "all_presets",
-    "preset_paths", "config_from_mapping", "config_to_toml", "user_preset_dir",
-]
+__all__ = ["RunConfig", "FIELD_NAMES", "apply_overrides", "parse_override", "load_preset", "all_presets",
+           "preset_paths", "config_from_mapping", "config_to_toml", "user_preset_dir"]
