@@ -190,8 +190,9 @@ class HellaSwagAtBoundary:
     is a warning too. Training goes on either way, and a later `h` tries again.
     """
 
-    def __init__(self, config: "RunConfig", *, device: str, precision: str, emit: Callable,
-                 warn: Callable[[str], None], eta=None, file: str | None = None) -> None:
+    def __init__(self, config: "RunConfig", device: str, precision: str, emit: Callable,
+                 warn: Callable[[str], None], eta=None, *, file: str | None = None) -> None:
+        """`eta`: the run's trainer.observe.metrics.EtaEstimator, told the plan and fed each scoring's time."""
         self.interval, self.limit = config.hellaswag_interval, config.hellaswag_limit
         self.max_iters = config.max_iters
         self.device, self.precision = device, precision

@@ -113,8 +113,7 @@ class Trainer:
 
         self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
         self.sampler = Sampler(self.raw_model, device=self.device, precision=self.precision, emit=self.emit)
-        self.hellaswag = HellaSwagAtBoundary(cfg, device=self.device, precision=self.precision, emit=self.emit,
-                                             warn=self.warn, eta=self.eta)  # hellaswag_interval, the h key
+        self.hellaswag = HellaSwagAtBoundary(cfg, self.device, self.precision, self.emit, self.warn, self.eta)
         self.optimizer = build_optimizer(cfg, self.raw_model, self.device)  # the recipe's (trainer.train.optimizers)
         self.nonfinite = BadSteps(self.device)  # non-finite steps, found and counted on the device
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
