@@ -104,8 +104,6 @@ def phase_breakdown(trainer: Trainer, steps: int) -> dict[str, float]:
     """Median seconds per step in each phase, with a device sync after each (so they add up on a GPU).
     "log read" is the host's read of the loss, norm and bad-step counters, which the loop does once every
     log_interval steps (no step waits for it otherwise)."""
-    from trainer.train.bad_steps import BadSteps, step_unless_bad
-
     device, cfg = trainer.device, trainer.config
     phases: dict[str, list[float]] = {"data": [], "forward+backward": [], "optimizer": [], "log read": []}
     accum = cfg.gradient_accumulation_steps
@@ -124,9 +122,7 @@ def phase_breakdown(trainer: Trainer, steps: int) -> dict[str, float]:
             data_s, fb_s = data_s + t1 - t0, fb_s + t2 - t1
         t0 = time.perf_counter()
         norm = torch.nn.utils.clip_grad_norm_(trainer.params, cfg.grad_clip)
-        bad = BadSteps.verdict(loss.detach().float(), norm.float())  # found on the device, as the loop does
-        step_unless_bad(trainer.optimizer, bad)
-        trainer.nonfinite.record(bad)
+        trainer.nonfinite.step(trainer.optimizer, trainer.scaler, loss.detach().float(), norm.float())  # as the loop
         trainer.optimizer.zero_grad(set_to_none=True)
         sync(device)
         t1 = time.perf_counter()

@@ -50,6 +50,19 @@ class BadSteps:
         ok = torch.isfinite(loss) & torch.isfinite(norm) if norm_counts else torch.isfinite(loss)
         return (~ok).float()
 
+    def step(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor,
+             norm: torch.Tensor) -> None:
+        """The optimizer step of a step whose loss and gradient norm (0-dim, on the device) are given:
+        skipped on the device when either is non-finite, and counted. fp16: the GradScaler finds inf
+        gradients and skips itself (with the fused AdamW, without a sync); only a NaN loss counts as bad."""
+        bad = self.verdict(loss, norm, norm_counts=not scaler.is_enabled())
+        if scaler.is_enabled():
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            step_unless_bad(optimizer, bad)
+        self.record(bad)
+
     def record(self, bad: torch.Tensor) -> None:
         self.in_a_row.add_(1).mul_(bad)  # run + 1 when bad, 0 when good
         torch.maximum(self.longest, self.in_a_row, out=self.longest)
@@ -75,6 +88,16 @@ class BadSteps:
         steps = f"{new} step{'s' if new > 1 else ''}"
         return (f"iters {first_iter} to {it}: {steps} skipped (loss or gradient norm not finite); "
                 f"{in_a_row} of {MAX_BAD_STEPS} in a row at iter {it}")
+
+    @staticmethod
+    def streak(first: int | None, last: int, in_a_row: int, longest: int) -> str | None:
+        """The iterations of a run of MAX_BAD_STEPS or more bad steps among first..last (the steps since
+        the last read; first None: not known), or None when there was none."""
+        if in_a_row >= MAX_BAD_STEPS:
+            return f"iters {last - in_a_row + 1} to {last}"
+        if longest >= MAX_BAD_STEPS:
+            return f"between iters {first} and {last}" if first is not None else f"by iter {last}"
+        return None
 
     @staticmethod
     def diverged(iters: str, last_saved_iter: int | None, learning_rate: float, ckpt_name: str) -> TrainingDiverged:

@@ -4,14 +4,11 @@ Iteration `it` runs optimizer step `it` (0-based). Between steps is a *step boun
 checkpoints, controls (stop, pause, eval, checkpoint, sample) happen there and nowhere else. A checkpoint
 taken at boundary `it` stores iter_num = it (steps 0..it-1 done), so a resume starts with step `it`.
 
-Host syncs: none in a step. A non-finite loss or gradient norm is found on the device: a found-inf flag
-(1.0 or 0.0) that the fused AdamW reads, as it does under torch's GradScaler, and that skips the update
-(weights, moments and step count unchanged) without the host looking. Device counters keep the run of bad
-steps in a row, the longest run in the log window and the skipped steps so far. The host reads them, with
-the loss and the gradient norm, at log points (every log_interval steps: one `tolist`) and at boundaries
-that evaluate or save; the divergence rule (MAX_BAD_STEPS in a row) is checked there. An evaluation syncs
-once (trainer.train.evaluator). On a GPU the host therefore runs ahead of the device between log points,
-and a window's step time is exact only at its end, which is where it is measured (StepMetrics).
+Host syncs: none in a step. A non-finite loss or norm skips the update on the device (trainer.train.
+bad_steps: a found-inf flag the fused AdamW reads, as under GradScaler). The loss, the norm and the bad-step
+counters reach the host at log points (every log_interval steps, one `tolist`) and before a save, where the
+divergence rule is checked; an evaluation syncs once. So on a GPU the host runs ahead between log points,
+and a window's step time is measured at its end (StepMetrics).
 """
 
 from __future__ import annotations
@@ -45,7 +42,7 @@ from trainer.train.optimizers import build_optimizer
 from trainer.train.resume import PreparedLike, best_val_loss_of, check_resume, dataset_identity
 from trainer.train.schedule import describe_schedule_change, lr_at
 from trainer.train.evaluator import EvalResult, Evaluator
-from trainer.train.bad_steps import MAX_BAD_STEPS, BadSteps, TrainingDiverged, step_unless_bad  # noqa: F401
+from trainer.train.bad_steps import MAX_BAD_STEPS, BadSteps, TrainingDiverged  # noqa: F401 (tests import it here)
 
 
 class Trainer:
@@ -113,7 +110,8 @@ class Trainer:
 
         self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
         self.sampler = Sampler(self.raw_model, device=self.device, precision=self.precision, emit=self.emit)
-        self.hellaswag = HellaSwagAtBoundary(cfg, self.device, self.precision, self.emit, self.warn, self.eta)
+        self.hellaswag = HellaSwagAtBoundary(cfg, device=self.device, precision=self.precision, emit=self.emit,
+                                             warn=self.warn, eta=self.eta)  # hellaswag_interval, the h key
         self.optimizer = build_optimizer(cfg, self.raw_model, self.device)  # the recipe's (trainer.train.optimizers)
         self.nonfinite = BadSteps(self.device)  # non-finite steps, found and counted on the device
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
@@ -215,24 +213,19 @@ class Trainer:
         return "completed"
 
     def _emit_step(self, it: int, lr: float, read: list[float]) -> None:
-        """At a log point, with what the host read from the device (BadSteps.read): the window's skipped
-        steps warned about, the divergence rule checked, then the Step event."""
+        """At a log point, with BadSteps.read's figures: skips warned about, divergence checked, the Step."""
         loss, norm, in_a_row, longest, skipped = read[0], read[1], *(int(v) for v in read[2:])
         first = it - self.metrics.window_steps + 1
-        warning = self.nonfinite.warning(first, it, loss, norm, in_a_row, skipped)
-        if warning:
+        if warning := self.nonfinite.warning(first, it, loss, norm, in_a_row, skipped):
             self.warn(warning)
-        if in_a_row >= MAX_BAD_STEPS:
-            raise self._diverged(f"iters {it - in_a_row + 1} to {it}")
-        if longest >= MAX_BAD_STEPS:
-            raise self._diverged(f"between iters {first} and {it}")
+        if streak := BadSteps.streak(first, it, in_a_row, longest):
+            raise self._diverged(streak)
         self.emit(self.metrics.step_event(it, loss=loss, grad_norm=norm, lr=lr, skipped_steps=skipped))
 
     # --- one optimizer step ------------------------------------------------------------------------------
     def _step(self, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward/backward over the micro-batches, clip, and step unless non-finite (decided on the device).
-        Returns 0-dim device tensors (mean loss over the micro-batches of every rank, gradient norm before
-        clipping); nothing here waits for the device."""
+        """Forward/backward over the micro-batches, clip, step unless non-finite; nothing waits for the device.
+        Returns 0-dim device tensors: mean loss (every micro-batch of every rank), gradient norm before clipping."""
         cfg = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -254,13 +247,7 @@ class Trainer:
         else:
             norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
         loss, norm = loss.detach().float(), norm.detach().float()
-        bad = BadSteps.verdict(loss, norm, norm_counts=not self.scaler.is_enabled())  # 1.0 or 0.0, on the device
-        if self.scaler.is_enabled():  # fp16: the scaler finds inf gradients and skips itself (no sync, fused)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            step_unless_bad(self.optimizer, bad)
-        self.nonfinite.record(bad)
+        self.nonfinite.step(self.optimizer, self.scaler, loss, norm)  # skipped on the device when non-finite
         self.optimizer.zero_grad(set_to_none=True)
         return loss, norm
 
@@ -310,13 +297,10 @@ class Trainer:
             self.on_config_change(self.config)
 
     def _check_divergence(self, it: int) -> int:
-        """At boundary `it` before a save (a sync is due there): stop when MAX_BAD_STEPS steps ran bad in a
-        row; else return the bad steps in a row now (0: the latest step was good, a save may go ahead)."""
+        """Before a save at boundary `it` (a sync is due): stop on a diverged streak; else bad steps in a row."""
         in_a_row, longest, _ = (int(v) for v in self.nonfinite.read())
-        if in_a_row >= MAX_BAD_STEPS:
-            raise self._diverged(f"iters {it - in_a_row} to {it - 1}")
-        if longest >= MAX_BAD_STEPS:
-            raise self._diverged(f"before iter {it}")
+        if streak := BadSteps.streak(None, it - 1, in_a_row, longest):
+            raise self._diverged(streak)
         return in_a_row
 
     def _diverged(self, iters: str) -> TrainingDiverged:
