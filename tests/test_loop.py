@@ -249,6 +249,15 @@ def test_a_nan_step_is_skipped_on_the_device_and_counted_at_the_next_log_point(d
     assert all(torch.isfinite(p).all() for p in trainer.raw_model.parameters())
 
 
+def test_a_streak_that_ends_inside_a_log_window_still_stops_the_run(data, tmp_path, monkeypatch):
+    nan_forward(monkeypatch, lambda n: 2 <= n <= 6)  # 5 bad steps in a row, good again before the log point
+    rec = Recorder()
+    with pytest.raises(TrainingDiverged, match=r"5 steps in a row \(between iters 1 and 10\)"):
+        Trainer(tiny(max_iters=12, log_interval=10, eval_interval=100), data, tmp_path, sink=rec).run()
+    assert [w.message for w in rec.of(ev.Warning)] == [
+        "iters 1 to 10: 5 steps skipped (loss or gradient norm not finite); 0 of 5 in a row at iter 10"]
+
+
 def test_a_step_asks_the_host_nothing_between_log_points(data, tmp_path, monkeypatch):
     """A host sync cannot be counted portably; instead every way a tensor's value reaches Python raises
     inside a step (log points read the device after the step, in the loop)."""
