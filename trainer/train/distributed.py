@@ -12,9 +12,9 @@ Each process runs the same Trainer; what differs is here:
   iteration stay the preset's (refused in one line when it does not divide).
 - `mean`: SUM then divide (gloo's ReduceOp.AVG is missing or wrong in some torch versions).
 - `SharedControls`: at each step boundary one small all_gather carries rank 0's decisions (stop, pause,
-  evaluate, checkpoint, number of samples) and every rank's data position, so every rank does the same
-  thing at the same boundary and none waits forever. A stop asked of any rank (SIGTERM from torchrun
-  reaches them all) stops every rank.
+  evaluate, checkpoint, hellaswag, number of samples) and every rank's data position, so every rank does
+  the same thing at the same boundary and none waits forever. A stop asked of any rank (SIGTERM from
+  torchrun reaches them all) stops every rank.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.distributed as dist
@@ -46,7 +46,9 @@ class Dist:
     device: str = "cpu"
     """This rank's torch device ("cuda:LOCAL_RANK" or "cpu"), set by start()."""
     device_names: list[str] = field(default_factory=list)
-    """Every rank's device name, rank order (gathered once by start_run_info)."""
+    """Every rank's device name, rank order (gathered once by gather_names)."""
+    owns_group: bool = False
+    """True when start() made the process group (and stop() then destroys it)."""
 
     @classmethod
     def from_env(cls) -> "Dist":
@@ -76,7 +78,10 @@ class Dist:
                 raise RankStartError(f"rank {self.rank}: LOCAL_RANK {self.local_rank} but only "
                                      f"{torch.cuda.device_count()} CUDA device(s) visible; lower --nproc_per_node")
             torch.cuda.set_device(self.local_rank)  # before anything touches the GPU
+        if dist.is_initialized():  # a program that set the group up itself (bench/ddp.py) keeps it
+            return self.device
         timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, 1800)))
+        self.owns_group = True
         try:
             dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout,
                                     device_id=torch.device(self.device) if cuda else None)
@@ -87,8 +92,10 @@ class Dist:
         return self.device
 
     def stop(self) -> None:
-        if self.active and dist.is_initialized():
+        """Leave the process group that start() made (one made by the caller stays)."""
+        if self.active and dist.is_initialized() and self.owns_group:
             dist.destroy_process_group()
+            self.owns_group = False
 
     # --- the model ---------------------------------------------------------------------------------------
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
@@ -156,6 +163,10 @@ class Dist:
         return payload
 
 
+REQUEST_FLAGS = tuple(f.name for f in fields(Requests) if f.type in (bool, "bool"))
+"""The yes/no requests of a boundary (evaluate, checkpoint, hellaswag, ...), carried to every rank."""
+
+
 class SharedControls:
     """The Controls one rank's Trainer reads: rank 0's decisions, agreed at each boundary by `sync()`.
 
@@ -188,13 +199,14 @@ class SharedControls:
         self.inner.stop(reason)
 
     def sync(self, position: int) -> None:
-        """The boundary's one collective: an all_gather of (world, 6) int64 rows
-        [stop, paused, evaluate, checkpoint, samples, data position]; rank 0's row decides, any stop stops."""
+        """The boundary's one collective: an all_gather of (world, 4 + F) int64 rows [stop, paused, samples,
+        data position, then Requests' F flags (evaluate, checkpoint, ...)]; rank 0's row decides, any stop
+        stops."""
         mine = self.inner.take() if self.dist.is_main else Requests()
         if not self.dist.is_main:
             self.inner.take()  # a rank's own requests (none but signals) are rank 0's business
-        row = torch.tensor([int(self.inner.stop_requested), int(self.inner.paused), int(mine.evaluate),
-                            int(mine.checkpoint), len(mine.samples), position], dtype=torch.int64,
+        row = torch.tensor([int(self.inner.stop_requested), int(self.inner.paused), len(mine.samples), position,
+                            *(int(getattr(mine, flag)) for flag in REQUEST_FLAGS)], dtype=torch.int64,
                            device=self.dist.device)
         rows = [torch.zeros_like(row) for _ in range(self.dist.world_size)]
         dist.all_gather(rows, row)
@@ -203,10 +215,9 @@ class SharedControls:
         self._stop = self._stop or any(r[0] for r in table)
         self._paused = bool(head[1])
         samples: list[SampleRequest] = mine.samples if self.dist.is_main else []
-        self._agreed = Requests(evaluate=self._agreed.evaluate or bool(head[2]),
-                                checkpoint=self._agreed.checkpoint or bool(head[3]),
-                                samples=self._agreed.samples + samples)
-        self.positions = [int(r[5]) for r in table]
+        agreed = {flag: getattr(self._agreed, flag) or bool(value) for flag, value in zip(REQUEST_FLAGS, head[4:])}
+        self._agreed = Requests(**agreed, samples=self._agreed.samples + samples)
+        self.positions = [int(r[3]) for r in table]
 
     def take(self) -> Requests:
         agreed, self._agreed = self._agreed, Requests()
