@@ -191,3 +191,20 @@ def test_plan_for_several_gpus_is_memory_per_gpu_and_time_for_all():
     assert any("assumed scaling efficiency" in note for note in eight.notes)
     assert any("do not divide" in w for w in across_gpus(one, config, 7).warnings)
     assert across_gpus(one, config, 1) is one
+
+
+def test_a_rank_that_cannot_join_is_one_line_naming_it(monkeypatch):
+    import socket
+
+    from trainer.train.distributed import RankStartError
+
+    with socket.socket() as busy:  # the rendezvous port taken by another program
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+        monkeypatch.setenv("MASTER_PORT", str(busy.getsockname()[1]))
+        with pytest.raises(RankStartError) as err:
+            Dist(rank=0, local_rank=0, world_size=2).start("cpu")
+    message = str(err.value)
+    assert message.startswith("rank 0 of 2 could not join the process group") and "\n" not in message
+    assert "address already in use" in message

@@ -83,7 +83,8 @@ class Dist:
         timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, 1800)))
         self.owns_group = True
         try:
-            dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout,
+            dist.init_process_group("nccl" if cuda else "gloo", rank=self.rank, world_size=self.world_size,
+                                    timeout=timeout,
                                     device_id=torch.device(self.device) if cuda else None)
         except Exception as err:  # noqa: BLE001 - one line naming the rank and the cause
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
