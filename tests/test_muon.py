@@ -38,7 +38,7 @@ def test_newton_schulz_brings_every_singular_value_near_one_for_wide_and_tall_ma
 
 
 def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
-    config = tiny(recipe="modern")
+    config = tiny(recipe="modern", untied_head=True)
     model = small_model(config)
     optimizer = build_optimizer(config, model, "cpu")
     assert isinstance(optimizer, MuonWithAdamW)
