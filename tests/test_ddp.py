@@ -1,9 +1,10 @@
 """Several processes on CPU: torchrun, gloo, 2 ranks of a tiny model (tests/ddp_child.py), against one process.
 
 What holds: the ranks' parameters are bit-identical after every run; 2 ranks x accumulation 1 give the
-losses of 1 process x accumulation 2 (1e-5); only rank 0 writes the run directory; a stop through
-control/ ends both ranks at the same boundary; kill -9 of one rank ends the run and its last complete
-checkpoint resumes, here in one process (another world size: a warning, positions re-derived).
+losses of 1 process x accumulation 2 (1e-5), also across a stop and a resume on 2 ranks; only rank 0
+writes the run directory; a stop through control/ ends both ranks at the same boundary; kill -9 of one
+rank ends the run and its last complete checkpoint resumes, here in one process (another world size: a
+warning, positions re-derived).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.tiny_trainer_child import tiny
 from trainer.observe import events as ev
 from trainer.runs.control_channel import ControlClient
 from trainer.runs.launch import RunRequest, run_training
+from trainer.train.controls import Controls
 from trainer.train.distributed import Dist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +145,22 @@ def test_stop_through_control_then_kill_one_rank_then_resume_in_one_process(data
     saved = torch.load(run / "ckpt.pt")  # complete (torch.load reads it whole), or this raises
     last_ckpt = last_of(run, "checkpoint")["iter"]
     assert saved["iter_num"] >= last_ckpt > stopped_at
+
+    # Stop, resume, kill: every step the 2 ranks logged is the step one process takes with accumulation 2
+    # (the resume continued at the right data positions), to 1e-5.
+    logged = {e["iter"]: e["loss"] for e in events(run) if e["kind"] == "step"}
+    assert set(logged) == set(range(max(logged) + 1)) and max(logged) >= last_ckpt > stopped_at
+    controls = Controls()
+    reference: dict[int, float] = {}
+
+    def record(event: ev.Event) -> None:
+        if isinstance(event, ev.Step):
+            reference[event.iter] = event.loss
+            if event.iter >= max(logged):
+                controls.stop("test: as far as the 2 ranks went")
+
+    run_training(RunRequest(preset=config(100000, 2), data=data, out=tmp_path / "reference"), record, controls)
+    assert all(abs(reference[i] - loss) < 1e-5 for i, loss in logged.items()), (logged, reference)
 
     # The last complete checkpoint continues in one process: a warning, positions re-derived.
     got: list[ev.Event] = []
