@@ -1,6 +1,7 @@
-"""Several processes on CPU: torchrun, gloo, 2 ranks of a tiny model (tests/ddp_child.py), against one process.
+"""Several processes on CPU: torchrun, gloo, 2 ranks of a tiny model (`fwtui train --nproc-cpu 2` and
+tests/ddp_child.py), against one process.
 
-What holds: the ranks' parameters are bit-identical after every run; 2 ranks x accumulation 1 give the
+What holds: the ranks' parameters are bit-identical after a run; 2 ranks x accumulation 1 give the
 losses of 1 process x accumulation 2 (1e-5), also across a stop and a resume on 2 ranks; only rank 0
 writes the run directory; a stop through control/ ends both ranks at the same boundary; kill -9 of one
 rank ends the run and its last complete checkpoint resumes, here in one process (another world size: a
@@ -22,6 +23,7 @@ import torch
 
 from tests.conftest import write_pattern_dataset
 from tests.tiny_trainer_child import tiny
+from trainer.config import config_to_toml
 from trainer.observe import events as ev
 from trainer.runs.control_channel import ControlClient
 from trainer.runs.launch import RunRequest, run_training
@@ -89,10 +91,20 @@ def data(tmp_path_factory) -> Path:
     return directory
 
 
-def test_two_ranks_equal_one_process_with_twice_the_accumulation(data, tmp_path):
-    run2, dump = tmp_path / "two", tmp_path / "dump"
-    code, out = finish(torchrun(data, run2, dump, "--max-iters", "6", "--accum", "2"))
-    assert code == 0, out
+def test_fwtui_train_nproc_cpu_2_equals_one_process_with_twice_the_accumulation(data, tmp_path):
+    """`fwtui train --nproc-cpu 2` (torchrun, 2 gloo ranks, accumulation 1 each) against one process with
+    accumulation 2. That the ranks stay bit-identical is checked by the next test (it reads both ranks)."""
+    preset = tmp_path / "tiny.toml"
+    preset.write_text(config_to_toml(config(6, 2)))
+    run2 = tmp_path / "two"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "fwtui", "train", "--preset", str(preset), "--data", str(data),
+                           "--out", str(run2), "--nproc-cpu", "2"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=WAIT)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "world: 2 processes (DDP)" in done.stdout and done.stdout.count("iter 5/6") == 1  # rank 0 speaks
     run1 = tmp_path / "one"
     run_training(RunRequest(preset=config(6, 2), data=data, out=run1), lambda e: None)
 
@@ -105,16 +117,15 @@ def test_two_ranks_equal_one_process_with_twice_the_accumulation(data, tmp_path)
     evals2 = [e["val_loss"] for e in events(run2) if e["kind"] == "eval"]
     assert len(evals2) == len(evals1) and all(abs(a - b) < 1e-5 for a, b in zip(evals1, evals2))
 
-    rank0, rank1 = (torch.load(dump / f"rank{r}.pt") for r in (0, 1))
-    assert same_params(rank0["params"], rank1["params"])  # DDP keeps the replicas bit-identical
-    assert rank0["world_size"] == 2 and rank0["position"] == rank1["position"] == 6  # 6 steps x 1 micro-step
-    one = torch.load(run1 / "ckpt.pt")["model"]
-    assert all(torch.allclose(one[k], rank0["params"][k], atol=1e-5, rtol=0) for k in one)
+    one, two = torch.load(run1 / "ckpt.pt"), torch.load(run2 / "ckpt.pt")
+    assert all(torch.allclose(one["model"][k], two["model"][k], atol=1e-5, rtol=0) for k in one["model"])
+    # 6 steps x 1 micro-step on each rank; the checkpoint holds both ranks' positions
+    assert two["data_position"]["world_size"] == 2 and two["data_position"]["rank_positions"] == [6, 6]
+    assert two["config"]["gradient_accumulation_steps"] == 2  # the preset's: tokens per iteration unchanged
 
     started = [e for e in events(run2) if e["kind"] == "run_started"]
     assert len(started) == 1 and started[0]["world_size"] == 2 and len(started[0]["device_names"]) == 2
-    ckpt = torch.load(run2 / "ckpt.pt")
-    assert ckpt["data_position"]["world_size"] == 2 and ckpt["data_position"]["rank_positions"] == [6, 6]
+    assert started[0]["config"]["device"] == "cpu"
     # Only rank 0 writes: the run directory holds rank 0's files, nothing per rank.
     assert sorted(p.name for p in run2.iterdir()) == sorted(p.name for p in run1.iterdir())
 
