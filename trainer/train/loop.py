@@ -280,7 +280,7 @@ class Trainer:
         free_device_memory()
         b, a = cfg.batch_size, cfg.gradient_accumulation_steps
         smaller = next((d for d in range(b // 2, 0, -1) if b % d == 0), None) if b > 1 else None
-        if not self.auto_batch or smaller is None:
+        if not self.auto_batch or smaller is None or self.dist.active:  # ranks must keep one micro-batch shape
             hint = (f"try --set batch_size={b // 2} --set gradient_accumulation_steps={a * 2} (same tokens per "
                     "iteration) or --auto-batch; `fwtui plan --probe` finds the largest micro-batch that fits"
                     if b > 1 else "use a smaller model or block_size")
