@@ -14,6 +14,7 @@ from trainer.plan.memory import estimate_memory
 from trainer.recipe import MODEL_SWITCHES, RECIPES
 from trainer.train.checkpoint import load_checkpoint
 from trainer.train.from_checkpoint import load_model, require_nanogpt_shape
+from trainer.train.resume import check_resume
 
 from tests.engine_helpers import train
 from tests.tiny_trainer_child import tiny
@@ -130,6 +131,14 @@ def test_a_modern_run_samples_and_refuses_a_nanogpt_export(pattern_data, tmp_pat
     with pytest.raises(CheckpointError, match="modern-recipe model"):
         load_model(tmp_path / "stripped.pt")
     require_nanogpt_shape({"model_args": TINY}, "x")  # nanoGPT's model_args: no complaint
+    # a resume that would flip a switch (another model, another optimizer state) is refused in one line
+    nanogpt = {k: v for k, v in RECIPES["nanogpt"].items()}
+    for change in ({"rotary": False}, {"muon": False}, nanogpt):
+        with pytest.raises(CheckpointError) as err:
+            check_resume(ckpt, config.replace(max_iters=12, **change), {}, "ckpt.pt")
+        assert "the run trained with" in str(err.value) and "\n" not in str(err.value)
+    check_resume({k: v for k, v in ckpt.items() if k != "dataset"}, config.replace(max_iters=12), {},
+                 "ckpt.pt")  # its own recipe: fine
 
 
 @pytest.mark.slow

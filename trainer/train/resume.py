@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainer.config import RunConfig, config_from_mapping
+from trainer.recipe import MODEL_SWITCHES, RECIPES
 from trainer.errors import CheckpointError, ConfigError
 
 SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias")
@@ -91,6 +92,15 @@ def check_resume(ckpt: dict, config: RunConfig, identity: dict[str, Any], where:
             raise CheckpointError(
                 f"{where}: the checkpoint's model has {key} = {args[key]!r} but the config says "
                 f"{getattr(config, key)!r}; resume with the run's own shape (drop that --set) or use a new --out")
+    # The recipe's switches shape the model (model_args) and the optimizer's state (muon); nanoGPT's and older
+    # checkpoints lack them: all off.
+    ran = {**RECIPES["nanogpt"], **(ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}),
+           **{k: v for k, v in args.items() if k in MODEL_SWITCHES}}
+    for key in (*MODEL_SWITCHES, "muon"):
+        if ran.get(key) != getattr(config, key):
+            raise CheckpointError(
+                f"{where}: the run trained with {key} = {ran.get(key)!r} but the config says {getattr(config, key)!r};"
+                f" resume with the run's own recipe (drop that --set) or use a new --out")
     iter_num = int(ckpt["iter_num"])
     if config.max_iters <= iter_num:
         raise CheckpointError(
