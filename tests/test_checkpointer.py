@@ -179,14 +179,15 @@ def test_a_full_disk_is_a_warning_and_the_last_checkpoint_stays(tmp_path, monkey
     assert cp.last_saved_iter == 3 and ck.load_checkpoint(tmp_path)["iter_num"] == 3
 
 
-def test_a_must_succeed_save_that_fails_raises_from_wait(tmp_path, monkeypatch):
+def test_a_must_succeed_save_waits_for_its_write_and_raises_when_it_fails(tmp_path, monkeypatch):
     full_disk_on(monkeypatch, bad_iter=2)
     model, optimizer = model_and_optimizer()
-    cp = Checkpointer(tmp_path, emit=Events().append)
+    events = Events()
+    cp = Checkpointer(tmp_path, emit=events.append)
     cp.save(1, "eval", payload(model, optimizer, 1))
-    cp.save(2, "stop", payload(model, optimizer, 2), must_succeed=True)
     with pytest.raises(CheckpointError, match="No space left on device"):
-        cp.wait()
+        cp.save(2, "stop", payload(model, optimizer, 2), must_succeed=True)
+    assert [e.iter for e in events.of(ev.CheckpointSaved)] == [1]  # the write before it, reported first
     assert ck.load_checkpoint(tmp_path)["iter_num"] == 1 and not cp.writing
 
 
@@ -202,9 +203,8 @@ def test_nan_weights_are_never_written_over_the_last_good_checkpoint(tmp_path):
     assert [w.message for w in events.of(ev.Warning)] == [
         "checkpoint at iter 8 not saved: the model's weights hold NaN or inf; ckpt.pt (iter 4) is kept"]
     assert ck.load_checkpoint(tmp_path)["iter_num"] == 4
-    cp.save(9, "stop", payload(model, optimizer, 9), must_succeed=True)
     with pytest.raises(CheckpointError, match="lower learning_rate"):
-        cp.wait()
+        cp.save(9, "stop", payload(model, optimizer, 9), must_succeed=True)
     assert ck.load_checkpoint(tmp_path)["iter_num"] == 4
 
 
@@ -222,7 +222,7 @@ def test_an_aborted_write_leaves_the_previous_checkpoint_and_no_temp_file(tmp_pa
         return real_save(obj, f, *args, **kwargs)  # its next chunk meets the abort flag
 
     monkeypatch.setattr(ck.torch, "save", save_once_aborting)
-    cp.save(2, "stop", payload(model, optimizer, 2), must_succeed=True)
+    cp.save(2, "stop", payload(model, optimizer, 2))  # in flight when the interrupt comes
     cp.settle(interrupted=True)
     assert not cp.writing and cp.last_saved_iter == 1
     assert [e.iter for e in events.of(ev.CheckpointSaved)] == [1]
@@ -247,7 +247,7 @@ def test_a_ctrl_c_while_waiting_aborts_the_write_and_removes_its_temp_file(tmp_p
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(ck.torch, "save", save_until_aborted)
-    cp.save(2, "stop", payload(model, optimizer, 2), must_succeed=True)
+    cp.save(2, "stop", payload(model, optimizer, 2))  # in flight when the interrupt comes
     done = cp._in_flight.done
     real_wait = done.wait
 

@@ -97,7 +97,8 @@ class Checkpointer:
     def save(self, it: int, reason: str, payload: dict, *, must_succeed: bool = False) -> float:
         """Start writing `payload` as the checkpoint of iteration `it`; returns the seconds training was
         held (the wait for a write in flight, then the copy). When it returns, later changes to the live
-        tensors no longer reach the file. Call wait() after a must-succeed save: its failure raises there."""
+        tensors no longer reach the file. A must-succeed save (stop, final) also waits for its own write
+        and raises CheckpointError if it failed."""
         t0 = time.perf_counter()
         self.wait()  # one write at a time: may emit the previous one's event (or raise for a must-succeed one)
         snapshot = self._copy_to_cpu(payload)
@@ -106,7 +107,17 @@ class Checkpointer:
                                       daemon=True)  # a kill or a third Ctrl-C never hangs on a stuck disk
         self._in_flight = job
         job.thread.start()
+        if must_succeed:
+            self.wait()
         return job.held_seconds
+
+    def refuse_bad_steps(self, it: int, bad_steps: int, model_state: dict, *, must_succeed: bool = False) -> None:
+        """Do not save iteration `it`: the last `bad_steps` steps were not finite, so the run may be diverging
+        and the last good checkpoint stays for --resume. Says NaN weights first when the live `model_state`
+        holds them (on a GPU a sync per tensor: at such a boundary only)."""
+        why = ("the model's weights hold NaN or inf" if not weights_finite(model_state)
+               else f"the last {bad_steps} steps were not finite")
+        self.refuse(it, why, must_succeed=must_succeed)
 
     def refuse(self, it: int, why: str, *, must_succeed: bool = False) -> None:
         """Do not save iteration `it` (`why`: the run is in a streak of bad steps, or its weights are not
