@@ -97,11 +97,6 @@ class RunStarted(Event):
     device_names: list[str] = field(default_factory=list)
     """Every rank's device name, rank order (one entry for one process). peak_flops is one card's; Step.mfu is
     per card (total tokens/s / world_size against that peak), which for identical cards is also the total MFU."""
-    world_size: int = 1
-    """Processes training together (torchrun's WORLD_SIZE); 1 for one process."""
-    device_names: list[str] = field(default_factory=list)
-    """Every rank's device name, rank order (one entry for one process). peak_flops is one card's; Step.mfu is
-    per card (total tokens/s / world_size against that peak), which for identical cards is also the total MFU."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,7 +178,8 @@ class CheckpointSaved(Event):
     path: str
     bytes: int
     seconds: float
-    """How long the write took (the writer thread's torch.save, fsync and rename): training did not wait for it."""
+    """How long the writer thread took (the NaN check of the copy, torch.save, fsync, rename): training did not
+    wait for it."""
     reason: str
     """"eval", "improved", "requested", "stop", "final"."""
     held_seconds: float | None = None
