@@ -63,14 +63,17 @@ def distinct_tokens(starts: np.ndarray, block_size: int) -> int:
     return int(covered.sum())
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
-    result = fn()  # warm-up (allocator, first-touch of the pages)
-    seconds = []
+def timed_alternately(fns: list, repeat: int) -> list[tuple[float, object]]:
+    """Median seconds and last result of each function, run in turn `repeat` times after one warm-up
+    each (allocator, first-touch of the pages), so a change in the machine's load hits all of them alike."""
+    results = [fn() for fn in fns]
+    seconds: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        seconds.append(time.perf_counter() - t0)
-    return statistics.median(seconds), result
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            results[i] = fn()
+            seconds[i].append(time.perf_counter() - t0)
+    return [(statistics.median(s), r) for s, r in zip(seconds, results)]
 
 
 def main() -> int:
@@ -98,8 +101,8 @@ def main() -> int:
                    for split, path in (("train", data.train_path), ("val", data.val_path))}
         evaluator = Evaluator(train_path=data.train_path, val_path=data.val_path, block_size=t, batch_size=b,
                               eval_iters=k, device="cpu")
-        before_s, before = timed(lambda: random_window_estimate(model, loaders, k), args.repeat)
-        after_s, after = timed(lambda: evaluator.evaluate(model), args.repeat)
+        (before_s, before), (after_s, after) = timed_alternately(
+            [lambda: random_window_estimate(model, loaders, k), lambda: evaluator.evaluate(model)], args.repeat)
         print(f"preset        {config.name} · eval_iters {k} x batch {b} x block {t} · CPU, "
               f"{torch.get_num_threads()} threads · torch {torch.__version__}")
         print(f"corpus        train {data.train_tokens:,} tokens · val {data.val_tokens:,} tokens")
@@ -111,7 +114,7 @@ def main() -> int:
             print(f"{split:<5} after   {after.tokens[split]:>7,} tokens, {distinct_tokens(new_starts, t):>7,} distinct"
                   f" · loss {after.losses[split]:.4f}   (fixed windows, none overlapping)")
         print(f"time          before {before_s * 1000:.1f} ms · after {after_s * 1000:.1f} ms per evaluation "
-              f"(both splits; median of {args.repeat} after a warm-up; load average "
+              f"(both splits; median of {args.repeat}, run in turn, after a warm-up; load average "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     return 0
 
