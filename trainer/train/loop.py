@@ -26,7 +26,7 @@ from trainer.observe import events as ev
 from trainer.train.oom import free_device_memory, is_out_of_memory
 from trainer.data.batches import TRAIN_STREAM, BatchLoader
 from trainer.train.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
-from trainer.train.checkpointer import Checkpointer, checkpoint_payload, weights_finite
+from trainer.train.checkpointer import Checkpointer, checkpoint_payload
 from trainer.train.sampler import Sampler
 from trainer.train.hellaswag import HellaSwagAtBoundary
 from trainer.config import RunConfig
@@ -110,8 +110,7 @@ class Trainer:
 
         self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
         self.sampler = Sampler(self.raw_model, device=self.device, precision=self.precision, emit=self.emit)
-        self.hellaswag = HellaSwagAtBoundary(cfg, device=self.device, precision=self.precision, emit=self.emit,
-                                             warn=self.warn, eta=self.eta)  # hellaswag_interval, the h key
+        self.hellaswag = HellaSwagAtBoundary(cfg, self.device, self.precision, self.emit, self.warn, self.eta)
         self.optimizer = build_optimizer(cfg, self.raw_model, self.device)  # the recipe's (trainer.train.optimizers)
         self.nonfinite = BadSteps(self.device)  # non-finite steps, found and counted on the device
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
@@ -309,25 +308,17 @@ class Trainer:
 
     # --- checkpoints (trainer.train.checkpointer: copied here, written by its thread) ---------------------
     def _save(self, it: int, reason: str, must_succeed: bool = False) -> None:
-        """Checkpoint iteration `it`: training is held for the copy only; a must-succeed save (stop, final)
-        waits for its write and raises if it fails. The ETA counts the held time."""
+        """Checkpoint `it`: training is held for the copy only (the ETA counts that); a must-succeed save
+        (stop, final) waits for its write and raises if it fails. Never during a streak of bad steps."""
         if not self.dist.is_main:  # rank 0 alone writes ckpt.pt (with every rank's data position)
             self.checkpointer.last_saved_iter = it
-            return
-        bad_steps = self._check_divergence(it)
-        if bad_steps:
-            # A run in a streak of non-finite steps may be diverging: it must not replace the last good
-            # checkpoint, which a stop for divergence leaves for --resume.
-            why = ("the model's weights hold NaN or inf" if not weights_finite(self.raw_model.state_dict())
-                   else f"the last {bad_steps} steps were not finite")
-            self.checkpointer.refuse(it, why, must_succeed=must_succeed)
-            return
-        payload = checkpoint_payload(model=self.raw_model, optimizer=self.optimizer, scaler=self.scaler,
-                                     config=self.config, iter_num=it, best_val_loss=self.best_val_loss,
-                                     data_position=self.loader.state(), dataset=self.identity, reason=reason)
-        self.eta.add_checkpoint(self.checkpointer.save(it, reason, payload, must_succeed=must_succeed))
-        if must_succeed:
-            self.checkpointer.wait()
+        elif bad_steps := self._check_divergence(it):
+            self.checkpointer.refuse_bad_steps(it, bad_steps, self.raw_model.state_dict(), must_succeed=must_succeed)
+        else:
+            payload = checkpoint_payload(model=self.raw_model, optimizer=self.optimizer, scaler=self.scaler,
+                                         config=self.config, iter_num=it, best_val_loss=self.best_val_loss,
+                                         data_position=self.loader.state(), dataset=self.identity, reason=reason)
+            self.eta.add_checkpoint(self.checkpointer.save(it, reason, payload, must_succeed=must_succeed))
 
     # --- step boundaries ---------------------------------------------------------------------------------
     def _step_boundary(self, it: int) -> bool:
