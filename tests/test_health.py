@@ -56,6 +56,16 @@ def test_train_val_gap():
     assert "gap" not in kinds(assess(healthy() + [evaluation(3000, 4.20, 4.25)]))
 
 
+def test_a_gap_before_one_epoch_is_not_called_overfitting():
+    """Under one epoch nothing was seen twice: the gap is the splits' difference, and the finding says so."""
+    early = healthy() + [evaluation(590, 3.90, 4.25)]  # healthy() is at 0.59 epochs by iter 590
+    message = next(f for f in assess(early) if f.kind == "gap").message
+    assert "after 0.59 epochs: not overfitting" in message and "more data or fewer" not in message
+    late = healthy() + [step(1500, 3.0, epoch=1.5), evaluation(1500, 3.90, 4.25)]
+    message = next(f for f in assess(late) if f.kind == "gap").message
+    assert "after 1.50 epochs: overfitting; more data or fewer iterations" in message
+
+
 def test_loss_spike():
     events = healthy(40)
     events.insert(31, step(305, 9.0))  # the smooth loss is ≈ 5.4 there
