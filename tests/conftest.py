@@ -1,6 +1,6 @@
 """Shared test fixtures: small FineWeb-schema parquet files made on the fly, a real-text corpus, and a
 synthetic prepared directory for the tiny model. Nothing here needs ../shared: the GPT-2 ranks ship with
-the package (trainer/assets) and the real-text corpus falls back to the demo corpus."""
+the package (trainer/data/assets) and the real-text corpus falls back to the demo corpus."""
 
 from __future__ import annotations
 
