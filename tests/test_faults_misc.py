@@ -24,7 +24,8 @@ from trainer.train.checkpoint import load_checkpoint
 from trainer.data.dataset import META_NAME, TRAIN_NAME, open_prepared
 from trainer.errors import DataError, FwtuiError
 from trainer.data.ingest import prepare
-from trainer.train.loop import MAX_BAD_STEPS, Trainer, TrainingDiverged
+from trainer.train.bad_steps import MAX_BAD_STEPS, TrainingDiverged
+from trainer.train.loop import Trainer
 from trainer.model.gpt import GPT
 from trainer.observe.runlog import read_events
 

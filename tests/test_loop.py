@@ -17,7 +17,8 @@ from trainer.data.batches import BatchLoader
 from trainer.train.checkpoint import load_checkpoint
 from trainer.train.controls import Controls
 from trainer.errors import FwtuiError
-from trainer.train.loop import Trainer, TrainingDiverged
+from trainer.train.bad_steps import TrainingDiverged
+from trainer.train.loop import Trainer
 from trainer.model.gpt import GPT
 from trainer.train.signals import stop_on_signals
 

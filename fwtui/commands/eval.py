@@ -49,7 +49,7 @@ def _stderr_console():
 
 
 def result_dict(result, *, checkpoint: str, iter_num, source, device: str, precision: str) -> dict:
-    from trainer.train.hellaswag import CHANCE, GPT2_124M_ACC, GPT2_124M_ACC_NORM
+    from trainer.data.hellaswag import CHANCE, GPT2_124M_ACC, GPT2_124M_ACC_NORM
 
     return {
         "checkpoint": checkpoint, "iter": iter_num, "file": str(source.path), "published_file": source.published,

@@ -30,9 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trainer.config import RunConfig
-# The per-parameter byte counts live with the figures they make (trainer.model.formulas); named here too.
-from trainer.model.formulas import (BYTES_PER_PARAM_ADAMW, BYTES_PER_PARAM_AUTOCAST_COPY,  # noqa: F401
-                                    BYTES_PER_PARAM_GRADS, BYTES_PER_PARAM_WEIGHTS, ModelFigures, figures_for)
+# The per-parameter byte counts live with the figures they make (trainer.model.formulas).
+from trainer.model.formulas import ModelFigures, figures_for
 from trainer.model.precision import bytes_per_activation, resolve_precision
 
 ACTIVATION_BYTES_PER_SBH = 34  # per layer, 16-bit, flash attention (Korthikanti et al. 2022)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import torch
 from torch.nn import functional as F
 
-from trainer.data.hellaswag import CHANCE, GPT2_124M_ACC, GPT2_124M_ACC_NORM, Example, tokenize  # noqa: F401
+from trainer.data.hellaswag import Example, tokenize
 from trainer.errors import FwtuiError
 from trainer.model.precision import autocast_for
 from trainer.observe import events as ev

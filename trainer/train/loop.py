@@ -42,7 +42,7 @@ from trainer.train.optimizers import build_optimizer
 from trainer.train.resume import PreparedLike, best_val_loss_of, check_resume, dataset_identity
 from trainer.train.schedule import describe_schedule_change, lr_at
 from trainer.train.evaluator import EvalResult, Evaluator
-from trainer.train.bad_steps import MAX_BAD_STEPS, BadSteps, TrainingDiverged  # noqa: F401 (tests import it here)
+from trainer.train.bad_steps import BadSteps, TrainingDiverged
 
 
 class Trainer:
