@@ -15,13 +15,13 @@ descheduled worker at each of them; on the 2-core VM 100 tokens took 12.6 s on t
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import torch
 
 from trainer.errors import ConfigError
 from trainer.model.precision import autocast_for, resolve_precision
+from trainer.model.threads import one_cpu_thread
 
 EOT = 50256  # GPT-2's <|endoftext|>: documents end with it, so a sample stops there
 
@@ -70,7 +70,7 @@ def generate_text(
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad(), autocast_for(precision, device.type), _one_thread_on_cpu(device):
+        with torch.no_grad(), autocast_for(precision, device.type), one_cpu_thread(device):
             out = module.generate(idx, max_new_tokens, temperature=temperature,
                                   top_k=top_k if top_k and top_k > 0 else None, generator=generator,
                                   kv_cache=kv_cache)
@@ -80,17 +80,3 @@ def generate_text(
     if EOT in new:
         new = new[: new.index(EOT)]
     return encoding.decode(new)
-
-
-@contextlib.contextmanager
-def _one_thread_on_cpu(device: torch.device):
-    """torch's intra-op threads set to 1 on a CPU while sampling, and set back after (see the docstring)."""
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

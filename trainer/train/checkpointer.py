@@ -28,6 +28,7 @@ from typing import Any, Callable
 import torch
 
 from trainer.errors import CheckpointError
+from trainer.model.threads import one_cpu_thread
 from trainer.observe import events as ev
 from trainer.train.checkpoint import CKPT_FILE, capture_rng_state, save_checkpoint
 
@@ -210,15 +211,10 @@ class Checkpointer:
                 return type(item)(copy(v) for v in item)
             return item  # ints, floats, strings, None: immutable
 
-        # One intra-op thread: a copy is memory-bound, and an OpenMP team on a busy CPU waits for its slowest
-        # thread at each of the ~450 tensors (gpt2-124m on the 2-core VM: 0.38 s for 1.4 GB on one thread,
-        # 1.4-2.6 s on two).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        # One intra-op thread (trainer.model.threads): a copy is memory-bound, and an OpenMP team on a busy CPU
+        # waits for its slowest thread at each of the ~450 tensors.
+        with one_cpu_thread():
             snapshot = copy(payload)
-        finally:
-            torch.set_num_threads(threads)
         for device in set(on_cuda):
             torch.cuda.current_stream(device).synchronize()  # the copy is done before training goes on
         return snapshot

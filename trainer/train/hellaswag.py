@@ -33,6 +33,7 @@ from torch.nn import functional as F
 from trainer.data.hellaswag import Example, tokenize
 from trainer.errors import FwtuiError
 from trainer.model.precision import autocast_for
+from trainer.model.threads import one_cpu_thread
 from trainer.observe import events as ev
 
 if TYPE_CHECKING:
@@ -148,33 +149,30 @@ def score(model: torch.nn.Module, examples: Sequence[Example], encoding, *, devi
     autocast = autocast_for(precision, device)
     was_training = model.training
     model.eval()
-    threads = torch.get_num_threads()
-    if not str(device).startswith("cuda"):
-        torch.set_num_threads(1)
     result = HellaSwagResult()
     t0 = time.perf_counter()
-    try:
-        for done, example in enumerate(examples, start=1):
-            ctx, endings = tokenize(example, encoding)
-            tokens, targets, mask, cropped = example_batch(ctx, endings, block_size)
-            if int(tokens.max()) >= vocab_size:  # checked on the CPU: on CUDA an id too large is a fatal assert
-                raise FwtuiError(f"HellaSwag's GPT-2 tokens reach id {int(tokens.max())}, beyond the model's "
-                                 f"vocab_size {vocab_size}; it needs GPT-2's 50257 (or 50304)")
-            tokens, targets, mask = (t.to(device, non_blocking=True) for t in (tokens, targets, mask))
-            with autocast:
-                summed, mean = ending_losses(model, tokens, targets, mask)
-            pred, pred_norm = torch.stack([summed.argmin(), mean.argmin()]).tolist()  # the example's one sync
-            result.count += 1
-            result.correct += int(pred == example.label)
-            result.correct_norm += int(pred_norm == example.label)
-            result.cropped += int(cropped)
-            if keep_choices:
-                result.choices.append(Choice(example.line, example.label, pred, pred_norm))
-            if on_progress is not None:
-                on_progress(done, len(examples))
-    finally:
-        model.train(was_training)
-        torch.set_num_threads(threads)
+    with one_cpu_thread(device):  # many small ops: see trainer.model.threads
+        try:
+            for done, example in enumerate(examples, start=1):
+                ctx, endings = tokenize(example, encoding)
+                tokens, targets, mask, cropped = example_batch(ctx, endings, block_size)
+                if int(tokens.max()) >= vocab_size:  # checked on the CPU: on CUDA an id too large is a fatal assert
+                    raise FwtuiError(f"HellaSwag's GPT-2 tokens reach id {int(tokens.max())}, beyond the model's "
+                                     f"vocab_size {vocab_size}; it needs GPT-2's 50257 (or 50304)")
+                tokens, targets, mask = (t.to(device, non_blocking=True) for t in (tokens, targets, mask))
+                with autocast:
+                    summed, mean = ending_losses(model, tokens, targets, mask)
+                pred, pred_norm = torch.stack([summed.argmin(), mean.argmin()]).tolist()  # the example's one sync
+                result.count += 1
+                result.correct += int(pred == example.label)
+                result.correct_norm += int(pred_norm == example.label)
+                result.cropped += int(cropped)
+                if keep_choices:
+                    result.choices.append(Choice(example.line, example.label, pred, pred_norm))
+                if on_progress is not None:
+                    on_progress(done, len(examples))
+        finally:
+            model.train(was_training)
     result.seconds = time.perf_counter() - t0
     return result
 
