@@ -208,6 +208,27 @@ def test_nan_weights_are_never_written_over_the_last_good_checkpoint(tmp_path):
     assert ck.load_checkpoint(tmp_path)["iter_num"] == 4
 
 
+def test_a_refusal_while_the_good_write_is_in_flight_names_that_checkpoint_as_kept(tmp_path, monkeypatch):
+    """The write of iter 12 (a good state) is still on its way when bad steps refuse iter 16 (a loaded
+    machine): the warning must name iter 12, which is on disk once the refusal returns, not the one before."""
+    gate = threading.Event()
+    slowed_writes(monkeypatch, gate=gate)
+    model, optimizer = model_and_optimizer()
+    events = Events()
+    cp = Checkpointer(tmp_path, emit=events.append)
+    gate.set()
+    cp.save(8, "eval", payload(model, optimizer, 8))
+    cp.wait()
+    gate.clear()
+    cp.save(12, "eval", payload(model, optimizer, 12))  # held at the gate
+    assert cp.writing and cp.last_saved_iter == 8
+    threading.Thread(target=gate.set, daemon=True).start()  # the disk catches up while refuse() waits
+    cp.refuse_bad_steps(16, 2, model.state_dict())
+    assert [w.message for w in events.of(ev.Warning)] == [
+        "checkpoint at iter 16 not saved: the last 2 steps were not finite; ckpt.pt (iter 12) is kept"]
+    assert not cp.writing and ck.load_checkpoint(tmp_path)["iter_num"] == 12
+
+
 def test_an_aborted_write_leaves_the_previous_checkpoint_and_no_temp_file(tmp_path, monkeypatch):
     model, optimizer = model_and_optimizer()
     events = Events()

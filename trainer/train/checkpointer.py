@@ -122,7 +122,10 @@ class Checkpointer:
 
     def refuse(self, it: int, why: str, *, must_succeed: bool = False) -> None:
         """Do not save iteration `it` (`why`: the run is in a streak of bad steps, or its weights are not
-        finite): the last good checkpoint stays. A warning, or CheckpointError for a must-succeed save."""
+        finite): the last good checkpoint stays. A warning, or CheckpointError for a must-succeed save.
+        A write in flight (started before the bad steps: a good state) is waited for first, so the message
+        names the checkpoint really on disk, not the one before it."""
+        self.wait()  # (_finish clears _in_flight before it calls here: no recursion)
         kept = (f"{CKPT_FILE} (iter {self.last_saved_iter}) is kept" if self.last_saved_iter is not None
                 else "no checkpoint was saved yet")
         message = f"checkpoint at iter {it} not saved: {why}; {kept}"
