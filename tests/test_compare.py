@@ -1,12 +1,14 @@
 """`fwtui compare` and the chart keys: scripted runs written as events.jsonl, read back, drawn and snapshotted.
 
-Snapshots: 3 runs at 120x40, 5 runs at 80x24 with x / l / m pressed. Update after an intended change with
-`pytest tests/test_compare.py --snapshot-update` and look at the SVGs in tests/__snapshots__/.
+Snapshots: 3 runs at 120x40, 5 runs at 80x24 with x / l / m pressed, each taken once the screen's reading
+thread has brought every run back (`all_read`: no clock, it waits for the runs). Update after an intended change
+with `pytest tests/test_compare.py --snapshot-update` and look at the SVGs in tests/__snapshots__/.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,18 @@ def runs(tmp_path: Path) -> list[Path]:
     return [write_run(tmp_path / "runs", name, k) for k, name in enumerate(NAMES)]
 
 
+async def all_read(pilot) -> None:
+    """Let the compare screen's reading thread bring every run back (pauses until none is reading)."""
+    await pilot.pause()  # the screen is up and has started its reading thread
+    screen = pilot.app.screen
+    await pilot.app.workers.wait_for_complete()
+    for _ in range(50):  # each pause lets the posted RunRead messages be handled
+        if not screen.reading:
+            break
+        await pilot.pause()
+    assert not screen.reading, "the compare screen never got its runs back"
+
+
 def test_a_run_reads_back_with_its_figures(runs):
     run = load_compared(str(runs[1]))
     assert run.name == "lr-2x" and run.preset == "preset-1" and run.last_iter == 1000
@@ -64,16 +78,62 @@ def test_tokens_axis_puts_evals_where_their_steps_are(runs):
     assert run.curves.axis.convert([500.0], "time") == pytest.approx([500 * 9.34])
 
 
-def test_a_run_without_steps_says_so_in_one_line(tmp_path, capsys):
+def test_a_run_that_is_not_there_stops_the_command_in_one_line(tmp_path, capsys):
+    assert cli_main(["compare", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing: no such run directory or log file" in err
+    (tmp_path / "not-a-run").mkdir()
+    assert cli_main(["compare", str(tmp_path / "not-a-run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "a directory with no events.jsonl" in err
+
+
+async def test_a_run_without_steps_says_so_on_its_legend_line_and_the_others_draw(tmp_path, runs):
     empty = tmp_path / "empty"
     empty.mkdir()
     writer = EventLogWriter(empty)
     writer(run_started())
     writer.close()
-    assert cli_main(["compare", str(empty)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "no logged step or eval" in err
-    assert cli_main(["compare", str(tmp_path / "missing")]) == 2
+    app = CompareApp([str(empty), str(runs[0])])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await all_read(pilot)
+        legend = str(app.compare.query_one("#compare-legend").render()).splitlines()
+        assert legend[0].startswith("━━ empty") and "no logged step or eval to draw yet" in legend[0]
+        assert "baseline" in legend[1] and "iter 1,000" in legend[1]
+        assert app.compare.query_one(CompareChart)._lines  # the other run's curve is drawn
+
+
+async def test_the_first_frame_comes_before_the_logs_are_read_and_keys_never_wait(runs):
+    """The reader blocks until the test lets it go: the screen is up, says "reading...", answers x / l / m."""
+    release, started = threading.Event(), threading.Event()
+
+    def blocked_reader(path: str):
+        started.set()
+        if not release.wait(timeout=60):  # never hang the suite if the test fails before releasing it
+            raise RuntimeError("the test never released the reader")
+        return load_compared(path)
+
+    app = CompareApp([str(p) for p in runs[:3]], reader=blocked_reader)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            screen = app.compare
+            assert app.screen is screen and screen.reading == 3
+            assert started.is_set()  # the first frame is up and the thread is inside the reader, held there
+            legend = str(screen.query_one("#compare-legend").render()).splitlines()
+            assert legend == ["━━ baseline  reading...", "━━ lr-2x  reading...", "━━ wide-768  reading..."]
+            assert "3 runs (3 reading...)" in str(screen.query_one("#compare-head").render())
+            assert any("reading the runs' logs" in line for line in screen.query_one(CompareChart)._lines)
+            await pilot.press("x", "l", "m")  # answered while every log is still unread
+            assert (screen.chart_view.x_axis, screen.chart_view.log_y, screen.chart_view.smoothing) == (
+                "tokens", True, 0.6)
+            release.set()
+            await all_read(pilot)
+            assert [r.last_iter for r in screen.runs] == [1000, 1000, 1000]
+            assert "iter 1,000" in str(screen.query_one("#compare-legend").render())
+            assert "by tokens (M)" in screen.query_one(CompareChart).border_title
+    finally:
+        release.set()
 
 
 async def test_keys_change_the_axis_the_scale_and_the_smoothing(runs):
@@ -134,10 +194,10 @@ async def test_a_in_the_dashboard_adds_runs_from_the_runs_directory(runs):
 
 
 def test_compare_three_runs_wide(snap_compare, runs):
-    app = CompareApp([load_compared(str(p)) for p in runs[:3]])
-    assert snap_compare(app, terminal_size=(120, 40))
+    app = CompareApp([str(p) for p in runs[:3]])  # as `fwtui compare` opens them: read after the first frame
+    assert snap_compare(app, terminal_size=(120, 40), run_before=all_read)
 
 
 def test_compare_five_runs_narrow_tokens_log_ema(snap_compare, runs):
-    app = CompareApp([load_compared(str(p)) for p in runs])
-    assert snap_compare(app, terminal_size=(80, 24), press=["x", "l", "m", "m"])
+    app = CompareApp([str(p) for p in runs])
+    assert snap_compare(app, terminal_size=(80, 24), press=["x", "l", "m", "m"], run_before=all_read)

@@ -1,22 +1,32 @@
 """Compare runs: their loss curves overlaid, a stable colour per run, and a legend with each run's figures.
 
 Each run is read once from its log (a run directory's events.jsonl, or a nanoGPT stdout log, exactly as
-`fwtui view` reads it) into LossCurves: a snapshot of the log when it was read. The chart keys of
-fwtui.screens.chart_keys apply (x axis, log y, EMA of the train loss); `a` adds runs from the runs directory,
-`q` goes back (or quits `fwtui compare`). Train losses are lines, val losses "o" points, in the run's colour.
+`fwtui view` reads it) into LossCurves: a snapshot of the log when it was read. The first frame comes first:
+the screen shows every run as "reading..." in the legend (its name, so its colour, is known from its path),
+and one thread worker reads the logs one after another (5 runs x 10,000 steps take about a second) and posts
+each run as it is read (RunRead); its curve then appears. The chart keys of fwtui.screens.chart_keys (x axis,
+log y, EMA of the train loss) act on what has arrived and never wait on the reading; `a` adds runs from the
+runs directory, `q` goes back (or quits `fwtui compare`). Train losses are lines, val losses "o" points, in
+the run's colour.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Sequence
 
 from rich.text import Text
+from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.worker import get_current_worker
 from textual.widgets import Footer, SelectionList, Static
 
 from fwtui import format as fmt
@@ -41,13 +51,33 @@ class ComparedRun:
     final_val: float | None = None  # the last eval's val loss
     best_val: float | None = None
     slot: int = field(default=0)  # its PALETTE entry in this compare
+    reading: bool = False  # True until the worker has read its log (the legend says "reading...")
+    problem: str | None = None  # one line when its log could not be read (shown in its legend line)
+
+
+def run_name(path: str) -> str:
+    """How the compare names a run, from its path alone (so its colour is known before it is read): a run
+    directory's name (or its events.jsonl's directory), else the log file's name."""
+    from trainer.observe.runlog import EVENTS_FILE
+
+    where = Path(path)
+    if where.is_dir() or where.name == EVENTS_FILE:
+        where = where.parent if where.name == EVENTS_FILE else where
+        return Path(os.path.abspath(where)).name or str(where)  # "." is the directory's own name
+    return where.name or path
+
+
+def waiting_run(path: str) -> ComparedRun:
+    """A run the worker has yet to read: its name and path, no curve."""
+    return ComparedRun(name=run_name(path), path=path, curves=LossCurves(), reading=True)
 
 
 def load_compared(path: str) -> ComparedRun:
     """Read one run (a run directory, its events.jsonl, or a nanoGPT log); FwtuiError with one line if not.
 
     An events.jsonl is read as plain JSON dicts, not rebuilt into events (fwtui.commands.view.load does
-    that, 3x slower: 50,000 steps would take 1.3 s instead of 0.4); a nanoGPT log goes through view.load."""
+    that, 3x slower: 50,000 steps would take 1.3 s instead of 0.4); a nanoGPT log goes through view.load.
+    Touches no widget: the compare screen calls it on its reading thread."""
     from trainer.observe.runlog import EVENTS_FILE
 
     file = Path(path) / EVENTS_FILE if Path(path).is_dir() else Path(path)
@@ -56,8 +86,7 @@ def load_compared(path: str) -> ComparedRun:
     except OSError:
         text = ""  # view.load below says why in one line
     if '"schema":"fwtui.events"' in text[:200].replace(" ", ""):  # our header (view.is_event_log, cheaper)
-        name = file.parent.name if file.name == EVENTS_FILE else file.name
-        run = ComparedRun(name=name, path=path, curves=LossCurves())
+        run = ComparedRun(name=run_name(path), path=path, curves=LossCurves())
         for line in text.split("\n"):
             try:
                 _take(run, json.loads(line))
@@ -66,8 +95,8 @@ def load_compared(path: str) -> ComparedRun:
     else:
         from fwtui.commands.view import load  # nanoGPT logs (imports the parser and the summary)
 
-        events, _, title = load(path, None)
-        run = ComparedRun(name=title, path=path, curves=LossCurves())
+        events, _, _ = load(path, None)
+        run = ComparedRun(name=run_name(path), path=path, curves=LossCurves())
         for event in events:
             if isinstance(event, (Step, Eval, RunStarted)):
                 _take(run, event.to_dict())
@@ -109,7 +138,8 @@ class CompareChart(_Chart):
         self.runs, self.view = runs, view
 
     def _plot_key(self) -> tuple:
-        return (*super()._plot_key(), self.view.describe(), len(self.runs))
+        read = sum(not r.reading for r in self.runs)  # a run that arrives is a new picture
+        return (*super()._plot_key(), self.view.describe(), len(self.runs), read)
 
     def placed(self, most: int) -> tuple[list[tuple[ComparedRun, list, list, list, list]], str]:
         """Per run (run, train xs, train ys, val xs, val ys) on the view's axes, x scaled alike for all."""
@@ -138,7 +168,7 @@ class CompareChart(_Chart):
             all_x += [*tx, *vx]
             all_y += [*ty, *vy]
         if not all_x:
-            plt.title("no points to draw")
+            plt.title("reading the runs' logs..." if any(r.reading for r in self.runs) else "no points to draw")
             return
         self.axes(plt, sorted(all_x), all_y, log=self.view.log_y, whole_x=self.view.x_axis == "iter")
         # The unit of x (M tokens, minutes...) is known only here; set_title repaints only on a change.
@@ -154,6 +184,9 @@ def legend_text(runs: list[ComparedRun], smoothing: float) -> Text:
             text.append("\n")
         text.append("━━ ", style=PALETTE[run.slot][1])
         text.append(run.name, style=f"bold {PALETTE[run.slot][1]}")
+        if run.reading or run.problem:
+            text.append("  reading..." if run.reading else f"  {run.problem}", style="" if run.reading else "red")
+            continue
         parts = [run.preset or "preset unknown",
                  "iter unknown" if run.last_iter is None else f"iter {fmt.count(run.last_iter)}",
                  "tokens unknown" if run.tokens_seen is None else f"{fmt.compact(run.tokens_seen)} tokens",
@@ -174,12 +207,27 @@ class CompareScreen(ChartKeys, Screen[None]):
     """
     BINDINGS = [*CHART_BINDINGS, Binding("a", "add_runs", "add runs"), Binding("q", "back", "back")]
 
-    def __init__(self, runs: list[ComparedRun], *, quit_exits: bool = False) -> None:
+    class RunRead(Message):
+        """From the reading thread: `waiting` was read into `run`, or could not be (`problem`, one line)."""
+
+        def __init__(self, waiting: ComparedRun, run: ComparedRun | None, problem: str | None) -> None:
+            super().__init__()
+            self.waiting, self.run, self.problem = waiting, run, problem
+
+    def __init__(self, runs: Sequence[ComparedRun | str], *, quit_exits: bool = False,
+                 reader: Callable[[str], ComparedRun] = load_compared) -> None:
+        """`runs`: runs already read, or paths, which the screen reads after its first frame with `reader`."""
         super().__init__()
-        self.runs = list(runs)
+        self.runs = [waiting_run(r) if isinstance(r, str) else r for r in runs]
         assign_colours(self.runs)
         self.chart_view = ChartView()
         self.quit_exits = quit_exits  # `fwtui compare`: q quits; over a dashboard: q goes back to it
+        self.reader = reader
+
+    @property
+    def reading(self) -> int:
+        """How many runs are still being read."""
+        return sum(r.reading for r in self.runs)
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-head")
@@ -189,9 +237,43 @@ class CompareScreen(ChartKeys, Screen[None]):
 
     def on_mount(self) -> None:
         self.show_text()
+        # Reading starts once the first frame is on screen: the thread would share the CPU (and the GIL) with it.
+        self.call_after_refresh(self._read_waiting)
+
+    def _read_waiting(self) -> None:
+        waiting = [r for r in self.runs if r.reading]
+        if waiting:
+            self._read(waiting)
+
+    @work(thread=True, group="compare-read", exit_on_error=False)
+    def _read(self, waiting: list[ComparedRun]) -> None:
+        """On a thread: read each run in turn and post it; the UI thread swaps it in (on_compare_screen_run_read)."""
+        worker = get_current_worker()
+        for run in waiting:
+            if worker.is_cancelled:  # the screen was closed
+                return
+            try:
+                self.post_message(self.RunRead(run, self.reader(run.path), None))
+            except FwtuiError as err:
+                self.post_message(self.RunRead(run, None, str(err)))
+            except Exception as err:  # noqa: BLE001 - one run that cannot be read never takes the screen down
+                self.post_message(self.RunRead(run, None, f"{run.path}: cannot read it ({type(err).__name__}: {err})"))
+
+    def on_compare_screen_run_read(self, message: RunRead) -> None:
+        waiting = message.waiting
+        index = next((i for i, r in enumerate(self.runs) if r is waiting), None)
+        if index is None:
+            return  # no longer compared
+        if message.run is None:
+            waiting.reading, waiting.problem = False, message.problem
+        else:  # the name (and so the colour) stays what the legend showed while it was read
+            self.runs[index] = dataclasses.replace(message.run, name=waiting.name, slot=waiting.slot)
+        self.redraw_charts_for_view()
 
     def show_text(self) -> None:
         count = f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''}"
+        if self.reading:
+            count += f" ({self.reading} reading...)"
         self.query_one("#compare-head", Static).update(f"compare {count} · {self.chart_view.describe()}")
         self.query_one("#compare-legend", Static).update(legend_text(self.runs, self.chart_view.smoothing))
 
@@ -199,12 +281,15 @@ class CompareScreen(ChartKeys, Screen[None]):
         self.show_text()
         self.query_one(CompareChart).redraw()
 
-    def add_runs(self, new: list[ComparedRun]) -> None:
+    def add_runs(self, paths: list[str]) -> None:
+        """Compare these runs too (the ones not here yet): "reading..." at once, their curves as they are read."""
         known = {str(Path(r.path).resolve()) for r in self.runs}
-        self.runs.extend(r for r in new if str(Path(r.path).resolve()) not in known)
+        new = [waiting_run(p) for p in dict.fromkeys(paths) if str(Path(p).resolve()) not in known]
+        self.runs.extend(new)
         assign_colours(self.runs)
-        self.query_one(CompareChart).runs = self.runs
         self.redraw_charts_for_view()
+        if new:
+            self._read(new)
 
     def action_add_runs(self) -> None:
         first = Path(self.runs[0].path) if self.runs else Path("runs")
@@ -246,8 +331,9 @@ class RunPicker(ModalScreen[list[str]]):
         self.dismiss([])
 
 
-def pick_runs(app: App, runs_dir: Path, *, exclude: list[str], then) -> None:
-    """Ask which runs of `runs_dir` to add (trainer.runs.listing.scan_runs), load them, hand them to `then`."""
+def pick_runs(app: App, runs_dir: Path, *, exclude: list[str], then: Callable[[list[str]], None]) -> None:
+    """Ask which runs of `runs_dir` to add (trainer.runs.listing.scan_runs); hand their paths to `then` (the
+    compare screen reads them)."""
     from trainer.runs.listing import scan_runs
 
     try:
@@ -264,14 +350,8 @@ def pick_runs(app: App, runs_dir: Path, *, exclude: list[str], then) -> None:
         return
 
     def chosen(paths: list[str] | None) -> None:
-        loaded = []
-        for path in paths or []:
-            try:
-                loaded.append(load_compared(path))
-            except FwtuiError as err:
-                app.notify(str(err), severity="error")
-        if loaded:
-            then(loaded)
+        if paths:
+            then(paths)
 
     app.push_screen(RunPicker(choices, runs_dir), chosen)
 
@@ -281,14 +361,9 @@ def open_compare_picker(app: App, current_run_dir: str | None) -> None:
     current = Path(current_run_dir) if current_run_dir else None
     runs_dir = current.parent if current is not None and current.is_dir() else Path("runs")
 
-    def show(loaded: list[ComparedRun]) -> None:
-        runs = loaded
-        if current is not None and current.is_dir():
-            try:
-                runs = [load_compared(str(current)), *loaded]
-            except FwtuiError:
-                pass  # this run has nothing logged yet: compare the others
-        app.push_screen(CompareScreen(runs))
+    def show(paths: list[str]) -> None:
+        # This run first; with nothing logged yet its legend line says so, and the others draw.
+        app.push_screen(CompareScreen([str(current), *paths] if current is not None and current.is_dir() else paths))
 
     pick_runs(app, runs_dir, exclude=[str(current)] if current is not None else [], then=show)
 
@@ -298,9 +373,15 @@ class CompareApp(App[None]):
 
     TITLE = "fwtui compare"
 
-    def __init__(self, runs: list[ComparedRun]) -> None:
+    def __init__(self, runs: Sequence[ComparedRun | str], *,
+                 reader: Callable[[str], ComparedRun] = load_compared) -> None:
+        """`runs`: paths (read after the first frame) or runs already read."""
         super().__init__()
-        self.compare = CompareScreen(runs, quit_exits=True)
+        self.compare = CompareScreen(runs, quit_exits=True, reader=reader)
+        self.first_frame: Callable[[], None] | None = None
+        """A hook bench/compare.py sets: called once the compare screen has drawn its first frame."""
 
     def on_mount(self) -> None:
         self.push_screen(self.compare)
+        if self.first_frame is not None:
+            self.compare.call_after_refresh(self.first_frame)
