@@ -57,7 +57,8 @@ def test_flops_formula_for_gpt2_small():
     evals = 600_000 // 2000 + 1
     assert plan.eval_count == evals
     assert plan.eval_flops == pytest.approx(evals * 2 * 200 * 12 * 1024 * plan.flops_per_token / 3)
-    assert plan.total_flops == pytest.approx(plan.train_flops + plan.eval_flops)
+    assert plan.hellaswag_count == 600_000 // 2500  # and at max_iters, a multiple of 2,500
+    assert plan.total_flops == pytest.approx(plan.train_flops + plan.eval_flops + plan.hellaswag_flops)
 
 
 def test_one_plan_counts_the_parameters_once(monkeypatch, tmp_path):
@@ -129,6 +130,25 @@ def test_time_from_the_table_default_and_energy():
     assert geforce.expected_mfu == 0.30
     eager = make_plan(config.replace(compile=False), device_name="NVIDIA GeForce RTX 4090")
     assert eager.expected_mfu == pytest.approx(0.30 * 135 / 250)
+
+
+def test_hellaswag_scorings_are_in_the_flops_and_the_time():
+    """16gb scores 2,000 examples every 1,000 iterations and at the end: the plan counts them, forward only,
+    over the measured 360.5 padded positions an example, and adds their time to the total."""
+    config = load_preset("16gb")
+    assert (config.hellaswag_interval, config.hellaswag_limit) == (1000, 2000)
+    plan = make_plan(config, device_name="NVIDIA H100 80GB HBM3")
+    scorings = config.max_iters // 1000 + (1 if config.max_iters % 1000 else 0)
+    assert plan.hellaswag_count == scorings and plan.hellaswag_examples == 2000
+    assert plan.hellaswag_flops == pytest.approx(scorings * 2000 * 360.5 * plan.flops_per_token / 3)
+    assert plan.total_flops == pytest.approx(plan.train_flops + plan.eval_flops + plan.hellaswag_flops)
+    achieved = plan.peak_flops * plan.expected_mfu
+    assert plan.hellaswag_seconds == pytest.approx(plan.hellaswag_flops / achieved)
+    assert plan.est_seconds == pytest.approx(plan.total_flops / achieved + plan.checkpoint_seconds)
+    assert any(n.startswith(f"HellaSwag: {scorings} × 2,000 examples") for n in plan.notes)
+    off = make_plan(config.replace(hellaswag_interval=0), device_name="NVIDIA H100 80GB HBM3")
+    assert (off.hellaswag_count, off.hellaswag_flops, off.hellaswag_seconds) == (0, 0.0, 0.0)
+    assert off.est_seconds == pytest.approx(plan.est_seconds - plan.hellaswag_seconds)
 
 
 def test_unknown_peak_gives_unknown_time():

@@ -85,7 +85,9 @@ def render(plan, config: RunConfig, data_how: str, device_label: str) -> None:
     table.add_row("epochs", "unknown" if plan.epochs is None else f"{approx}{plan.epochs:.2f}")
     table.add_row("FLOPs", f"≈ {plan.total_flops:.3g}: {format_count(plan.flops_per_token)} a token (6·N + 12·L·H·Q·T)"
                            f" × {plan.tokens_per_iter * config.max_iters:,} tokens + {plan.eval_count} "
-                           f"evaluations ({plan.eval_flops:.2g})")
+                           f"evaluations ({plan.eval_flops:.2g})"
+                           + (f" + {plan.hellaswag_count} HellaSwag ({plan.hellaswag_flops:.2g}, an estimate)"
+                              if plan.hellaswag_count else ""))
     table.add_row("peak", plan.peak_source if plan.peak_flops is None
                   else f"{plan.peak_flops / 1e12:.1f} TFLOP/s ({plan.peak_source})")
     table.add_row("expected MFU", plan.expected_mfu_source if plan.expected_mfu is None
@@ -95,7 +97,8 @@ def render(plan, config: RunConfig, data_how: str, device_label: str) -> None:
     else:
         table.add_row("time", f"≈ {duration(plan.est_seconds)} (training {duration(plan.train_seconds)}, "
                               f"evaluations {duration(plan.eval_seconds)}, "
-                              f"checkpoints {duration(plan.checkpoint_seconds)})")
+                              + (f"HellaSwag {duration(plan.hellaswag_seconds)}, " if plan.hellaswag_count else "")
+                              + f"checkpoints {duration(plan.checkpoint_seconds)})")
     memory = f"≈ {gb(plan.est_memory_bytes)}"
     if plan.device_memory_bytes:
         memory += f" of {gb(plan.device_memory_bytes)} ({plan.est_memory_bytes / plan.device_memory_bytes:.0%})"

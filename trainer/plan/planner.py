@@ -7,6 +7,10 @@ Every figure comes from a named formula or a measurement, and says so:
 - evaluation FLOPs: the forward third of that per token, (6·N + 12·L·H·Q·T) / 3 = 2·N + 4·L·H·Q·T, over
   2 splits × eval_iters × batch_size × block_size tokens, at iteration 0 and every eval_interval
   (max_iters // eval_interval + 1 evaluations, as nanoGPT);
+- HellaSwag FLOPs (hellaswag_interval > 0): the same forward FLOPs a position over HELLASWAG_POSITIONS_PER_EXAMPLE
+  padded positions (4 rows) × the examples scored (hellaswag_limit, else all 10,042), at every multiple of the
+  interval and at max_iters: an estimate on the high side (attention over rows shorter than block_size and the
+  head on ending tokens only cost less);
 - time: FLOPs ÷ (peak × expected MFU), the peak of the precision the run will use (trainer.model.precision:
   TF32, half the bf16 peak, for fp32 on CUDA), the MFU from this machine's earlier runs of the same model
   and batch shape when there are any (trainer.plan.history), else the default for the device class below;
@@ -44,6 +48,10 @@ SIZE_CLAIM_TOLERANCE = 0.10
 MANY_EPOCHS = 4.0
 FEW_EPOCHS = 0.5
 MEMORY_NEAR_LIMIT = 0.90
+HELLASWAG_EXAMPLES = 10_042  # the validation split (REFERENCE.md section 11)
+HELLASWAG_POSITIONS_PER_EXAMPLE = 360.5
+"""Mean padded positions of one example's (4, T) batch (trainer.train.hellaswag.example_batch), measured over
+the 10,042 validation examples with the GPT-2 BPE at block_size 1024 (359.4 at 128)."""
 ASSUMED_SCALING = 0.90  # tokens/s on N GPUs ÷ (N × on one): assumed, the issue's goal; bench/ddp.py measures it
 
 
@@ -60,11 +68,11 @@ class Plan:
     epochs: float | None
     """max_iters × tokens_per_iter / dataset_tokens: how many times the run sees each token."""
     total_flops: float
-    """Training plus evaluation FLOPs."""
+    """Training, evaluation and HellaSwag FLOPs."""
     expected_mfu: float | None
     expected_mfu_source: str
     est_seconds: float | None
-    """Training + evaluations + checkpoints; None when no peak and no earlier run are known."""
+    """Training + evaluations + HellaSwag + checkpoints; None when no peak and no earlier run are known."""
     est_memory_bytes: int
     memory_breakdown: dict[str, int]
     device_memory_bytes: int | None
@@ -82,6 +90,11 @@ class Plan:
     checkpoint_bytes: int = 0
     train_seconds: float | None = None
     eval_seconds: float | None = None
+    hellaswag_flops: float = 0.0
+    hellaswag_count: int = 0
+    """HellaSwag scorings in the run (hellaswag_interval > 0), each of hellaswag_examples examples."""
+    hellaswag_examples: int = 0
+    hellaswag_seconds: float | None = None
     checkpoint_seconds: float = 0.0
     device_name: str | None = None
     peak_flops: float | None = None
@@ -210,12 +223,16 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
     eval_count = config.max_iters // config.eval_interval + 1
     eval_tokens = 2 * config.eval_iters * config.batch_size * config.block_size
     eval_flops = float(eval_count * eval_tokens) * fpt / 3
-    total_flops = train_flops + eval_flops
+    hellaswag_count, hellaswag_examples, hellaswag_flops = hellaswag_cost(config, fpt)
+    total_flops = train_flops + eval_flops + hellaswag_flops
     checkpoint_count = config.max_iters // config.eval_interval + 1
     checkpoint_bytes = figures.checkpoint_bytes
     checkpoint_seconds = checkpoint_count * checkpoint_bytes / DISK_BYTES_PER_SEC
     notes.append(f"evaluations: {eval_count} × 2 splits × {config.eval_iters} batches, forward only "
                  "(2·N + 4·L·H·Q·T FLOPs a token)")
+    if hellaswag_count:
+        notes.append(f"HellaSwag: {hellaswag_count} × {hellaswag_examples:,} examples × ≈ "
+                     f"{HELLASWAG_POSITIONS_PER_EXAMPLE:g} positions, forward only (an estimate, on the high side)")
     notes.append(f"checkpoints: {'' if config.always_save_checkpoint else 'at most '}{checkpoint_count} × "
                  f"{checkpoint_bytes / 1e9:.2f} GB at an assumed 1 GB/s")
 
@@ -247,7 +264,8 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
         mfu_source = peak_source if peak_source.startswith("unknown") else "unknown: " + peak_source
     train_seconds = train_flops / achieved if achieved else None
     eval_seconds = eval_flops / achieved if achieved else None
-    est_seconds = train_seconds + eval_seconds + checkpoint_seconds if achieved else None
+    hellaswag_seconds = hellaswag_flops / achieved if achieved else None
+    est_seconds = train_seconds + eval_seconds + hellaswag_seconds + checkpoint_seconds if achieved else None
 
     # memory
     memory = estimate_memory(config, on_cuda=on_cuda, compiled=compiled, bf16_supported=bf16_supported,
@@ -289,11 +307,24 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
         device_memory_bytes=device_memory_bytes, max_fitting_batch=max_batch, energy_kwh=energy, cost=cost,
         warnings=warnings, flops_per_token=fpt, train_flops=train_flops, eval_flops=eval_flops,
         eval_count=eval_count, checkpoint_count=checkpoint_count, checkpoint_bytes=checkpoint_bytes,
-        train_seconds=train_seconds, eval_seconds=eval_seconds,
+        train_seconds=train_seconds, eval_seconds=eval_seconds, hellaswag_flops=hellaswag_flops,
+        hellaswag_count=hellaswag_count, hellaswag_examples=hellaswag_examples, hellaswag_seconds=hellaswag_seconds,
         checkpoint_seconds=checkpoint_seconds, device_name=device_name,
         peak_flops=peak_flops, peak_source=peak_source, memory_allocator_bytes=memory.allocator_bytes,
         board_watts=watts, notes=notes,
     )
+
+
+def hellaswag_cost(config: RunConfig, flops_per_token: int) -> tuple[int, int, float]:
+    """(scorings, examples each, FLOPs in all) of the run's HellaSwag: every hellaswag_interval iterations and at
+    max_iters (trainer.train.hellaswag.HellaSwagAtBoundary.due), forward only, (0, 0, 0.0) when off."""
+    every = config.hellaswag_interval
+    if every <= 0:
+        return 0, 0, 0.0
+    count = config.max_iters // every + (1 if config.max_iters % every else 0)
+    examples = min(config.hellaswag_limit, HELLASWAG_EXAMPLES) if config.hellaswag_limit else HELLASWAG_EXAMPLES
+    positions = min(HELLASWAG_POSITIONS_PER_EXAMPLE, 4 * config.block_size)
+    return count, examples, count * examples * positions * flops_per_token / 3
 
 
 def across_gpus(plan: Plan, config: RunConfig, gpus: int) -> Plan:
@@ -315,7 +346,8 @@ def across_gpus(plan: Plan, config: RunConfig, gpus: int) -> Plan:
         warnings.append(f"memory ≈ {memory / 1e9:.1f} GB per GPU with DDP's gradient buckets exceeds the "
                         f"device's {plan.device_memory_bytes / 1e9:.1f} GB; lower batch_size")
     train = plan.train_seconds / (gpus * ASSUMED_SCALING) if plan.train_seconds is not None else None
-    total = train + (plan.eval_seconds or 0.0) + plan.checkpoint_seconds if train is not None else None
+    total = (train + (plan.eval_seconds or 0.0) + (plan.hellaswag_seconds or 0.0) + plan.checkpoint_seconds
+             if train is not None else None)
     energy = plan.energy_kwh * gpus * total / plan.est_seconds if plan.energy_kwh and total else None
     notes.append(f"{gpus} GPUs: memory per GPU (+ DDP's fp32 gradient buckets, {buckets / 1e9:.2f} GB); training "
                  f"time ÷ ({gpus} × an assumed scaling efficiency of {ASSUMED_SCALING:.0%}, not measured: "
