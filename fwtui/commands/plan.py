@@ -97,7 +97,7 @@ def render(plan, config: RunConfig, data_how: str, device_label: str) -> None:
     else:
         table.add_row("time", f"≈ {duration(plan.est_seconds)} (training {duration(plan.train_seconds)}, "
                               f"evaluations {duration(plan.eval_seconds)}, "
-                              + (f"HellaSwag {duration(plan.hellaswag_seconds)}, " if plan.hellaswag_count else "")
+                              + (f"HellaSwag ≥ {duration(plan.hellaswag_seconds)}, " if plan.hellaswag_count else "")
                               + f"checkpoints {duration(plan.checkpoint_seconds)})")
     memory = f"≈ {gb(plan.est_memory_bytes)}"
     if plan.device_memory_bytes:

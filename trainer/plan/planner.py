@@ -10,7 +10,8 @@ Every figure comes from a named formula or a measurement, and says so:
 - HellaSwag FLOPs (hellaswag_interval > 0): the same forward FLOPs a position over HELLASWAG_POSITIONS_PER_EXAMPLE
   padded positions (4 rows) × the examples scored (hellaswag_limit, else all 10,042), at every multiple of the
   interval and at max_iters: an estimate on the high side (attention over rows shorter than block_size and the
-  head on ending tokens only cost less);
+  head on ending tokens only cost less), and its time at the expected MFU a floor (one (4, T) forward an example
+  is latency-bound, below that MFU);
 - time: FLOPs ÷ (peak × expected MFU), the peak of the precision the run will use (trainer.model.precision:
   TF32, half the bf16 peak, for fp32 on CUDA), the MFU from this machine's earlier runs of the same model
   and batch shape when there are any (trainer.plan.history), else the default for the device class below;
@@ -232,7 +233,8 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
                  "(2·N + 4·L·H·Q·T FLOPs a token)")
     if hellaswag_count:
         notes.append(f"HellaSwag: {hellaswag_count} × {hellaswag_examples:,} examples × ≈ "
-                     f"{HELLASWAG_POSITIONS_PER_EXAMPLE:g} positions, forward only (an estimate, on the high side)")
+                     f"{HELLASWAG_POSITIONS_PER_EXAMPLE:g} positions, forward only (FLOPs on the high side); its time at "
+                     "the expected MFU is a floor: one small forward an example runs below it (bench/hellaswag.py)")
     notes.append(f"checkpoints: {'' if config.always_save_checkpoint else 'at most '}{checkpoint_count} × "
                  f"{checkpoint_bytes / 1e9:.2f} GB at an assumed 1 GB/s")
 
