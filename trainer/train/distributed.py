@@ -10,7 +10,9 @@ Each process runs the same Trainer; what differs is here:
   last micro-step only (set before the forward, which reads the flag too, as nanoGPT does).
 - `split_accumulation`: each rank runs gradient_accumulation_steps / world_size micro-steps, so tokens per
   iteration stay the preset's (refused in one line when it does not divide).
-- `mean`: SUM then divide (gloo's ReduceOp.AVG is missing or wrong in some torch versions).
+- `mean`: SUM then divide (gloo's ReduceOp.AVG is missing or wrong in some torch versions); `sum` for
+  the evaluation's and HellaSwag's per-rank sums and counts (each rank scores its share of the windows
+  or examples: rank r takes r, r+N, r+2N, ...).
 - `SharedControls`: at each step boundary one small all_gather carries rank 0's decisions (stop, pause,
   evaluate, checkpoint, hellaswag, number of samples) and every rank's data position, so every rank does
   the same thing at the same boundary and none waits forever. A stop asked of any rank (SIGTERM from
@@ -134,6 +136,15 @@ class Dist:
         total = value.detach().clone()
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return total / self.world_size
+
+    def sum(self, value: torch.Tensor) -> torch.Tensor:
+        """The sum over ranks of a small tensor (one all_reduce; the tensor itself for one process). The
+        evaluation and HellaSwag add their per-rank sums and counts with it, then divide."""
+        if not self.active:
+            return value
+        total = value.detach().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total
 
     def gather_names(self, name: str) -> list[str]:
         """Every rank's device name (a one-time object gather at the start)."""

@@ -11,6 +11,14 @@ alone, and the windows (a few MB at most, uint16) are read from disk once and ke
 
 The loss of a split is the mean over its windows of each window's mean next-token loss, accumulated on the
 device: one host sync per evaluation, for both splits together.
+
+With several processes (torchrun) the windows are split over the ranks: rank r of N evaluates windows r,
+r+N, r+2N, ... of each split (it reads only those), sums its per-window losses and counts them on the
+device, and one all_reduce (SUM: gloo's AVG is unreliable) of a (4,) float32 tensor [train sum, train
+count, val sum, val count] gives every rank the totals to divide. So N ranks take 1/N of the time and get
+the mean one process gets over all windows (to float rounding: the sums are added in another order, in
+other batches), still with one host sync. A rank with no window of a split (fewer windows than ranks)
+adds zeros. One process: no collective.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from trainer.train.distributed import Dist
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,24 +54,31 @@ class Evaluator:
     """Constructed once per run with the data it reads; `evaluate(model)` gives both splits' losses.
 
     The model is an argument, not kept: a compile failure at evaluation swaps the compiled module for the
-    eager one, and the Trainer passes whichever runs.
+    eager one, and the Trainer passes whichever runs. `ranks` (the Trainer's Dist) says which share of the
+    windows this process evaluates and adds the shares up; by default one process, all windows.
     """
 
     def __init__(self, *, train_path: str | Path, val_path: str | Path, block_size: int, batch_size: int,
-                 eval_iters: int, device: str, autocast: contextlib.AbstractContextManager | None = None) -> None:
+                 eval_iters: int, device: str, autocast: contextlib.AbstractContextManager | None = None,
+                 ranks: Dist | None = None) -> None:
         self.block_size = block_size
         self.batch_size = batch_size
         self.device = device
         self.autocast = autocast if autocast is not None else contextlib.nullcontext()
+        self.ranks = ranks or Dist()
         wanted = max(eval_iters, 1) * batch_size
         self.offsets = {split: window_offsets(Path(path).stat().st_size // 2, block_size, wanted)
                         for split, path in (("train", train_path), ("val", val_path))}
-        self._windows = {split: self._read(Path(path), self.offsets[split])
+        """Every window of each split (all ranks together): what the losses cover."""
+        self.mine = {split: offsets[self.ranks.rank::self.ranks.world_size] for split, offsets in self.offsets.items()}
+        """The windows this rank evaluates: r, r+N, r+2N, ... of each split's."""
+        self._windows = {split: self._read(Path(path), self.mine[split])
                          for split, path in (("train", train_path), ("val", val_path))}
 
     def _read(self, path: Path, offsets: np.ndarray) -> np.ndarray:
         data = np.memmap(path, dtype=np.uint16, mode="r")
-        return np.stack([np.asarray(data[o:o + self.block_size + 1]) for o in offsets])  # (n, T + 1) uint16
+        windows = [np.asarray(data[o:o + self.block_size + 1]) for o in offsets]
+        return np.stack(windows) if windows else np.zeros((0, self.block_size + 1), np.uint16)  # (n, T + 1) uint16
 
     @property
     def tokens(self) -> dict[str, int]:
@@ -72,7 +89,8 @@ class Evaluator:
         self.batch_size = batch_size
 
     def batches(self, split: str):
-        """(x, y, windows) for each batch of the split's fixed windows; x, y (B, T) int64 on the device."""
+        """(x, y, windows) for each batch of this rank's fixed windows of the split; x, y (B, T) int64 on the
+        device."""
         windows = self._windows[split]
         for start in range(0, len(windows), self.batch_size):
             buf = torch.from_numpy(windows[start:start + self.batch_size].astype(np.int64))  # (B, T + 1)
@@ -86,19 +104,21 @@ class Evaluator:
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> EvalResult:
-        """Mean loss of each split over its fixed windows, in eval mode (no dropout); train mode after."""
+        """Mean loss of each split over its fixed windows (all ranks' together), in eval mode (no dropout);
+        train mode after."""
         was_training = model.training
         model.eval()
         try:
-            sums = []
+            parts = []  # [sum of per-window mean losses, windows] of each split, 0-dim float32 on the device
             for split in ("train", "val"):
                 total = torch.zeros((), dtype=torch.float32, device=self.device)
                 for x, y, n in self.batches(split):
                     with self.autocast:
                         _, loss = model(x, y)  # mean over the batch's n x T targets
-                    total += loss.float() * n
-                sums.append(total / len(self.offsets[split]))
-            train_loss, val_loss = torch.stack(sums).tolist()  # the evaluation's one host sync
+                    total += loss.float() * n  # = the sum of its n windows' mean losses
+                parts += [total, torch.tensor(float(len(self.mine[split])), device=self.device)]
+            sums = self.ranks.sum(torch.stack(parts))  # (4,): every rank's share added (no-op for one process)
+            train_loss, val_loss = (sums[0::2] / sums[1::2]).tolist()  # the evaluation's one host sync
         finally:
             model.train(was_training)
         return EvalResult(losses={"train": train_loss, "val": val_loss}, tokens=self.tokens)

@@ -35,6 +35,7 @@ from trainer.errors import FwtuiError
 from trainer.model.precision import autocast_for
 from trainer.model.threads import one_cpu_thread
 from trainer.observe import events as ev
+from trainer.train.distributed import Dist
 
 if TYPE_CHECKING:
     from trainer.config import RunConfig
@@ -186,15 +187,22 @@ class HellaSwagAtBoundary:
     scoring, not at setup: a run that never scores needs none. If it cannot be had (offline with no file, a
     damaged line) that is one warning naming the fix, and the periodic scoring stops; a scoring that fails
     is a warning too. Training goes on either way, and a later `h` tries again.
+
+    With several processes (`ranks`, the Trainer's Dist) rank r of N scores examples r, r+N, r+2N, ... and
+    one all_reduce (SUM) of (5,) int64 [correct, correct_norm, count, cropped, failed ranks] adds them up:
+    the counts one process gets, example for example. Every rank reaches that collective even when its
+    own load or scoring failed (it adds failed = 1), so no rank waits forever and all of them stop the
+    periodic scoring together (`due` must agree on every rank). Rank 0 alone emits the event.
     """
 
     def __init__(self, config: "RunConfig", device: str, precision: str, emit: Callable,
-                 warn: Callable[[str], None], eta=None, *, file: str | None = None) -> None:
+                 warn: Callable[[str], None], eta=None, *, file: str | None = None, ranks: Dist | None = None) -> None:
         """`eta`: the run's trainer.observe.metrics.EtaEstimator, told the plan and fed each scoring's time."""
         self.interval, self.limit = config.hellaswag_interval, config.hellaswag_limit
         self.max_iters = config.max_iters
         self.device, self.precision = device, precision
         self.emit, self.warn, self.eta, self.file = emit, warn, eta, file
+        self.ranks = ranks or Dist()
         self._examples: list[Example] | None = None
         self._encoding = None
         if eta is not None:
@@ -203,9 +211,10 @@ class HellaSwagAtBoundary:
     def due(self, it: int) -> bool:
         return self.interval > 0 and it > 0 and (it % self.interval == 0 or it == self.max_iters)
 
-    def _load(self) -> bool:
+    def _load(self) -> str | None:
+        """Read the file once; the reason it cannot be had, or None."""
         if self._examples is not None:
-            return True
+            return None
         from trainer.data import hellaswag as data
         from trainer.data.tokenizer import get_encoding
 
@@ -213,9 +222,8 @@ class HellaSwagAtBoundary:
             self._examples = data.load(self.file, limit=self.limit or None).examples
             self._encoding = get_encoding()
         except FwtuiError as err:
-            self._not_scored(str(err))
-            return False
-        return True
+            return str(err)
+        return None
 
     def _not_scored(self, why: str) -> None:
         if self.interval:
@@ -224,16 +232,32 @@ class HellaSwagAtBoundary:
         else:
             self.warn(f"HellaSwag not scored: {why}")
 
-    def run(self, model: torch.nn.Module, it: int) -> None:
-        """Score now (training waits: the event's `seconds` is the pause)."""
-        if not self._load():
-            return
+    def _my_share(self, model: torch.nn.Module) -> tuple[HellaSwagResult | None, str | None]:
+        """This rank's examples (r, r+N, ...) scored, or why not (the file was read by `_load`)."""
+        share = self._examples[self.ranks.rank::self.ranks.world_size]
         try:
-            result = score(model, self._examples, self._encoding, device=self.device, precision=self.precision)
+            return score(model, share, self._encoding, device=self.device, precision=self.precision), None
         except Exception as err:  # noqa: BLE001 - a failed scoring never stops training
-            self._not_scored(f"{type(err).__name__}: {err}")
+            return None, f"{type(err).__name__}: {err}"
+
+    def run(self, model: torch.nn.Module, it: int) -> None:
+        """Score now, every rank its share (training waits)."""
+        why = self._load()  # once per run: not part of a scoring's time
+        t0 = time.perf_counter()
+        mine, why = self._my_share(model) if why is None else (None, why)
+        counts = torch.tensor([mine.correct, mine.correct_norm, mine.count, mine.cropped, 0] if mine else
+                              [0, 0, 0, 0, 1], dtype=torch.int64, device=self.device)
+        correct, correct_norm, count, cropped, failed = self.ranks.sum(counts).tolist()  # the one collective
+        # Seconds training waits at each scoring: this rank's share of the examples, then the wait for the
+        # slowest rank in the all_reduce (the first scoring's read of the file is left out: it happens once).
+        # The event and the ETA (the cost of each scoring still to come) both take it.
+        seconds = time.perf_counter() - t0
+        if failed:
+            self._not_scored(why or f"it failed on {failed} of {self.ranks.world_size} processes")
             return
         if self.eta is not None:
-            self.eta.add_hellaswag(result.seconds)
-        self.emit(ev.HellaSwag(iter=it, acc=result.acc, acc_norm=result.acc_norm, count=result.count,
-                               seconds=result.seconds))
+            self.eta.add_hellaswag(seconds)
+        if self.ranks.is_main:
+            total = HellaSwagResult(count=count, correct=correct, correct_norm=correct_norm, cropped=cropped)
+            self.emit(ev.HellaSwag(iter=it, acc=total.acc, acc_norm=total.acc_norm, count=total.count,
+                                   seconds=seconds))

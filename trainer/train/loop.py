@@ -110,7 +110,8 @@ class Trainer:
 
         self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
         self.sampler = Sampler(self.raw_model, device=self.device, precision=self.precision, emit=self.emit)
-        self.hellaswag = HellaSwagAtBoundary(cfg, self.device, self.precision, self.emit, self.warn, self.eta)
+        self.hellaswag = HellaSwagAtBoundary(cfg, self.device, self.precision, self.emit, self.warn, self.eta,
+                                             ranks=self.dist)  # rank r scores examples r, r+N, ...
         self.optimizer = build_optimizer(cfg, self.raw_model, self.device)  # the recipe's (trainer.train.optimizers)
         self.nonfinite = BadSteps(self.device)  # non-finite steps, found and counted on the device
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
@@ -119,7 +120,8 @@ class Trainer:
                                   world_size=self.dist.world_size, **loader_args)  # rank r: global batches r, r+N, ...
         self.evaluator = Evaluator(train_path=self.data.train_path, val_path=self.data.val_path,
                                    block_size=cfg.block_size, batch_size=cfg.batch_size, eval_iters=cfg.eval_iters,
-                                   device=self.device, autocast=self.autocast)
+                                   device=self.device, autocast=self.autocast,
+                                   ranks=self.dist)  # rank r evaluates windows r, r+N, ...; summed over ranks
         self.identity = dataset_identity(self.data)
         if self.resume:
             self._load_resume_state()
