@@ -3,10 +3,13 @@ hand-written AdamW against torch's, one momentum buffer, and an exact resume thr
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from trainer.model.gpt import GPT, ModelArgs
 from trainer.observe import events as ev
+from trainer.train.bad_steps import step_unless_bad
 from trainer.train.controls import Controls
 from trainer.train.optimizers import MuonWithAdamW, build_optimizer, orthogonalize
 
@@ -105,3 +108,97 @@ def test_a_modern_run_resumes_with_bitwise_equal_losses(pattern_data, tmp_path):
     expected = {s.iter: s.loss for s in straight.of(ev.Step) if s.iter >= 14}
     assert resumed == expected  # bitwise: the momentum buffers, AdamW's moments and steps all restored
     assert straight.of(ev.Step)[-1].loss < straight.of(ev.Step)[0].loss - 1.0  # and it learns
+
+
+# --- no host sync: the found-inf protocol, bitwise the plain in-place update ---------------------------------
+
+def mixed_params(seed):
+    """Wide, tall and square matrices for Muon, a matrix and two vectors for AdamW."""
+    gen = torch.Generator().manual_seed(seed)
+    shapes = ((48, 16), (16, 48), (32, 32), (300, 20), (20,), (7,))
+    return [torch.nn.Parameter(torch.randn(shape, generator=gen)) for shape in shapes]
+
+
+def mixed_groups(params):
+    return [{"params": params[:3], "kind": "muon", "lr_scale": 3.0, "weight_decay": 0.05},
+            {"params": params[3:4], "kind": "adamw", "weight_decay": 0.1},
+            {"params": params[4:], "kind": "adamw", "weight_decay": 0.0}]
+
+
+def in_place_reference(params, state, lr=1e-2, betas=(0.9, 0.95), momentum=0.95):
+    """Muon + AdamW written the plain way (in place, the step count a host float, every step taken): what
+    MuonWithAdamW computed before it learnt to skip on the device."""
+    for group in mixed_groups(params):
+        group_lr = lr * group.get("lr_scale", 1.0)
+        for p in group["params"]:
+            s = state.setdefault(id(p), {})
+            if group["weight_decay"]:
+                p.data.mul_(1 - group_lr * group["weight_decay"])
+            if group["kind"] == "muon":
+                buf = s.setdefault("buf", torch.zeros_like(p))
+                buf.lerp_(p.grad, 1 - momentum)
+                scale = max(1.0, p.size(0) / p.size(1)) ** 0.5
+                p.data.add_(orthogonalize(p.grad.lerp(buf, momentum)), alpha=-group_lr * scale)
+                continue
+            s["t"] = s.get("t", 0) + 1
+            m, v = s.setdefault("m", torch.zeros_like(p)), s.setdefault("v", torch.zeros_like(p))
+            m.lerp_(p.grad, 1 - betas[0])
+            v.mul_(betas[1]).addcmul_(p.grad, p.grad, value=1 - betas[1])
+            denom = (v.sqrt() / math.sqrt(1 - betas[1] ** s["t"])).add_(1e-8)
+            p.data.addcdiv_(m, denom, value=-group_lr / (1 - betas[0] ** s["t"]))
+
+
+def no_host_reads(monkeypatch):
+    """Every way a tensor's value reaches Python raises while the returned dict's "on" is True."""
+    inside = {"on": False}
+    for name in ("item", "tolist", "__float__", "__int__", "__bool__"):
+        real = getattr(torch.Tensor, name)
+
+        def check(self, *args, _real=real, _name=name, **kwargs):
+            if inside["on"]:
+                raise AssertionError(f"Tensor.{_name} called inside the optimizer step")
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, check)
+    return inside
+
+
+def test_a_good_step_through_found_inf_is_bitwise_the_in_place_update_and_reads_nothing(monkeypatch):
+    ours, reference = mixed_params(0), mixed_params(0)
+    optimizer = MuonWithAdamW(mixed_groups(ours), lr=1e-2, betas=(0.9, 0.95), momentum=0.95)
+    state: dict = {}
+    inside = no_host_reads(monkeypatch)
+    gen = torch.Generator().manual_seed(1)
+    good = torch.zeros(())
+    for i in range(12):
+        for a, b in zip(ours, reference):
+            grad = torch.randn(a.shape, generator=gen) * 10.0 ** (i % 4 - 2)  # gradients over 4 decades
+            a.grad, b.grad = grad.clone(), grad.clone()
+        inside["on"] = True
+        step_unless_bad(optimizer, good)  # the loop's call: found_inf = 0 on the device
+        inside["on"] = False
+        in_place_reference(reference, state)
+        for a, b in zip(ours, reference):
+            assert torch.equal(a, b), (i, tuple(a.shape), (a - b).abs().max())
+    assert optimizer._step_supports_amp_scaling
+
+
+def test_a_bad_step_leaves_weights_buffers_and_counts_as_they_were_and_reads_nothing(monkeypatch):
+    params = mixed_params(0)
+    optimizer = MuonWithAdamW(mixed_groups(params), lr=1e-2, betas=(0.9, 0.95), momentum=0.95)
+    for p in params:
+        p.grad = torch.randn_like(p)
+    optimizer.step()  # one good step: every buffer exists and is non-zero
+    before = [p.detach().clone() for p in params]
+    state_before = {id(p): {k: v.clone() for k, v in optimizer.state[p].items()} for p in params}
+    for p in params:
+        p.grad = torch.full_like(p, float("nan"))
+    inside = no_host_reads(monkeypatch)
+    inside["on"] = True
+    step_unless_bad(optimizer, torch.ones(()))  # a non-finite step: skipped on the device
+    inside["on"] = False
+    for p, old in zip(params, before):
+        assert torch.equal(p, old)
+        for key, value in optimizer.state[p].items():
+            assert torch.equal(value, state_before[id(p)][key]), key
+    assert all(float(optimizer.state[p]["step"]) == 1 for p in params[3:])  # the count did not advance

@@ -26,7 +26,7 @@ class TrainingDiverged(FwtuiError):
 
 def step_unless_bad(optimizer: torch.optim.Optimizer, bad: torch.Tensor) -> None:
     """optimizer.step(), skipped on the device when `bad` (a float 0-dim tensor) is 1. An optimizer without
-    the found-inf protocol (e.g. Muon) needs the host to decide: one sync, there only."""
+    the found-inf protocol (the fused AdamW and MuonWithAdamW have it) needs the host to decide: one sync."""
     if getattr(optimizer, "_step_supports_amp_scaling", False):
         optimizer.found_inf, optimizer.grad_scale = bad, None  # as GradScaler.step sets them
         try:

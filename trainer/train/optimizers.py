@@ -11,7 +11,8 @@ AdamW (their rows are looked up or scored one at a time; orthogonalising them is
 One optimizer object holds both kinds of group ("kind" = "muon" or "adamw"), so GradScaler, zero_grad,
 state_dict and load_state_dict (an exact resume) work as for AdamW. The loop sets every group's "lr" to the
 schedule's rate for learning_rate; a group steps at lr * "lr_scale", so Muon's rate (muon_lr) follows the
-same warm-up and decay in proportion.
+same warm-up and decay in proportion. Like the fused AdamW, it skips a non-finite step on the device (the
+found-inf protocol of GradScaler and trainer.train.bad_steps), so a step waits for nothing on the host.
 """
 
 from __future__ import annotations
@@ -49,7 +50,15 @@ def orthogonalize(g: torch.Tensor, steps: int = NS_STEPS) -> torch.Tensor:
 
 
 class MuonWithAdamW(torch.optim.Optimizer):
-    """Muon on the groups with kind "muon", AdamW (decoupled weight decay) on those with kind "adamw"."""
+    """Muon on the groups with kind "muon", AdamW (decoupled weight decay) on those with kind "adamw".
+
+    No host sync: like the fused AdamW it takes GradScaler's found-inf protocol (`_step_supports_amp_scaling`):
+    when `self.found_inf` (a 0-dim device tensor, set by trainer.train.bad_steps or GradScaler) is > 0 the step
+    leaves weights, buffers and step counts as they were. Each new value is computed out of place and kept by
+    `torch.where` on the device, so a good step's values are bitwise those of the plain in-place update.
+    """
+
+    _step_supports_amp_scaling = True
 
     def __init__(self, groups: list[dict], *, lr: float, betas: tuple[float, float], momentum: float) -> None:
         defaults = dict(lr=lr, lr_scale=1.0, betas=betas, eps=ADAM_EPS, momentum=momentum, weight_decay=0.0,
@@ -58,47 +67,72 @@ class MuonWithAdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: ANN001 - torch's signature
+        found_inf = getattr(self, "found_inf", None)  # set by the caller for this step only
+        grad_scale = getattr(self, "grad_scale", None)  # GradScaler's scale when the gradients are still scaled
+        skip = None if found_inf is None else found_inf > 0  # 0-dim bool on the device: skip this step
         for group in self.param_groups:
             lr = group["lr"] * group["lr_scale"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                grad = p.grad if grad_scale is None else p.grad / grad_scale.to(p.device)
                 if group["kind"] == "muon":
-                    self._muon(p, group, lr)
+                    self._muon(p, grad, group, lr, skip)
                 else:
-                    self._adamw(p, group, lr)
+                    self._adamw(p, grad, group, lr, skip)
         return None
 
-    def _muon(self, p: torch.Tensor, group: dict, lr: float) -> None:
+    def _muon(self, p: torch.Tensor, grad: torch.Tensor, group: dict, lr: float, skip) -> None:
         state = self.state[p]
         if not state:
             state["momentum_buffer"] = torch.zeros_like(p)  # Muon's one buffer (AdamW keeps two)
         m = group["momentum"]
-        buf = state["momentum_buffer"]
-        buf.lerp_(p.grad, 1 - m)  # buf = m·buf + (1 - m)·g
-        update = p.grad.lerp(buf, m)  # Nesterov: look one momentum step ahead
+        buf = state["momentum_buffer"].lerp(grad, 1 - m)  # m·buf + (1 - m)·g
+        update = grad.lerp(buf, m)  # Nesterov: look one momentum step ahead
         # A tall matrix's orthogonalised update has rows of norm sqrt(cols/rows): scale it back so every
         # shape moves by a like RMS (Jordan's max(1, rows/cols)^0.5).
         scale = max(1.0, p.size(0) / p.size(1)) ** 0.5
-        if group["weight_decay"]:
-            p.mul_(1 - lr * group["weight_decay"])
-        p.add_(orthogonalize(update).to(p.dtype), alpha=-lr * scale)
+        new = p.mul(1 - lr * group["weight_decay"]) if group["weight_decay"] else p
+        new = new.add(orthogonalize(update).to(p.dtype), alpha=-lr * scale)
+        keep(state["momentum_buffer"], buf, skip)
+        keep(p, new, skip)
 
-    def _adamw(self, p: torch.Tensor, group: dict, lr: float) -> None:
+    def _adamw(self, p: torch.Tensor, grad: torch.Tensor, group: dict, lr: float, skip) -> None:
         state = self.state[p]
         if not state:
-            state["step"] = torch.zeros((), dtype=torch.float32)
+            state["step"] = torch.zeros((), dtype=step_dtype(p), device=p.device)
             state["exp_avg"] = torch.zeros_like(p)
             state["exp_avg_sq"] = torch.zeros_like(p)
+        elif state["step"].device != p.device or state["step"].dtype != step_dtype(p):
+            # A checkpoint's count arrives on the CPU (torch leaves "step" where it was saved)
+            state["step"] = state["step"].to(p.device, step_dtype(p))
         beta1, beta2 = group["betas"]
-        state["step"] += 1
-        step = float(state["step"])
-        if group["weight_decay"]:
-            p.mul_(1 - lr * group["weight_decay"])
-        state["exp_avg"].lerp_(p.grad, 1 - beta1)
-        state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-        denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2 ** step)).add_(group["eps"])
-        p.addcdiv_(state["exp_avg"], denom, value=-lr / (1 - beta1 ** step))
+        step = state["step"] + 1
+        # The bias corrections as 0-dim device tensors in float64, as Python's floats would be: 1 - beta^t.
+        correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step).sqrt()
+        new = p.mul(1 - lr * group["weight_decay"]) if group["weight_decay"] else p
+        exp_avg = state["exp_avg"].lerp(grad, 1 - beta1)
+        exp_avg_sq = state["exp_avg_sq"].mul(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (exp_avg_sq.sqrt() / correction2).add_(group["eps"])
+        # p - lr/correction1 · exp_avg / denom, rounded as addcdiv rounds it: (value · exp_avg) / denom, then +
+        new = new.add(exp_avg.mul((-lr / correction1).to(p.dtype)).div_(denom))
+        keep(state["step"], step, skip)
+        keep(state["exp_avg"], exp_avg, skip)
+        keep(state["exp_avg_sq"], exp_avg_sq, skip)
+        keep(p, new, skip)
+
+
+def step_dtype(p: torch.Tensor) -> torch.dtype:
+    """AdamW's step count: float64, so the bias corrections round as Python floats do (MPS has no float64)."""
+    return torch.float32 if p.device.type == "mps" else torch.float64
+
+
+def keep(target: torch.Tensor, new: torch.Tensor, skip: torch.Tensor | None) -> None:
+    """target = new, unless `skip` (0-dim bool on the device) is true: then target stays. No host sync."""
+    if skip is None:
+        target.copy_(new)
+    else:
+        torch.where(skip, target, new, out=target)
 
 
 def muon_groups(config: RunConfig, model: torch.nn.Module) -> list[dict]:
