@@ -5,8 +5,10 @@
 
 Prints tokens/s, step time, MFU (or "unknown" with the reason), peak memory, where a step's time goes
 (data, forward+backward, optimizer, and the log point's read of the device: measured in a separate pass
-with a device sync between the phases), and the same model trained by a bare eager-or-compiled loop over the same batches, with no
-events, controls or checkpoints, so the Trainer's overhead shows as a percentage. Without --data it
+with a device sync between the phases; with the modern recipe also the Muon groups' share of the step), and
+the same model trained by a bare eager-or-compiled loop over the same batches, with the same optimizer
+(trainer.train.optimizers.build_optimizer: fused AdamW, or Muon + AdamW) and no events, controls or
+checkpoints, so the Trainer's overhead shows as a percentage. Without --data it
 writes random GPT-2 token ids to a temporary prepared directory (the speed does not depend on the text).
 Imports only trainer/, numpy and torch, so it runs on a GPU box without the console's packages.
 """
@@ -14,6 +16,7 @@ Imports only trainer/, numpy and torch, so it runs on a GPU box without the cons
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -35,6 +38,8 @@ from trainer.train.loop import Trainer  # noqa: E402
 from trainer.observe.metrics import memory_stats, mfu  # noqa: E402
 from trainer.model.gpt import GPT, ModelArgs  # noqa: E402
 from trainer.model.precision import autocast_for  # noqa: E402
+from trainer.train.bad_steps import BadSteps, step_unless_bad  # noqa: E402
+from trainer.train.optimizers import MuonWithAdamW, build_optimizer  # noqa: E402
 
 
 def random_prepared(directory: Path, tokens: int) -> Path:
@@ -74,8 +79,7 @@ def bare_run(config, data, device: str, precision: str, compiled: bool, warmup: 
     """nanoGPT's inner loop and nothing else: median seconds per step after the warm-up."""
     torch.manual_seed(config.seed)
     model = GPT(ModelArgs.from_dict(config.model_args())).to(device)
-    opt = torch.optim.AdamW(model.optimizer_groups(config.weight_decay), lr=config.learning_rate,
-                            betas=(config.beta1, config.beta2), fused=True)  # as the Trainer's (CPU and CUDA)
+    opt = build_optimizer(config, model, device)  # the Trainer's: fused AdamW, or Muon + AdamW (modern)
     run = torch.compile(model) if compiled else model
     ctx = autocast_for(precision, device)  # the precision the Trainer ran in (its RunStarted)
     loader = BatchLoader(data.train_path, block_size=config.block_size, batch_size=config.batch_size,
@@ -100,12 +104,27 @@ def bare_run(config, data, device: str, precision: str, compiled: bool, warmup: 
     return statistics.median(times[warmup:])
 
 
-def phase_breakdown(trainer: Trainer, steps: int) -> dict[str, float]:
-    """Median seconds per step in each phase, with a device sync after each (so they add up on a GPU).
-    "log read" is the host's read of the loss, norm and bad-step counters, which the loop does once every
-    log_interval steps (no step waits for it otherwise)."""
+@contextlib.contextmanager
+def only_groups(optimizer: torch.optim.Optimizer, kind: str):
+    """The optimizer with only its groups of `kind` ("muon" or "adamw"): a step of it is that part of the
+    real step (same state, same arithmetic), so the two parts can be timed apart."""
+    every = optimizer.param_groups
+    optimizer.param_groups = [g for g in every if g["kind"] == kind]
+    try:
+        yield optimizer
+    finally:
+        optimizer.param_groups = every
+
+
+def phase_breakdown(trainer: Trainer, steps: int) -> tuple[dict[str, float], float | None]:
+    """Median seconds per step in each phase, with a device sync after each (so they add up on a GPU), and
+    the median seconds of the Muon groups' step inside "optimizer" (None: not Muon, or fp16, whose GradScaler
+    steps the optimizer once). "log read" is the host's read of the loss, norm and bad-step counters, which
+    the loop does once every log_interval steps (no step waits for it otherwise)."""
     device, cfg = trainer.device, trainer.config
     phases: dict[str, list[float]] = {"data": [], "forward+backward": [], "optimizer": [], "log read": []}
+    split = isinstance(trainer.optimizer, MuonWithAdamW) and not trainer.scaler.is_enabled()
+    muon_s: list[float] = []
     accum = cfg.gradient_accumulation_steps
     for _ in range(steps):
         data_s = fb_s = 0.0
@@ -121,8 +140,22 @@ def phase_breakdown(trainer: Trainer, steps: int) -> dict[str, float]:
             t2 = time.perf_counter()
             data_s, fb_s = data_s + t1 - t0, fb_s + t2 - t1
         t0 = time.perf_counter()
+        if trainer.scaler.is_enabled():
+            trainer.scaler.unscale_(trainer.optimizer)  # as the loop: clip the true gradients
         norm = torch.nn.utils.clip_grad_norm_(trainer.params, cfg.grad_clip)
-        trainer.nonfinite.step(trainer.optimizer, trainer.scaler, loss.detach().float(), norm.float())  # as the loop
+        if split:  # the loop's BadSteps.step, in two timed halves
+            bad = BadSteps.verdict(loss.detach().float(), norm.float())
+            sync(device)
+            m0 = time.perf_counter()
+            with only_groups(trainer.optimizer, "muon") as muon:
+                step_unless_bad(muon, bad)
+            sync(device)
+            muon_s.append(time.perf_counter() - m0)
+            with only_groups(trainer.optimizer, "adamw") as adamw:
+                step_unless_bad(adamw, bad)
+            trainer.nonfinite.record(bad)
+        else:
+            trainer.nonfinite.step(trainer.optimizer, trainer.scaler, loss.detach().float(), norm.float())  # as the loop
         trainer.optimizer.zero_grad(set_to_none=True)
         sync(device)
         t1 = time.perf_counter()
@@ -132,7 +165,8 @@ def phase_breakdown(trainer: Trainer, steps: int) -> dict[str, float]:
         phases["forward+backward"].append(fb_s)
         phases["optimizer"].append((t1 - t0) + (t3 - t2))
         phases["log read"].append(t2 - t1)
-    return {name: statistics.median(values) for name, values in phases.items()}
+    return ({name: statistics.median(values) for name, values in phases.items()},
+            statistics.median(muon_s) if muon_s else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 bare_steps.append(bare_run(config, data, info.device, result["started"].precision,
                                            result["trainer"].compiled, args.warmup, args.iters))
         mem = memory_stats(info.device, info.memory_bytes)
-        phases = phase_breakdown(result["trainer"], min(args.iters, 10))
+        phases, muon_s = phase_breakdown(result["trainer"], min(args.iters, 10))
 
     started: ev.RunStarted = result["started"]
     fpt = flops_per_token(config)
@@ -188,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{torch.get_num_threads()} threads")
     print(f"preset        {config.name} · {config.n_layer}/{config.n_head}/{config.n_embd} block {config.block_size} "
           f"· micro-batch {config.batch_size} x {config.gradient_accumulation_steps} · "
-          f"{config.tokens_per_iter:,} tokens/iter · {fpt / 1e6:.1f} MFLOP/token")
+          f"{config.tokens_per_iter:,} tokens/iter · {fpt / 1e6:.1f} MFLOP/token · recipe {config.recipe} "
+          f"({type(result['trainer'].optimizer).__name__})")
     print(f"fwtui Trainer {tps:,.0f} tok/s · {step * 1000:.1f} ms/iter (best of {args.repeat} medians over "
           f"{args.iters} steps; runs: {', '.join(f'{s * 1000:.1f}' for s in fwtui_steps)} ms)")
     print(f"MFU           {util * 100:.1f}% of {started.peak_flops / 1e12:.1f} TFLOP/s ({started.peak_flops_source})"
@@ -201,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     total_phase = sum(phases.values())
     print("step phases   " + " · ".join(f"{name} {seconds * 1000:.1f} ms ({seconds / total_phase * 100:.0f}%)"
                                         for name, seconds in phases.items()))
+    if isinstance(result["trainer"].optimizer, MuonWithAdamW):
+        print(f"Muon          {muon_s * 1000:.1f} ms a step = {muon_s / total_phase * 100:.1f}% of the phased step "
+              f"(the Muon groups' optimizer step, median of {min(args.iters, 10)}; the rest of 'optimizer' is "
+              f"clipping and AdamW on embeddings, head, norms)" if muon_s is not None else
+              "Muon          unknown (fp16: GradScaler steps the optimizer once, so its halves are not timed apart)")
     if bare_steps:
         bare = min(bare_steps)
         print(f"bare loop     {config.tokens_per_iter / bare:,.0f} tok/s · {bare * 1000:.1f} ms/iter (runs: "
