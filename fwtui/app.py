@@ -57,9 +57,10 @@ class FwtuiApp(App):
     def __init__(self, options: AppOptions | None = None, *, gpu_probe: Callable[[], list[Any]] | None = None,
                  root: Path | None = None, presets: list[RunConfig] | None = None,
                  runs_dir: Path | None = None, driver_class: type | None = None,
-                 watch_terminal: bool = False) -> None:
+                 watch_terminal: bool = False, launch_flags: Callable[[int], list[str]] | None = None) -> None:
         """`driver_class` and `watch_terminal` are for a real terminal (the CLI): a driver that survives
-        the terminal vanishing (fwtui.terminal) and a check of the tty every second."""
+        the terminal vanishing (fwtui.terminal) and a check of the tty every second. `launch_flags`: how a
+        run on N > 1 GPUs asks `fwtui train` for its processes (fwtui.child_run; tests: N CPU processes)."""
         super().__init__(driver_class=driver_class)
         self.watch_terminal = watch_terminal
         self.options = options or AppOptions()
@@ -68,6 +69,9 @@ class FwtuiApp(App):
         self.presets = presets if presets is not None else self._load_presets()
         self.runs_dir = runs_dir
         self.session: EngineSession | None = None
+        self.child: Any = None
+        """A run on several GPUs: fwtui.child_run.ChildRun, the `fwtui train --gpus N` child it runs in."""
+        self.launch_flags = launch_flags
         self.dashboard: Any = None
         self.detached = False
         """True once the terminal went away: the run goes on headless and the app is gone."""
@@ -81,6 +85,7 @@ class FwtuiApp(App):
         wanted = self.options.preset
         if wanted and wanted not in {p.name for p in presets}:
             presets.insert(0, load_preset(wanted))  # a .toml / nanoGPT .py path from --preset
+            self._preset_from_path = presets[0]  # a child run is given the path, not the name
         return presets
 
     def on_mount(self) -> None:
@@ -107,11 +112,19 @@ class FwtuiApp(App):
     # --- the run ---------------------------------------------------------------------------------
     def on_setup_screen_start_requested(self, event: SetupScreen.StartRequested) -> None:
         choice = event.choice
+        remember(choice.data)
+        if choice.gpus > 1:  # DDP: torchrun's processes, a child of the app (fwtui.screens.child_dashboard)
+            from fwtui.child_run import gpu_flags
+            from fwtui.screens.child_dashboard import open_child_run
+
+            preset = self.options.preset if choice.preset is getattr(self, "_preset_from_path", None) else None
+            open_child_run(self, choice, preset=preset or choice.preset.name, out=self.options.out,
+                           launch=self.launch_flags or gpu_flags, peak_tflops=self.options.peak_tflops)
+            return
         out = Path(self.options.out) if self.options.out else None
         self._open_run(RunArgs(preset=choice.preset, data=choice.data, out=out, overrides=choice.overrides,
                                peak_tflops=self.options.peak_tflops),
                        title=f"{Path(choice.data).name} · {choice.preset.name}")
-        remember(choice.data)
 
     def on_setup_screen_resume_requested(self, event: SetupScreen.ResumeRequested) -> None:
         self._open_run(self._resume_args(event.run_dir))  # the run's own config and data, nothing changed
@@ -158,7 +171,7 @@ class FwtuiApp(App):
 
     @property
     def run_active(self) -> bool:
-        return self.session is not None and self.session.running
+        return (self.session is not None and self.session.running) or (self.child is not None and self.child.running)
 
     def stop_run(self, reason: str, *, then_exit: bool = False) -> None:
         """Ask the trainer to stop at its next step boundary, with a checkpoint; with `then_exit`, the
@@ -166,12 +179,14 @@ class FwtuiApp(App):
         self.exit_when_over = self.exit_when_over or then_exit
         if self.session is not None:
             self.session.controls.stop(reason)
+        elif self.child is not None and self.dashboard is not None:
+            self.dashboard.controls.stop(reason)  # the control channel (or SIGTERM while the ranks start)
 
     def on_unmount(self) -> None:
         # The app is closing for a reason other than a hang-up (ctrl+q, an error): stop the run at a step
         # boundary with a checkpoint rather than leave it training with no way to see or stop it.
-        if self.run_active and not self.detached:
-            self.stop_run("quit")
+        if self.session is not None and self.session.running and not self.detached:
+            self.stop_run("quit")  # a child run (several GPUs) is not lost with the app: it goes on
 
     # --- the terminal went away ------------------------------------------------------------------
     def _check_terminal(self) -> None:

@@ -101,6 +101,8 @@ def main(args: argparse.Namespace) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if app.child is not None:  # several GPUs: the run was a child process (fwtui.child_run)
+        return _after_child_run(app)
     session = app.session
     if session is not None:
         # Textual's thread workers run in asyncio's default executor, which app.run() already waited
@@ -113,6 +115,29 @@ def main(args: argparse.Namespace) -> int:
             print(f"fwtui: error: {session.error}", file=sys.stderr)
             return 2
     return int(app.return_code or 0)
+
+
+CHILD_EXIT_SECONDS = 60.0
+"""After a stop, how long fwtui waits for torchrun's ranks to exit (their Finished is written: the checkpoint is
+complete; what is left is process teardown) before it returns the prompt and says the run is still ending."""
+
+
+def _after_child_run(app) -> int:
+    """The app closed on a child run: wait for a stopped run's processes to end, say where the run is."""
+    import subprocess
+
+    from fwtui.screens.child_dashboard import goodbye
+
+    child, dashboard = app.child, app.dashboard
+    if child.proc is not None and getattr(dashboard, "stopping", False):
+        try:
+            child.proc.wait(timeout=CHILD_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass  # goodbye() says it goes on, with its pid
+    line, code = goodbye(child, dashboard)
+    if not app.detached:
+        print(line, file=sys.stderr)
+    return code
 
 
 def _terminate(app) -> None:

@@ -2,7 +2,7 @@
 a stopped run from the list of runs with a checkpoint (Enter on it, or `r`).
 
 Everything slow runs in thread workers that post messages back: the GPU query (nvidia-smi), the dataset
-token count (parquet metadata), the plan and the fit marks (trainer.plan.planner), the parquet scan, the demo
+token count (parquet metadata), the plan and the fit marks (fwtui.screens.setup_plan), the parquet scan, the demo
 corpus and the runs directory (trainer.runs.listing.scan_runs). Nothing here imports torch, so the screen is up long before a run needs it.
 """
 
@@ -23,8 +23,10 @@ from textual.worker import get_current_worker
 
 from fwtui.format import gigabytes
 from fwtui.recent import load_recent
+from fwtui.screens.setup_plan import fits_on, plan_for
 from fwtui.screens.token_counts import TokenCounts
 from fwtui.widgets.file_picker import FilePicker, data_path_problem
+from fwtui.widgets.gpu_choice import GpuChoice, cuda_visible, gpus_problem
 from fwtui.widgets.overrides import OverridesPanel
 from fwtui.widgets.plan_panel import PlanPanel
 from fwtui.widgets.preset_list import PresetList
@@ -39,11 +41,13 @@ GpuProbe = Callable[[], list[Any]]
 
 @dataclass(frozen=True)
 class StartChoice:
-    """What the user chose: the preset (as loaded, before overrides), the overrides, the data path."""
+    """What the user chose: the preset (as loaded, before overrides), the overrides, the data path, and how
+    many GPUs (more than 1: the app runs `fwtui train --gpus N` under torchrun, fwtui.child_run)."""
 
     preset: RunConfig
     overrides: list[str]
     data: str
+    gpus: int = 1
 
 
 class SetupScreen(Screen):
@@ -53,6 +57,7 @@ class SetupScreen(Screen):
         Binding("d", "demo", "demo corpus"),
         Binding("r", "continue_run", "continue a run"),
         Binding("g", "plan_for", "plan for a card", show=False),  # this machine -> each card of the table
+        Binding("n", "choose_gpus", "GPUs"),  # in the footer only when there are several (check_action)
         *[Binding(str(n), f"preset({n})", f"preset {n}", show=False) for n in range(1, 10)],
     ]
 
@@ -129,6 +134,7 @@ class SetupScreen(Screen):
                 yield FilePicker(self.root, load_recent(), id="picker")
                 yield RunList(id="runs")
             with VerticalScroll(id="setup-right"):
+                yield GpuChoice(id="gpus")  # hidden with 0 or 1 GPU
                 yield PlanPanel(id="plan")
                 yield OverridesPanel(id="overrides")
                 yield Static("", id="start-problem", classes="problem")
@@ -191,58 +197,28 @@ class SetupScreen(Screen):
             return
         gpu = self.plan_for or (self.gpus[0] if self.gpus else None)
         config = for_card(config) if self.plan_for else config  # as the card runs it: CUDA, bf16, compile
-        self.compute_plan(config, self.data, gpu)
+        self.compute_plan(config, self.data, gpu, self.gpu_count)
+
+    @property
+    def gpu_count(self) -> int:
+        """The GPUs the run is to train on: the "GPUs" choice, 1 unless several are visible."""
+        return self.query_one(GpuChoice).count if cuda_visible(self.gpus or []) > 1 else 1
 
     @work(thread=True, exclusive=True, group="plan")
-    def compute_plan(self, config: RunConfig, data: str | None, gpu: Any) -> None:
+    def compute_plan(self, config: RunConfig, data: str | None, gpu: Any, gpus: int = 1) -> None:
         """Count the dataset's tokens (once per path, shared by every preset) and ask the planner; post the Plan."""
         worker = get_current_worker()
-        note = ""
-        tokens, exact = None, False
-        if data:
-            counted = self.token_counts.get(data, cancelled=lambda: worker.is_cancelled)
-            if counted is None:  # superseded while waiting: the newer plan waits for the same count
-                return
-            if isinstance(counted, str):
-                note = f"dataset tokens unknown: {counted}"
-            else:
-                # What prepare will write: the documents' tokens plus one end-of-text token each (as `fwtui plan`).
-                tokens, exact = counted.prepared_tokens, counted.exact
-        try:
-            from trainer.plan.planner import make_plan
-        except ImportError:
-            if not worker.is_cancelled:
-                self.post_message(self.PlanReady(None, config.name, "the planner (trainer.plan.planner) is not installed"))
-            return
-        from trainer.observe.hardware import cpu_name, resolve_peak
-
-        name = gpu.name if gpu is not None else cpu_name()
-        peak = resolve_peak(name, self.peak_tflops)[0] if (gpu is not None or self.peak_tflops) else None
-        try:
-            plan = make_plan(config, dataset_tokens=tokens, dataset_tokens_exact=exact, device_name=name,
-                             device_memory_bytes=gpu.memory_bytes if gpu is not None else None,
-                             peak_flops=peak, runs_dir=self.runs_dir)
-        except FwtuiError as err:
-            plan, note = None, str(err)
-        if not worker.is_cancelled:
-            self.post_message(self.PlanReady(plan, config.name, note))
+        done = plan_for(config, data, gpu, gpus=gpus, token_counts=self.token_counts, peak_tflops=self.peak_tflops,
+                        runs_dir=self.runs_dir, cancelled=lambda: worker.is_cancelled)
+        if done is not None and not worker.is_cancelled:
+            self.post_message(self.PlanReady(done[0], config.name, done[1]))
 
     @work(thread=True, exclusive=True, group="fits")
     def compute_fits(self, gpu: Any) -> None:
         """The planner's memory estimate of every preset against the card: name -> fits."""
-        try:
-            from trainer.plan.planner import make_plan
-        except ImportError:
-            return  # no planner yet: no marks (the widget never guesses)
-        fits: dict[str, bool | None] = {}
-        for config in self.presets:
-            try:
-                plan = make_plan(config, device_name=gpu.name, device_memory_bytes=gpu.memory_bytes)
-                fits[config.name] = (None if plan.est_memory_bytes is None
-                                     else plan.est_memory_bytes <= gpu.memory_bytes)
-            except FwtuiError:
-                fits[config.name] = None
-        self.post_message(self.FitsReady(fits))
+        fits = fits_on(self.presets, gpu)
+        if fits is not None:
+            self.post_message(self.FitsReady(fits))
 
     @work(thread=True, exclusive=True, group="demo")
     def build_demo(self) -> None:
@@ -261,6 +237,8 @@ class SetupScreen(Screen):
             more = f" (+{len(event.gpus) - 1} more)" if len(event.gpus) > 1 else ""
             line = f"GPU {gpu.name} · {gigabytes(gpu.memory_bytes)}{more}"
             self.compute_fits(gpu)
+            self.query_one(GpuChoice).set_available(cuda_visible(event.gpus))
+            self.refresh_bindings()  # `n` joins the footer when there is a choice
         else:
             line = "CPU (nvidia-smi found no NVIDIA GPU)"
         self.query_one("#setup-title", Static).update(f"fwtui · set up a run   {line}")
@@ -341,6 +319,10 @@ class SetupScreen(Screen):
     def on_overrides_panel_changed(self, event: OverridesPanel.Changed) -> None:
         self.refresh_plan()
 
+    def on_gpu_choice_changed(self, event: GpuChoice.Changed) -> None:
+        self._show_start_problem(None)
+        self.refresh_plan()
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
             event.stop()
@@ -360,7 +342,7 @@ class SetupScreen(Screen):
         overrides = self.query_one(OverridesPanel)
         if overrides.validate() is not None:
             return f"overrides: {overrides.problem}"
-        return None
+        return gpus_problem(self.effective_config(), self.gpu_count)
 
     def _show_start_problem(self, problem: str | None) -> None:
         line = self.query_one("#start-problem", Static)
@@ -377,7 +359,8 @@ class SetupScreen(Screen):
         assert self.base is not None and self.data is not None
         self.started = True
         self.post_message(self.StartRequested(StartChoice(
-            preset=self.base, overrides=self.query_one(OverridesPanel).all_overrides(), data=self.data)))
+            preset=self.base, overrides=self.query_one(OverridesPanel).all_overrides(), data=self.data,
+            gpus=self.gpu_count)))
 
     def action_continue_run(self) -> None:
         """`r`: on the run list, continue the highlighted run; elsewhere, go to the list."""
@@ -388,6 +371,13 @@ class SetupScreen(Screen):
             self._continue(runs.highlighted_choice)
         else:
             runs.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # no choice with 0 or 1 GPU: `n` stays off the footer
+        return action != "choose_gpus" or cuda_visible(self.gpus or []) > 1
+
+    def action_choose_gpus(self) -> None:
+        self.query_one(GpuChoice).focus()
 
     def action_filter(self) -> None:
         self.query_one(PresetList).open_filter()

@@ -37,19 +37,21 @@ def plan_rows(plan: Any) -> list[tuple[str, str]]:
         epochs = f"{plan.epochs:.2f}"
         rows.append(("epochs", epochs if plan.dataset_tokens_exact else approx(epochs)))
     rows.append(("total FLOPs", _flops(plan.total_flops)))
+    gpus = getattr(plan, "gpus", 1)  # > 1: planner.across_gpus (memory per GPU, time for all of them)
+    time_label = f"time, {gpus} GPUs" if gpus > 1 else "time"
     if plan.est_seconds is None:
-        rows.append(("time", UNKNOWN))
+        rows.append((time_label, UNKNOWN))
     else:
-        rows.append(("time", approx(duration(plan.est_seconds))))
+        rows.append((time_label, approx(duration(plan.est_seconds))))
     if plan.expected_mfu is not None:
         rows.append(("MFU", approx(percent(plan.expected_mfu))))  # its source is printed below the rows
-    memory = plan.est_memory_bytes
+    memory, memory_label = plan.est_memory_bytes, "memory per GPU" if gpus > 1 else "memory"
     if memory is None:
-        rows.append(("memory", UNKNOWN))
+        rows.append((memory_label, UNKNOWN))
     elif plan.device_memory_bytes:
-        rows.append(("memory", approx(f"{gb_number(memory)} of {gigabytes(plan.device_memory_bytes)}")))
+        rows.append((memory_label, approx(f"{gb_number(memory)} of {gigabytes(plan.device_memory_bytes)}")))
     else:
-        rows.append(("memory", approx(f"{gigabytes(memory)} (no GPU)")))
+        rows.append((memory_label, approx(f"{gigabytes(memory)} (no GPU)")))
     if plan.max_fitting_batch is not None:
         rows.append(("fits batch", f"≤ {plan.max_fitting_batch} (estimate)"))
     return rows
@@ -74,7 +76,7 @@ class PlanPanel(Static):
         over = (plan.est_memory_bytes is not None and plan.device_memory_bytes
                 and plan.est_memory_bytes > plan.device_memory_bytes)
         for label, value in plan_rows(plan):
-            if label == "memory" and over:
+            if label.startswith("memory") and over:
                 table.add_row(label, Text(value + " ✗", style="bold red"))
             else:
                 table.add_row(label, value)
@@ -83,6 +85,9 @@ class PlanPanel(Static):
         lines += [Text(f"! {warning}", style="yellow") for warning in plan.warnings]
         if plan.expected_mfu is not None and plan.expected_mfu_source:
             lines.append(Text(f"MFU: {plan.expected_mfu_source}", style="dim"))
+        # Several GPUs: the planner's note says what it assumed (the scaling efficiency is not measured).
+        gpus = getattr(plan, "gpus", 1)
+        lines += [Text(note, style="dim") for note in plan.notes if gpus > 1 and note.startswith(f"{gpus} GPUs:")]
         self.update(Group(*lines))
 
     def show_message(self, text: str, title: str = "") -> None:
