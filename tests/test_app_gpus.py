@@ -180,7 +180,7 @@ async def test_d_detaches_and_the_run_goes_on(child_env: Path, pattern_data) -> 
         await pilot.press("d")
     try:
         assert dashboard.detached and child.running  # the app is gone, the run is not
-        line, code = goodbye(child, dashboard)
+        line, code = goodbye(child, dashboard, stopping=False)
         assert code == 0 and "goes on" in line and f"fwtui attach {run}" in line
         steps = len((run / "events.jsonl").read_text().splitlines())
         deadline = time.monotonic() + WAIT

@@ -129,12 +129,13 @@ def _after_child_run(app) -> int:
     from fwtui.screens.child_dashboard import goodbye
 
     child, dashboard = app.child, app.dashboard
-    if child.proc is not None and getattr(dashboard, "stopping", False):
+    stopping = getattr(dashboard, "stopping", False) or app.exit_when_over  # q, or SIGTERM to the app
+    if child.proc is not None and stopping:
         try:
             child.proc.wait(timeout=CHILD_EXIT_SECONDS)
         except subprocess.TimeoutExpired:
             pass  # goodbye() says it goes on, with its pid
-    line, code = goodbye(child, dashboard)
+    line, code = goodbye(child, dashboard, stopping)
     if not app.detached:
         print(line, file=sys.stderr)
     return code

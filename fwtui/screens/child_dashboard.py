@@ -91,14 +91,15 @@ def open_child_run(app: Any, choice: Any, *, preset: str, out: str | None, launc
     app.run_worker(decide_run_dir, name="child-run", group="child-run", thread=True, exit_on_error=False)
 
 
-def goodbye(child: ChildRun, dashboard: Any) -> tuple[str, int]:
-    """What `fwtui` prints when the app closes on a child run, and its exit status."""
+def goodbye(child: ChildRun, dashboard: Any, stopping: bool) -> tuple[str, int]:
+    """What `fwtui` prints when the app closes on a child run, and its exit status; `stopping`: the run was
+    asked to stop (q, or SIGTERM to the app)."""
     run = child.run_dir
     if dashboard is not None and dashboard.error_message is not None and not child.running:
         return f"fwtui: error: {dashboard.error_message}", 2
     if child.running:
         pid = child.proc.pid if child.proc is not None else "?"
-        if getattr(dashboard, "stopping", False):  # asked to stop; its processes are still ending
+        if stopping:  # its processes are still ending
             return f"fwtui: run {run} is stopping (torchrun, pid {pid}); `fwtui attach {run}` shows it", 0
         return (f"fwtui: run {run} goes on in the background (torchrun, pid {pid}); watch it with "
                 f"`fwtui attach {run}`, stop it with `kill -TERM {pid}` (a checkpoint at a boundary)"), 0
