@@ -204,3 +204,28 @@ async def test_a_child_that_dies_before_its_first_event_is_one_line(child_env: P
     assert "before its first event" in message and "fwtui: error: --nproc-cpu 0" in message, message
     assert "status 2" in message and "Traceback" not in message and "\n" not in message
     assert isinstance(app.child, ChildRun) and not app.child.running
+
+
+def test_a_child_that_ends_mid_run_is_one_line_that_says_how_to_continue(tmp_path: Path) -> None:
+    """A child gone without a Finished or Failed in the log (a rank killed: torchrun ends the rest)."""
+    import subprocess
+    import sys
+
+    from trainer.observe.events import Failed, Warning
+    from trainer.observe.runlog import EventLogWriter
+
+    run = tmp_path / "run"
+    child = ChildRun(run, [])
+    run.mkdir()
+    EventLogWriter(run)(Warning(message="an earlier attempt"))  # in RUN before the start: not this run's
+    child.follower.poll()
+    (run / "train.stderr").write_text("[rank1]: Traceback ...\nChildFailedError: rank 1 exited with -9\n=====\n")
+    EventLogWriter(run)(Warning(message="training"))
+    child.proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    child.proc.wait()
+    events = child.poll()
+    assert [type(e) for e in events] == [Warning, Failed] and not child.running
+    line = events[-1].message
+    assert "ended (status 1) before the run finished: ChildFailedError: rank 1 exited with -9" in line
+    assert f"fwtui --out {run} --resume" in line and "\n" not in line
+    assert child.poll() == []  # said once
