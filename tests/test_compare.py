@@ -15,7 +15,8 @@ import pytest
 
 from fwtui.chart_math import ema_series
 from fwtui.cli import main as cli_main
-from fwtui.screens.compare import CompareApp, CompareChart, CompareScreen, RunPicker, load_compared
+from fwtui.compared_runs import load_compared
+from fwtui.screens.compare import CompareApp, CompareChart, CompareScreen, RunPicker
 from tests.dashboard_app import DashApp
 from tests.dashboard_script import eval_at, run_started, step
 from trainer.observe.runlog import EventLogWriter
@@ -107,11 +108,11 @@ async def test_the_first_frame_comes_before_the_logs_are_read_and_keys_never_wai
     """The reader blocks until the test lets it go: the screen is up, says "reading...", answers x / l / m."""
     release, started = threading.Event(), threading.Event()
 
-    def blocked_reader(path: str):
+    def blocked_reader(path: str, pace):
         started.set()
         if not release.wait(timeout=60):  # never hang the suite if the test fails before releasing it
             raise RuntimeError("the test never released the reader")
-        return load_compared(path)
+        return load_compared(path, pace)
 
     app = CompareApp([str(p) for p in runs[:3]], reader=blocked_reader)
     try:
@@ -191,6 +192,27 @@ async def test_a_in_the_dashboard_adds_runs_from_the_runs_directory(runs):
         await pilot.press("q")
         await pilot.pause()
         assert app.screen is app.dash
+
+
+async def test_closing_the_screen_stops_its_reading_thread(runs):
+    """A log still being read when the user quits: the thread's next pace point ends it (no reading on after)."""
+    inside, ended = threading.Event(), threading.Event()
+
+    def endless_reader(path: str, pace):
+        try:
+            while True:  # a log that never ends: only the screen going away stops it
+                inside.set()
+                pace()
+                ended.wait(0.001)
+        finally:
+            ended.set()
+
+    app = CompareApp([str(runs[0])], reader=endless_reader)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert inside.wait(10) and not ended.is_set()
+        await pilot.press("q")
+    assert ended.wait(10), "the reading thread went on after its screen closed"
 
 
 def test_compare_three_runs_wide(snap_compare, runs):

@@ -13,9 +13,7 @@ the run's colour.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-from dataclasses import dataclass, field
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -26,108 +24,22 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.strip import Strip
 from textual.worker import get_current_worker
 from textual.widgets import Footer, SelectionList, Static
 
 from fwtui import format as fmt
-from fwtui.chart_math import PALETTE, axis_scale, run_colours
+from fwtui.chart_math import PALETTE, axis_scale
+from fwtui.compared_runs import ComparedRun, Reader, assign_colours, load_compared, waiting_run
 from fwtui.screens.chart_keys import CHART_BINDINGS, ChartKeys
-from fwtui.widgets.charts import ChartView, LossCurves, _Chart, place
+from fwtui.widgets.charts import ChartView, _Chart, place
 from trainer.errors import FwtuiError
-from trainer.observe.events import Eval, RunStarted, Step
 
 
-@dataclass
-class ComparedRun:
-    """One run as the compare shows it: its name (and so its colour), curves and final figures."""
-
-    name: str
-    path: str
-    curves: LossCurves
-    preset: str = ""
-    last_iter: int | None = None
-    tokens_seen: int | None = None
-    final_train: float | None = None  # the last logged train loss, nats/token
-    final_val: float | None = None  # the last eval's val loss
-    best_val: float | None = None
-    slot: int = field(default=0)  # its PALETTE entry in this compare
-    reading: bool = False  # True until the worker has read its log (the legend says "reading...")
-    problem: str | None = None  # one line when its log could not be read (shown in its legend line)
-
-
-def run_name(path: str) -> str:
-    """How the compare names a run, from its path alone (so its colour is known before it is read): a run
-    directory's name (or its events.jsonl's directory), else the log file's name."""
-    from trainer.observe.runlog import EVENTS_FILE
-
-    where = Path(path)
-    if where.is_dir() or where.name == EVENTS_FILE:
-        where = where.parent if where.name == EVENTS_FILE else where
-        return Path(os.path.abspath(where)).name or str(where)  # "." is the directory's own name
-    return where.name or path
-
-
-def waiting_run(path: str) -> ComparedRun:
-    """A run the worker has yet to read: its name and path, no curve."""
-    return ComparedRun(name=run_name(path), path=path, curves=LossCurves(), reading=True)
-
-
-def load_compared(path: str) -> ComparedRun:
-    """Read one run (a run directory, its events.jsonl, or a nanoGPT log); FwtuiError with one line if not.
-
-    An events.jsonl is read as plain JSON dicts, not rebuilt into events (fwtui.commands.view.load does
-    that, 3x slower: 50,000 steps would take 1.3 s instead of 0.4); a nanoGPT log goes through view.load.
-    Touches no widget: the compare screen calls it on its reading thread."""
-    from trainer.observe.runlog import EVENTS_FILE
-
-    file = Path(path) / EVENTS_FILE if Path(path).is_dir() else Path(path)
-    try:
-        text = file.read_bytes().decode("utf-8", errors="replace") if file.is_file() else ""
-    except OSError:
-        text = ""  # view.load below says why in one line
-    if '"schema":"fwtui.events"' in text[:200].replace(" ", ""):  # our header (view.is_event_log, cheaper)
-        run = ComparedRun(name=run_name(path), path=path, curves=LossCurves())
-        for line in text.split("\n"):
-            try:
-                _take(run, json.loads(line))
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn last line, the header, or a kind this reader does not draw
-    else:
-        from fwtui.commands.view import load  # nanoGPT logs (imports the parser and the summary)
-
-        events, _, _ = load(path, None)
-        run = ComparedRun(name=run_name(path), path=path, curves=LossCurves())
-        for event in events:
-            if isinstance(event, (Step, Eval, RunStarted)):
-                _take(run, event.to_dict())
-    if run.last_iter is None and run.final_val is None:
-        raise FwtuiError(f"{path}: no logged step or eval to draw yet; wait for the run's first log line")
-    return run
-
-
-def _take(run: ComparedRun, event: dict) -> None:
-    """One event's dict (trainer.observe.events field names) into the run's curves and figures."""
-    kind = event["kind"]
-    if kind == Step.kind:
-        run.curves.add_step(event["iter"], event["loss"], event["tokens_seen"], event["elapsed_seconds"])
-        run.last_iter, run.tokens_seen, run.final_train = event["iter"], event["tokens_seen"], event["loss"]
-    elif kind == Eval.kind:
-        run.curves.add_eval(event["iter"], event["val_loss"])
-        run.final_val = event["val_loss"]
-        run.best_val = event["val_loss"] if run.best_val is None else min(run.best_val, event["val_loss"])
-    elif kind == RunStarted.kind and not run.preset:
-        run.preset = str(event["config"].get("name", ""))
-
-
-def assign_colours(runs: list[ComparedRun]) -> None:
-    """Each run's colour from its name (fwtui.chart_math.run_colours); a repeated name keeps the path apart."""
-    seen: set[str] = set()
-    for run in runs:
-        if run.name in seen:
-            run.name = run.path
-        seen.add(run.name)
-    for run, slot in zip(runs, run_colours([r.name for r in runs])):
-        run.slot = slot
+PICTURES_KEPT = 48
+"""Pictures the compare chart keeps: every view (3 axes x 2 scales x 4 EMA factors) at two sizes."""
+LINE_STRIPS_KEPT = 4000
+"""Converted lines it keeps (a 40-line chart: those pictures' lines)."""
 
 
 class CompareChart(_Chart):
@@ -136,10 +48,37 @@ class CompareChart(_Chart):
     def __init__(self, runs: list[ComparedRun], view: ChartView, *, id: str | None = None) -> None:  # noqa: A002
         super().__init__(id=id)
         self.runs, self.view = runs, view
+        # The runs are snapshots, so a picture depends only on its plot key: a view seen before (x pressed
+        # three times comes back to iterations) is shown again without plotting or converting a line.
+        self._pictures: dict[tuple, tuple[str, str | None]] = {}  # plot key -> (ANSI picture, title)
+        self._line_strips: dict[tuple, Strip] = {}  # (size and themes, ANSI line) -> its Strip
 
     def _plot_key(self) -> tuple:
-        read = sum(not r.reading for r in self.runs)  # a run that arrives is a new picture
+        read = sum(not r.reading for r in self.runs)  # a run that arrives is a new picture (runs only arrive)
         return (*super()._plot_key(), self.view.describe(), len(self.runs), read)
+
+    def _plot_ansi(self) -> str:
+        key = self._plot_key()
+        if key not in self._pictures:
+            if len(self._pictures) >= PICTURES_KEPT:
+                self._pictures.clear()
+            picture = super()._plot_ansi()
+            self._pictures[key] = (picture, self._title)  # draw() set the title for this picture
+        picture, title = self._pictures[key]
+        if title is not None:
+            self.set_title(title)
+        return picture
+
+    def render_line(self, y: int) -> Strip:
+        look = (self.size, self.app.theme, self.theme)  # what a line's Strip depends on besides its text
+        if self._key == self._plot_key() and 0 <= y < len(self._lines) and self._strips[y] is None:
+            self._strips[y] = self._line_strips.get((look, self._lines[y]))
+        strip = super().render_line(y)
+        if 0 <= y < len(self._lines):
+            if len(self._line_strips) >= LINE_STRIPS_KEPT:
+                self._line_strips.clear()
+            self._line_strips[(look, self._lines[y])] = strip
+        return strip
 
     def placed(self, most: int) -> tuple[list[tuple[ComparedRun, list, list, list, list]], str]:
         """Per run (run, train xs, train ys, val xs, val ys) on the view's axes, x scaled alike for all."""
@@ -199,6 +138,14 @@ def legend_text(runs: list[ComparedRun], smoothing: float) -> Text:
     return text
 
 
+PACE_WAIT_SECONDS = 0.25
+"""Longest the reading thread waits for one key's repaint before it goes on anyway."""
+
+
+class _StopReading(Exception):
+    """Raised in the reading thread's pace when its screen is gone."""
+
+
 class CompareScreen(ChartKeys, Screen[None]):
     DEFAULT_CSS = """
     CompareScreen #compare-head { height: 1; padding: 0 1; }
@@ -215,7 +162,7 @@ class CompareScreen(ChartKeys, Screen[None]):
             self.waiting, self.run, self.problem = waiting, run, problem
 
     def __init__(self, runs: Sequence[ComparedRun | str], *, quit_exits: bool = False,
-                 reader: Callable[[str], ComparedRun] = load_compared) -> None:
+                 reader: Reader = load_compared) -> None:
         """`runs`: runs already read, or paths, which the screen reads after its first frame with `reader`."""
         super().__init__()
         self.runs = [waiting_run(r) if isinstance(r, str) else r for r in runs]
@@ -223,6 +170,9 @@ class CompareScreen(ChartKeys, Screen[None]):
         self.chart_view = ChartView()
         self.quit_exits = quit_exits  # `fwtui compare`: q quits; over a dashboard: q goes back to it
         self.reader = reader
+        self.ui_free = threading.Event()
+        """Clear while the UI thread redraws for a key: the reading thread waits at its next pace point."""
+        self.ui_free.set()
 
     @property
     def reading(self) -> int:
@@ -249,11 +199,17 @@ class CompareScreen(ChartKeys, Screen[None]):
     def _read(self, waiting: list[ComparedRun]) -> None:
         """On a thread: read each run in turn and post it; the UI thread swaps it in (on_compare_screen_run_read)."""
         worker = get_current_worker()
+
+        def pace() -> None:
+            if worker.is_cancelled:  # the screen was closed (or the app quit): stop reading at once
+                raise _StopReading
+            self.ui_free.wait(PACE_WAIT_SECONDS)  # a key is being answered: let it have the CPU
+
         for run in waiting:
-            if worker.is_cancelled:  # the screen was closed
-                return
             try:
-                self.post_message(self.RunRead(run, self.reader(run.path), None))
+                self.post_message(self.RunRead(run, self.reader(run.path, pace), None))
+            except _StopReading:
+                return
             except FwtuiError as err:
                 self.post_message(self.RunRead(run, None, str(err)))
             except Exception as err:  # noqa: BLE001 - one run that cannot be read never takes the screen down
@@ -277,9 +233,17 @@ class CompareScreen(ChartKeys, Screen[None]):
         self.query_one("#compare-head", Static).update(f"compare {count} · {self.chart_view.describe()}")
         self.query_one("#compare-legend", Static).update(legend_text(self.runs, self.chart_view.smoothing))
 
+    def _chart_view_changed(self) -> None:
+        self.redraw_charts_for_view()  # the head line names the view: no toast to lay out on top (30 ms a key)
+
     def redraw_charts_for_view(self) -> None:
+        self.ui_free.clear()  # the reading thread steps aside until this repaint is out
         self.show_text()
         self.query_one(CompareChart).redraw()
+        self.call_after_refresh(self.ui_free.set)
+
+    def on_unmount(self) -> None:
+        self.ui_free.set()  # a reading thread never waits on a screen that is gone
 
     def add_runs(self, paths: list[str]) -> None:
         """Compare these runs too (the ones not here yet): "reading..." at once, their curves as they are read."""
@@ -374,7 +338,7 @@ class CompareApp(App[None]):
     TITLE = "fwtui compare"
 
     def __init__(self, runs: Sequence[ComparedRun | str], *,
-                 reader: Callable[[str], ComparedRun] = load_compared) -> None:
+                 reader: Reader = load_compared) -> None:
         """`runs`: paths (read after the first frame) or runs already read."""
         super().__init__()
         self.compare = CompareScreen(runs, quit_exits=True, reader=reader)
