@@ -3,6 +3,13 @@
 The handlers only call `controls.stop(...)` (a flag under a lock): the loop checkpoints and exits at the
 next step boundary. A second Ctrl-C while it saves changes nothing (the save is atomic anyway); a third
 restores the default handler and raises KeyboardInterrupt, for a run that truly hangs.
+
+Under torchrun every rank installs these handlers, and torchrun passes a signal it gets to each rank's
+process group (the ranks run in sessions of their own, so a terminal's Ctrl-C reaches torchrun alone).
+The ranks hear it at slightly different moments; which boundary stops is agreed by the boundary's
+collective (trainer.train.distributed.SharedControls: a stop on any rank stops all at that boundary),
+where rank 0 writes the checkpoint. torchrun waits TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds (30 by default)
+for that, then kills.
 """
 
 from __future__ import annotations
