@@ -73,3 +73,29 @@ def test_hellaswag_split_over_ranks_counts_what_one_process_counts(two_ranks):
     # The same fractions of the same count: the same correct counts, example for example.
     assert round(event["acc"] * EXAMPLES) == alone.correct and round(event["acc_norm"] * EXAMPLES) == alone.correct_norm
     assert event["acc"] == alone.acc and event["acc_norm"] == alone.acc_norm and event["seconds"] > 0
+
+
+class OtherRankFailed:
+    """Rank 0 of 2, whose peer adds failed = 1 to the HellaSwag collective (its file was unreadable)."""
+
+    rank, world_size, is_main = 0, 2, True
+
+    def sum(self, counts):
+        import torch
+
+        return counts + torch.tensor([0, 0, 0, 0, 1], dtype=counts.dtype)
+
+
+def test_a_hellaswag_failure_on_another_rank_stops_the_periodic_scoring_on_this_one_too(two_ranks):
+    """Every rank must agree on `due` (a rank that scored alone would wait forever in the collective)."""
+    from tests.tiny_trainer_child import tiny
+    from trainer.train.hellaswag import HellaSwagAtBoundary
+
+    _, hellaswag_file, _ = two_ranks
+    emitted, warnings = [], []
+    scorer = HellaSwagAtBoundary(tiny(hellaswag_interval=5, max_iters=10), "cpu", "float32", emitted.append,
+                                 warnings.append, file=str(hellaswag_file), ranks=OtherRankFailed())
+    assert scorer.due(5)
+    scorer.run(model_for_test(), 5)
+    assert emitted == [] and not scorer.due(10)
+    assert warnings == ["HellaSwag not scored, and not again every 5 iterations: it failed on 1 of 2 processes"]
