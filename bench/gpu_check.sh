@@ -2,24 +2,35 @@
 # The GPU check: everything fwtui can only learn on a CUDA card, in one run of at most 8 minutes on an
 # H100/H200, with what the GPU machine has (torch, tiktoken, pyarrow, numpy, pytest; no textual, no network).
 #
-#   bash bench/gpu_check.sh [--out DIR] [--quick] [--only STAGE,STAGE] [--dry-run]
+#   bash bench/gpu_check.sh [--out DIR] [--quick] [--only STAGE,STAGE] [--hellaswag-file PATH] [--dry-run]
 #
 # Stages (each under its own `timeout`, its output in DIR/logs/STAGE.log):
 #   env         torch, CUDA and the card; the engine imports without textual/rich/plotext/fwtui
 #   pytest      python -m pytest -m gpu tests/test_gpu.py: bf16/fp16 runs, fused AdamW, compile (static
-#               shapes, and in a worker thread), bitwise resume, sampling, a real OOM and --auto-batch, the probe
+#               shapes, and in a worker thread), bitwise resume, sampling, a real OOM and --auto-batch, the
+#               probe, a modern (Muon) run with no host sync in its steps
 #   train-124m  bench/train.py --preset gpt2-124m: tokens/s, MFU, peak memory, step phases, against a bare loop
 #   train-4070  bench/train.py --preset rtx4070-12gb: the same for the 12 GB preset
+#   modern-124m bench/train.py --preset gpt2-124m --set recipe=modern: the modern recipe at the same shape,
+#               tokens/s, MFU, peak memory, Muon's share of the step (no bare loop: one compile)
+#   modern-4070 bench/train.py --preset rtx4070-12gb-modern: the same for the 12 GB modern preset
+#   hellaswag   bench/hellaswag.py --presets gpt2-124m: HellaSwag scoring speed on the validation file (all
+#               10,042, random weights: the time does not depend on them), stopped at a budget inside the
+#               timeout with the rate it reached. The file: --hellaswag-file, else $FWTUI_HELLASWAG_FILE,
+#               else shared/data/hellaswag_val.jsonl in the checkout or beside it (../shared); with none the
+#               stage is skipped and says how to supply one (it is never downloaded: the GPU box is offline).
+#               On the device machine ../shared stays behind: copy the file into a folder of the checkout
+#               that .git/info/exclude ignores, carry that folder, and pass --hellaswag-file FOLDER/FILE.
 #   calibrate   bench/calibrate.py: predicted against measured memory and step time, 4 presets (eager)
 #   emulate     bench/emulate_12gb.py: a 12 GB card emulated (memory fraction): verdicts and the probe
-# DIR/summary.txt: one line a stage (ok / failed rc / timed out, seconds) and each bench's figures.
-# DIR is --out, else $OUT; the script writes nothing else. Exit status: 0 every stage ok, 1 a stage
-# failed, 2 bad arguments. --dry-run lists the stages and commands and checks their files and the
-# engine's imports, on any machine (it needs no GPU and writes nothing).
+# DIR/summary.txt: one line a stage (ok / skipped / failed rc / timed out, seconds) and each bench's figures.
+# DIR is --out, else $OUT; the script writes nothing else. Exit status: 0 every stage ok or skipped, 1 a
+# stage failed, 2 bad arguments. --dry-run lists the stages and commands and checks their files, the
+# HellaSwag file and the engine's imports, on any machine (it needs no GPU and writes nothing).
 
 set -uo pipefail
 
-usage="usage: bash bench/gpu_check.sh [--out DIR] [--quick] [--only STAGE,STAGE] [--dry-run]"
+usage="usage: bash bench/gpu_check.sh [--out DIR] [--quick] [--only STAGE,STAGE] [--hellaswag-file PATH] [--dry-run]"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
@@ -28,6 +39,8 @@ out="${OUT:-}"
 quick=0
 dry=0
 only=""
+hellaswag="${FWTUI_HELLASWAG_FILE:-}"
+hellaswag_from="FWTUI_HELLASWAG_FILE"
 while [ $# -gt 0 ]; do
     case "$1" in
         --out)
@@ -41,33 +54,58 @@ while [ $# -gt 0 ]; do
         --only)
             if [ $# -lt 2 ]; then echo "gpu_check.sh: --only needs stage names, for example --only pytest" >&2; exit 2; fi
             only="$2"; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --hellaswag-file)
+            if [ $# -lt 2 ] || [ -z "$2" ]; then
+                echo "gpu_check.sh: --hellaswag-file needs a path, for example --hellaswag-file data/hellaswag_val.jsonl" >&2; exit 2
+            fi
+            hellaswag="$2"; hellaswag_from="--hellaswag-file"; shift 2 ;;
+        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "gpu_check.sh: unknown option '$1'; $usage" >&2; exit 2 ;;
     esac
 done
 if [ -z "$out" ]; then
     echo "gpu_check.sh: no output folder; pass --out DIR (or set OUT)" >&2; exit 2
 fi
+if [ -n "$hellaswag" ]; then
+    if [ ! -f "$hellaswag" ]; then
+        echo "gpu_check.sh: $hellaswag_from $hellaswag: no such file; give the path of hellaswag_val.jsonl" >&2; exit 2
+    fi
+    hellaswag="$(cd "$(dirname "$hellaswag")" && pwd)/$(basename "$hellaswag")"  # the stages run from ROOT
+else
+    for candidate in "$ROOT/shared/data/hellaswag_val.jsonl" "$(dirname "$ROOT")/shared/data/hellaswag_val.jsonl"; do
+        if [ -f "$candidate" ]; then hellaswag="$candidate"; break; fi
+    done
+fi
+no_hellaswag="skipped: no HellaSwag file; pass --hellaswag-file PATH/hellaswag_val.jsonl or set FWTUI_HELLASWAG_FILE (on the device machine, carry a copy inside the checkout: ../shared does not travel)"
 
 # --- the stages: name, timeout in seconds, command (run from the repository root) ------------------------
-# The timeouts add up to 480 s: the 8 minutes the check may take.
+# The timeouts add up to 480 s: the 8 minutes the check may take. Estimates, not yet measured on a card:
+# a compile of a 12-layer model ~30-40 s (the bare loop's second one partly cached), so the modern stages
+# skip the bare loop; hellaswag stops scoring at its budget, 15 s inside its timeout (start-up, the model).
 if [ "$quick" = 1 ]; then
-    iters="--iters 6 --warmup 2 --repeat 1"; steps=4; limit=128
+    iters="--iters 6 --warmup 2 --repeat 1"; modern="--iters 4 --warmup 2 --repeat 1"; steps=4; limit=128
+    scoring="--limit 2000 --budget-s 30"
 else
-    iters="--iters 12 --warmup 3 --repeat 1"; steps=6; limit=256
+    iters="--iters 12 --warmup 3 --repeat 1"; modern="--iters 8 --warmup 2 --repeat 1"; steps=6; limit=256
+    scoring="--budget-s 55"
 fi
-STAGES=(env pytest train-124m train-4070 calibrate emulate)
-declare -A TIMEOUT=([env]=20 [pytest]=120 [train-124m]=120 [train-4070]=100 [calibrate]=60 [emulate]=60)
+STAGES=(env pytest train-124m train-4070 modern-124m modern-4070 hellaswag calibrate emulate)
+declare -A TIMEOUT=([env]=15 [pytest]=90 [train-124m]=85 [train-4070]=60 [modern-124m]=55 [modern-4070]=45
+                    [hellaswag]=70 [calibrate]=35 [emulate]=25)
 declare -A CMD=(
     [env]="$PY bench/gpu_check_env.py"
     [pytest]="$PY -m pytest -q -p no:cacheprovider -rs -m gpu tests/test_gpu.py"
     [train-124m]="$PY bench/train.py --preset gpt2-124m $iters"
     [train-4070]="$PY bench/train.py --preset rtx4070-12gb $iters"
+    [modern-124m]="$PY bench/train.py --preset gpt2-124m --set recipe=modern $modern --no-bare"
+    [modern-4070]="$PY bench/train.py --preset rtx4070-12gb-modern $modern --no-bare"
+    [hellaswag]="$PY bench/hellaswag.py --presets gpt2-124m $scoring"
     [calibrate]="$PY bench/calibrate.py --eager --steps $steps --presets rtx4070-12gb,rtx4070-12gb-small,24gb,gpt2-124m"
     [emulate]="$PY bench/emulate_12gb.py --limit $limit"
 )
-FILES=(bench/gpu_check_env.py bench/train.py bench/calibrate.py bench/emulate_12gb.py tests/test_gpu.py
-       tests/conftest.py tests/tiny_trainer_child.py)
+FILES=(bench/gpu_check_env.py bench/train.py bench/hellaswag.py bench/calibrate.py bench/emulate_12gb.py
+       tests/test_gpu.py tests/conftest.py tests/tiny_trainer_child.py presets/rtx4070-12gb-modern.toml
+       trainer/data/assets/r50k_base.tiktoken)
 
 selected=()
 for stage in "${STAGES[@]}"; do
@@ -95,6 +133,8 @@ if [ "$dry" = 1 ]; then
     for file in "${FILES[@]}"; do
         if [ -f "$file" ]; then echo "check file $file: present"; else echo "check file $file: MISSING"; failed=1; fi
     done
+    if [ -n "$hellaswag" ]; then echo "check hellaswag file: $hellaswag (the hellaswag stage scores it)"
+    else echo "check hellaswag file: none; the hellaswag stage would be $no_hellaswag"; fi
     if "$PY" bench/gpu_check_env.py --imports-only; then
         echo "check imports: the engine and the bench scripts import without textual, rich, plotext or fwtui"
     else
@@ -119,10 +159,17 @@ status=0
 figures=""
 for stage in "${selected[@]}"; do
     log="$out/logs/$stage.log"
+    if [ "$stage" = hellaswag ] && [ -z "$hellaswag" ]; then
+        echo "$no_hellaswag" | tee "$log"
+        line=$(printf '%-11s %-28s %4s s  logs/%s.log' "$stage" "skipped (no HellaSwag file)" 0 "$stage")
+        echo "$line" | tee -a "$summary"
+        figures+=$'\n'"--- $stage: $no_hellaswag"$'\n'
+        continue
+    fi
     echo "== $stage (timeout ${TIMEOUT[$stage]} s): ${CMD[$stage]}"
     start=$(date +%s)
     # shellcheck disable=SC2086 - the command is words on purpose
-    timeout -k 10 "${TIMEOUT[$stage]}" ${CMD[$stage]} >"$log" 2>&1
+    FWTUI_HELLASWAG_FILE="$hellaswag" timeout -k 10 "${TIMEOUT[$stage]}" ${CMD[$stage]} >"$log" 2>&1
     rc=$?
     seconds=$(( $(date +%s) - start ))
     if [ "$rc" = 0 ]; then result="ok"

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 FORBIDDEN = ("textual", "textual_plotext", "rich", "plotext", "fwtui")
 ENGINE_MODULES = ("trainer.runs.launch", "trainer.train.loop", "trainer.plan.batch_finder", "trainer.model.sampling", "trainer.plan.memory",
                   "trainer.plan.planner", "trainer.model.precision", "trainer.observe.hardware", "trainer.config")
-BENCH_SCRIPTS = ("bench/train.py", "bench/calibrate.py", "bench/emulate_12gb.py")
+BENCH_SCRIPTS = ("bench/train.py", "bench/hellaswag.py", "bench/calibrate.py", "bench/emulate_12gb.py")
 
 
 class _Forbid:

@@ -1,6 +1,7 @@
 """The engine on a CUDA device: bf16 and fp16 runs, fused AdamW, torch.compile (static shapes, and in a
 worker thread as the app compiles), bitwise resume, sampling mid-run, a real out-of-memory error and
---auto-batch recovering from it, and the batch finder's probe under a memory cap.
+--auto-batch recovering from it, the batch finder's probe under a memory cap, and a modern run whose Muon
+steps never synchronise with the host.
 
 Every test is marked `gpu` and skips without CUDA, so the suite never depends on a GPU:
 `python -m pytest -m gpu tests/test_gpu.py` runs them on the GPU machine (bench/gpu_check.sh does).
@@ -21,6 +22,7 @@ from trainer.plan.batch_finder import find_max_batch, make_try_step
 from trainer.train.oom import is_out_of_memory
 from trainer.train.controls import Controls
 from trainer.errors import FwtuiError
+from trainer.train.optimizers import MuonWithAdamW
 
 from tests.engine_helpers import Recorder, train
 from tests.tiny_trainer_child import tiny
@@ -190,3 +192,26 @@ def test_the_probe_finds_the_largest_micro_batch_under_a_cap():
     assert not search.hit_limit
     assert search.batch_size == int(search.largest_fitting * 0.9) or search.batch_size == 1
     assert all(ok == (b <= search.largest_fitting) for b, ok in search.tried), search.tried
+
+
+def test_a_modern_run_trains_in_bf16_and_its_muon_steps_never_sync(pattern_data, tmp_path, monkeypatch):
+    if not torch.cuda.is_bf16_supported():
+        pytest.skip("this card has no bfloat16")
+    real_step = MuonWithAdamW.step
+    steps = {"n": 0}
+
+    def step_without_sync(self, closure=None):
+        torch.cuda.set_sync_debug_mode("error")  # a synchronising CUDA call inside raises
+        try:
+            return real_step(self, closure)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+            steps["n"] += 1
+
+    monkeypatch.setattr(MuonWithAdamW, "step", step_without_sync)
+    rec, trainer, reason = train(pattern_data, tmp_path, gpu(recipe="modern", muon_lr=0.02, dtype="bfloat16"))
+    assert reason == "completed", warnings_of(rec)
+    assert isinstance(trainer.optimizer, MuonWithAdamW) and steps["n"] == trainer.config.max_iters
+    assert rec.of(ev.RunStarted)[0].precision == "bfloat16"
+    losses = [s.loss for s in rec.of(ev.Step)]
+    assert losses[-1] < losses[0] - 1.0, losses

@@ -1,5 +1,6 @@
 """bench/gpu_check.sh on a machine without a GPU: --dry-run lists every stage with its command and timeout,
-checks its files and the engine's imports, and writes nothing; bad arguments are one line and exit 2."""
+checks its files, the HellaSwag file and the engine's imports, and writes nothing; bad arguments are one
+line and exit 2; a run without a HellaSwag file skips that stage and says how to supply one."""
 
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
-STAGES = ("env", "pytest", "train-124m", "train-4070", "calibrate", "emulate")
+STAGES = ("env", "pytest", "train-124m", "train-4070", "modern-124m", "modern-4070", "hellaswag", "calibrate",
+          "emulate")
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
                                 reason="needs bash and coreutils' timeout")
 
 
-def run(*args: str, env_out: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+def run(*args: str, env_out: str | None = None, script: Path = SCRIPT, **env_extra: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("OUT", "FWTUI_HELLASWAG_FILE")}
     env["PYTHON"] = sys.executable  # the interpreter running the tests, with torch
     if env_out is not None:
         env["OUT"] = env_out
-    return subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True, text=True,
+    env.update(env_extra)
+    return subprocess.run(["bash", str(script), *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
 
 
@@ -39,6 +42,13 @@ def test_dry_run_lists_the_stages_checks_its_files_and_writes_nothing(tmp_path):
     assert "-m pytest" in commands and "-m gpu tests/test_gpu.py" in commands
     assert "bench/train.py --preset gpt2-124m" in commands and "bench/train.py --preset rtx4070-12gb" in commands
     assert "bench/calibrate.py" in commands and "bench/emulate_12gb.py" in commands
+    # Both recipes at gpt2-124m's shape, the 12 GB modern preset, HellaSwag's full set at gpt2-124m.
+    assert "bench/train.py --preset gpt2-124m --set recipe=modern" in commands
+    assert "bench/train.py --preset rtx4070-12gb-modern" in commands
+    hellaswag = next(line for line in stage_lines if line.split()[1] == "hellaswag")
+    assert "bench/hellaswag.py --presets gpt2-124m --budget-s" in hellaswag and "--limit" not in hellaswag
+    budget = float(hellaswag.split("--budget-s ")[1].split()[0])
+    assert budget < int(hellaswag.split()[3].rstrip("s")) - 10  # the figure comes before the timeout
     # Four presets calibrated, as the issue asks.
     calibrate = next(line for line in stage_lines if line.split()[1] == "calibrate")
     assert len(calibrate.split("--presets ")[1].split()[0].split(",")) >= 4
@@ -46,7 +56,8 @@ def test_dry_run_lists_the_stages_checks_its_files_and_writes_nothing(tmp_path):
     assert f"timeouts total {total} s" in result.stdout and total <= 480  # the 8 minutes
     assert all(": present" in line for line in lines if line.startswith("check file "))
     assert "check imports: the engine and the bench scripts import without textual" in result.stdout
-    assert "check pytest -m gpu: 11 tests collected" in result.stdout
+    assert "check pytest -m gpu: 12 tests collected" in result.stdout
+    assert sum(line.startswith("check hellaswag file: ") for line in lines) == 1  # found, or how to supply it
     assert result.stdout.rstrip().endswith("dry run: every check passed")
     assert not out.exists()
 
@@ -59,6 +70,34 @@ def test_quick_and_only_shape_the_listing(tmp_path):
     assert [line.split()[1] for line in quick.stdout.splitlines() if line.startswith("stage ")] == [
         "train-124m", "emulate"]
     assert "--iters 12" in full.stdout and "--iters 6" in quick.stdout
+    quick_hellaswag = run("--dry-run", "--quick", "--out", str(tmp_path), "--only", "hellaswag")
+    assert "--limit 2000" in quick_hellaswag.stdout
+
+
+def test_a_given_hellaswag_file_is_the_one_listed(tmp_path):
+    file = tmp_path / "hellaswag_val.jsonl"
+    file.write_text('{"ctx": "a", "endings": ["b", "c", "d", "e"], "label": 0}\n')
+    by_flag = run("--dry-run", "--out", str(tmp_path / "o"), "--only", "hellaswag", "--hellaswag-file", str(file))
+    by_env = run("--dry-run", "--out", str(tmp_path / "o"), "--only", "hellaswag", FWTUI_HELLASWAG_FILE=str(file))
+    for result in (by_flag, by_env):
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"check hellaswag file: {file} (the hellaswag stage scores it)" in result.stdout
+
+
+def test_without_a_hellaswag_file_the_stage_is_skipped_and_says_how_to_supply_one(tmp_path):
+    # A copy of the script in a folder with no shared/ inside or beside it: nothing to find.
+    (tmp_path / "repo" / "bench").mkdir(parents=True)
+    copy = tmp_path / "repo" / "bench" / "gpu_check.sh"
+    shutil.copy(SCRIPT, copy)
+    out = tmp_path / "results"
+    result = run("--out", str(out), "--only", "hellaswag", script=copy)
+    assert result.returncode == 0, result.stdout + result.stderr  # skipped is not failed
+    summary = (out / "summary.txt").read_text()
+    assert "hellaswag   skipped (no HellaSwag file)" in summary
+    assert "pass --hellaswag-file PATH/hellaswag_val.jsonl or set FWTUI_HELLASWAG_FILE" in summary
+    assert "--hellaswag-file" in (out / "logs" / "hellaswag.log").read_text()
+    dry = run("--dry-run", "--out", str(out), "--only", "hellaswag", script=copy)
+    assert "check hellaswag file: none; the hellaswag stage would be skipped" in dry.stdout
 
 
 def test_out_may_come_from_the_environment(tmp_path):
@@ -74,6 +113,9 @@ def test_out_may_come_from_the_environment(tmp_path):
         (("--out",), "--out needs a folder"),
         (("--dry-run",), "no output folder; pass --out DIR (or set OUT)"),
         (("--dry-run", "--out", "x", "--only", "pytest,nope"), "--only: no stage 'nope'"),
+        (("--dry-run", "--out", "x", "--hellaswag-file", "/no/such/hellaswag_val.jsonl"),
+         "--hellaswag-file /no/such/hellaswag_val.jsonl: no such file"),
+        (("--dry-run", "--out", "x", "--hellaswag-file"), "--hellaswag-file needs a path"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(args, says):
