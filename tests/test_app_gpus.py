@@ -72,7 +72,7 @@ async def test_two_gpus_ask_how_many_and_the_plan_follows(home: Path, tiny_parqu
         await settle(pilot, lambda: plan_ready(screen, 2))
         plan = screen.query_one("#plan").plan
         labels = [label for label, _ in plan_rows(plan)]
-        assert "memory per GPU" in labels and "time, 2 GPUs" in labels
+        assert "memory/GPU" in labels and "time, 2 GPUs" in labels
         assert plan.memory_breakdown["ddp_buckets"] > 0  # the planner's DDP term, per GPU
         assert "assumed scaling efficiency" in shown(screen.query_one("#plan"))  # the assumption, stated
         await pilot.press("right")  # no more than the visible GPUs

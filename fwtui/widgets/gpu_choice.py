@@ -55,8 +55,9 @@ class GpuChoice(Static, can_focus=True):
             self.post_message(self.Changed(count))
 
     def _draw(self) -> None:
-        how = "one process" if self.count == 1 else "torchrun, DDP"
-        self.update(f"GPUs  ◀ {self.count} ▶ of {self.available}  ({how}; ←/→ or a digit)")
+        # short: the right column is 30 cells wide at 80 columns; the keys are in the footer (n) and README
+        how = "no DDP" if self.count == 1 else "DDP"
+        self.update(f"GPUs ◀ {self.count} ▶ of {self.available} ({how})")
 
 
 def cuda_visible(gpus: list) -> int:

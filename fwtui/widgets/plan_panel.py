@@ -45,7 +45,7 @@ def plan_rows(plan: Any) -> list[tuple[str, str]]:
         rows.append((time_label, approx(duration(plan.est_seconds))))
     if plan.expected_mfu is not None:
         rows.append(("MFU", approx(percent(plan.expected_mfu))))  # its source is printed below the rows
-    memory, memory_label = plan.est_memory_bytes, "memory per GPU" if gpus > 1 else "memory"
+    memory, memory_label = plan.est_memory_bytes, "memory/GPU" if gpus > 1 else "memory"
     if memory is None:
         rows.append((memory_label, UNKNOWN))
     elif plan.device_memory_bytes:
