@@ -229,3 +229,33 @@ def test_a_child_that_ends_mid_run_is_one_line_that_says_how_to_continue(tmp_pat
     assert "ended (status 1) before the run finished: ChildFailedError: rank 1 exited with -9" in line
     assert f"fwtui --out {run} --resume" in line and "\n" not in line
     assert child.poll() == []  # said once
+
+
+def test_q_before_rank_0_takes_commands_stops_the_child_by_sigterm(tmp_path: Path) -> None:
+    """While the ranks start, nobody reads RUN/control/: the stop goes to the child as SIGTERM (torchrun passes
+    it to every rank, which stop at their first boundary), not to a channel that would refuse it."""
+    import subprocess
+    import sys
+
+    from fwtui.child_run import ChildControls
+
+    run = tmp_path / "run"
+    run.mkdir()
+    ready, stopped = tmp_path / "ready", tmp_path / "stopped"
+    script = ("import pathlib, signal, sys, time\n"
+              f"signal.signal(signal.SIGTERM, lambda *_: (pathlib.Path({str(stopped)!r}).touch(), sys.exit(0)))\n"
+              f"pathlib.Path({str(ready)!r}).touch()\n"
+              "time.sleep(60)\n")
+    child = ChildRun(run, [])
+    child.proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + WAIT
+        while not ready.exists():
+            assert time.monotonic() < deadline and child.running, "the stand-in child never started"
+            time.sleep(0.05)
+        errors: list[str] = []
+        ChildControls(child, on_error=errors.append).stop("quit")
+        assert child.proc.wait(timeout=WAIT) == 0 and stopped.exists() and errors == []
+    finally:
+        if child.proc.poll() is None:
+            child.proc.kill()
