@@ -259,3 +259,21 @@ def test_q_before_rank_0_takes_commands_stops_the_child_by_sigterm(tmp_path: Pat
     finally:
         if child.proc.poll() is None:
             child.proc.kill()
+
+
+def test_fwtui_waits_for_a_stopped_child_then_says_where_the_run_is(tmp_path: Path, capsys) -> None:
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from fwtui.commands.app import _after_child_run
+
+    child = ChildRun(tmp_path / "run", [])
+    child.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    app = SimpleNamespace(child=child, dashboard=SimpleNamespace(stopping=True, error_message=None),
+                          exit_when_over=False, detached=False)
+    assert _after_child_run(app) == 0 and child.proc.returncode == 0  # waited for the ranks to end
+    assert f"see it again with `fwtui attach {child.run_dir}`" in capsys.readouterr().err
+    app.dashboard.error_message = "the training process exited (status 2) before its first event: bad"
+    assert _after_child_run(app) == 2
+    assert capsys.readouterr().err.strip() == f"fwtui: error: {app.dashboard.error_message}"
