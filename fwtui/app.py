@@ -42,6 +42,8 @@ class AppOptions:
     peak_tflops: float | None = None
     resume: bool = False
     """`fwtui --out RUN --resume`: open the dashboard on RUN continuing from its checkpoint, no setup screen."""
+    tensorboard: str | None = None
+    """`fwtui --tensorboard DIR`: the app's run also writes its scalars for TensorBoard to DIR."""
 
 
 def default_gpu_probe() -> list[Any]:
@@ -146,6 +148,7 @@ class FwtuiApp(App):
             title = f"{args.out.resolve().name if args.out else 'run'} · continued"
         self.dashboard = DashboardScreen(controls, title=title, in_process=True)
         self.push_screen(self.dashboard)
+        args.tensorboard = args.tensorboard or self.options.tensorboard  # every in-process run, started or resumed
         self.session = EngineSession(self, args, controls)
         self.session.start()
         if self._collector is None:  # Steps wait in the mailbox for this timer (or the next wake-up)

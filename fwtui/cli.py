@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start", action="store_true", help="start training at once")
     parser.add_argument("--demo", action="store_true",
                         help="use the demo corpus built from Python's own docstrings (no download)")
+    parser.add_argument("--tensorboard", metavar="DIR",
+                        help="the app's run also writes its scalars for TensorBoard to DIR (needs the tensorboard "
+                             "package)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("presets", help="list the presets with exact parameter counts")

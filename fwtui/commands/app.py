@@ -58,7 +58,8 @@ def options_from_args(args: argparse.Namespace):
     if start and not preset:
         raise ConfigError("--start needs --preset NAME (`fwtui presets` lists them)")
     return AppOptions(preset=preset, data=data, out=out, overrides=overrides, start=start,
-                      demo=demo and not data, peak_tflops=getattr(args, "peak_tflops", None), resume=resume)
+                      demo=demo and not data, peak_tflops=getattr(args, "peak_tflops", None), resume=resume,
+                      tensorboard=getattr(args, "tensorboard", None))
 
 
 def _check_resumable(out: str | None, *, demo: bool, start: bool) -> None:
@@ -129,13 +130,14 @@ def _after_child_run(app) -> int:
     from fwtui.screens.child_dashboard import goodbye
 
     child, dashboard = app.child, app.dashboard
-    stopping = getattr(dashboard, "stopping", False) or app.exit_when_over  # q, or SIGTERM to the app
-    if child.proc is not None and stopping:
+    # asked to stop (q, SIGTERM to the app) or over (Finished, Failed): its ranks are ending
+    ending = dashboard is not None and (dashboard.stopping or dashboard.run_over) or app.exit_when_over
+    if child.proc is not None and ending:
         try:
             child.proc.wait(timeout=CHILD_EXIT_SECONDS)
         except subprocess.TimeoutExpired:
             pass  # goodbye() says it goes on, with its pid
-    line, code = goodbye(child, dashboard, stopping)
+    line, code = goodbye(child, dashboard, ending)
     if not app.detached:
         print(line, file=sys.stderr)
     return code
