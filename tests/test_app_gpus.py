@@ -180,7 +180,7 @@ async def test_d_detaches_and_the_run_goes_on(child_env: Path, pattern_data) -> 
         await pilot.press("d")
     try:
         assert dashboard.detached and child.running  # the app is gone, the run is not
-        line, code = goodbye(child, dashboard, stopping=False)
+        line, code = goodbye(child, dashboard, ending=False)
         assert code == 0 and "goes on" in line and f"fwtui attach {run}" in line
         steps = len((run / "events.jsonl").read_text().splitlines())
         deadline = time.monotonic() + WAIT
@@ -270,7 +270,7 @@ def test_fwtui_waits_for_a_stopped_child_then_says_where_the_run_is(tmp_path: Pa
 
     child = ChildRun(tmp_path / "run", [])
     child.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
-    app = SimpleNamespace(child=child, dashboard=SimpleNamespace(stopping=True, error_message=None),
+    app = SimpleNamespace(child=child, dashboard=SimpleNamespace(stopping=True, run_over=False, error_message=None),
                           exit_when_over=False, detached=False)
     assert _after_child_run(app) == 0 and child.proc.returncode == 0  # waited for the ranks to end
     assert f"see it again with `fwtui attach {child.run_dir}`" in capsys.readouterr().err

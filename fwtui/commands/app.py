@@ -136,7 +136,7 @@ def _after_child_run(app) -> int:
         try:
             child.proc.wait(timeout=CHILD_EXIT_SECONDS)
         except subprocess.TimeoutExpired:
-            pass  # goodbye() says it goes on, with its pid
+            pass  # goodbye() says it is ending, with its pid
     line, code = goodbye(child, dashboard, ending)
     if not app.detached:
         print(line, file=sys.stderr)

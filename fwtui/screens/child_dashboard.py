@@ -91,16 +91,16 @@ def open_child_run(app: Any, choice: Any, *, preset: str, out: str | None, launc
     app.run_worker(decide_run_dir, name="child-run", group="child-run", thread=True, exit_on_error=False)
 
 
-def goodbye(child: ChildRun, dashboard: Any, stopping: bool) -> tuple[str, int]:
-    """What `fwtui` prints when the app closes on a child run, and its exit status; `stopping`: the run was
-    asked to stop (q, or SIGTERM to the app)."""
+def goodbye(child: ChildRun, dashboard: Any, ending: bool) -> tuple[str, int]:
+    """What `fwtui` prints when the app closes on a child run, and its exit status; `ending`: the run was
+    asked to stop (q, or SIGTERM to the app) or is over, so its processes are ending, not going on."""
     run = child.run_dir
-    if dashboard is not None and dashboard.error_message is not None and not child.running:
+    if dashboard is not None and dashboard.error_message is not None:
         return f"fwtui: error: {dashboard.error_message}", 2
     if child.running:
         pid = child.proc.pid if child.proc is not None else "?"
-        if stopping:  # its processes are still ending
-            return f"fwtui: run {run} is stopping (torchrun, pid {pid}); `fwtui attach {run}` shows it", 0
+        if ending:
+            return f"fwtui: run {run} is ending (torchrun, pid {pid}); `fwtui attach {run}` shows it", 0
         return (f"fwtui: run {run} goes on in the background (torchrun, pid {pid}); watch it with "
                 f"`fwtui attach {run}`, stop it with `kill -TERM {pid}` (a checkpoint at a boundary)"), 0
     return f"fwtui: run {run} — see it again with `fwtui attach {run}`", 0
