@@ -216,8 +216,9 @@ def test_plan_for_several_gpus_is_memory_per_gpu_and_time_for_all():
     eight = across_gpus(one, config, 8)
     assert eight.gpus == 8 and eight.est_memory_bytes == one.est_memory_bytes + 4 * one.params_with_embeddings
     assert eight.train_seconds == pytest.approx(one.train_seconds / (8 * ASSUMED_SCALING))
-    assert eight.est_seconds == pytest.approx(eight.train_seconds + one.eval_seconds + (one.hellaswag_seconds or 0)
-                                              + one.checkpoint_seconds)
+    assert eight.eval_seconds == pytest.approx(one.eval_seconds / 8)  # each rank evaluates 1/8 of the windows
+    assert eight.est_seconds == pytest.approx(eight.train_seconds + one.eval_seconds / 8
+                                              + (one.hellaswag_seconds or 0) / 8 + one.checkpoint_seconds)
     assert any("assumed scaling efficiency" in note for note in eight.notes)
     assert any("do not divide" in w for w in across_gpus(one, config, 7).warnings)
     assert across_gpus(one, config, 1) is one

@@ -332,8 +332,9 @@ def hellaswag_cost(config: RunConfig, flops_per_token: int) -> tuple[int, int, f
 def across_gpus(plan: Plan, config: RunConfig, gpus: int) -> Plan:
     """The plan for `gpus` GPUs under DDP (trainer.train.distributed): every GPU holds the whole model, its
     optimizer and one micro-batch's activations, plus DDP's gradient buckets (one fp32 copy of the gradients);
-    training time divides by gpus × ASSUMED_SCALING; evaluations (every rank evaluates the same windows) and
-    checkpoints (rank 0) do not; energy counts every card."""
+    training time divides by gpus × ASSUMED_SCALING; evaluations and HellaSwag by gpus (each rank runs its
+    share of the windows and examples: trainer.train.evaluator, trainer.train.hellaswag), checkpoints (rank 0)
+    not; energy counts every card."""
     if gpus <= 1:
         return plan
     warnings, notes = list(plan.warnings), list(plan.notes)
@@ -348,14 +349,14 @@ def across_gpus(plan: Plan, config: RunConfig, gpus: int) -> Plan:
         warnings.append(f"memory ≈ {memory / 1e9:.1f} GB per GPU with DDP's gradient buckets exceeds the "
                         f"device's {plan.device_memory_bytes / 1e9:.1f} GB; lower batch_size")
     train = plan.train_seconds / (gpus * ASSUMED_SCALING) if plan.train_seconds is not None else None
-    total = (train + (plan.eval_seconds or 0.0) + (plan.hellaswag_seconds or 0.0) + plan.checkpoint_seconds
-             if train is not None else None)
+    evals = plan.eval_seconds / gpus if plan.eval_seconds is not None else None  # 1/N of the forwards a rank
+    hellaswag = plan.hellaswag_seconds / gpus if plan.hellaswag_seconds is not None else None
+    total = (train + (evals or 0.0) + (hellaswag or 0.0) + plan.checkpoint_seconds if train is not None else None)
     energy = plan.energy_kwh * gpus * total / plan.est_seconds if plan.energy_kwh and total else None
     notes.append(f"{gpus} GPUs: memory per GPU (+ DDP's fp32 gradient buckets, {buckets / 1e9:.2f} GB); training "
                  f"time ÷ ({gpus} × an assumed scaling efficiency of {ASSUMED_SCALING:.0%}, not measured: "
-                 "bench/ddp.py measures it); evaluations run on every GPU over the same windows, so they do not "
-                 "shrink")
+                 f"bench/ddp.py measures it); evaluations and HellaSwag split over the GPUs: ÷ {gpus}")
     return replace(plan, gpus=gpus, est_memory_bytes=memory, memory_breakdown=breakdown, train_seconds=train,
-                   est_seconds=total, energy_kwh=energy,
+                   eval_seconds=evals, hellaswag_seconds=hellaswag, est_seconds=total, energy_kwh=energy,
                    cost=plan.cost * energy / plan.energy_kwh if plan.cost is not None and energy else None,
                    warnings=warnings, notes=notes)
