@@ -121,7 +121,8 @@ class FwtuiApp(App):
 
             preset = self.options.preset if choice.preset is getattr(self, "_preset_from_path", None) else None
             open_child_run(self, choice, preset=preset or choice.preset.name, out=self.options.out,
-                           launch=self.launch_flags or gpu_flags, peak_tflops=self.options.peak_tflops)
+                           launch=self.launch_flags or gpu_flags, peak_tflops=self.options.peak_tflops,
+                           tensorboard=self.options.tensorboard)
             return
         out = Path(self.options.out) if self.options.out else None
         self._open_run(RunArgs(preset=choice.preset, data=choice.data, out=out, overrides=choice.overrides,

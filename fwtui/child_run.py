@@ -46,13 +46,16 @@ def cpu_process_flags(count: int) -> list[str]:
 
 
 def train_argv(preset: str, data: str, out: Path, overrides: list[str], launch: list[str],
-               peak_tflops: float | None = None) -> list[str]:
-    """`fwtui train`'s arguments for the choice the setup screen made (what the in-process path runs)."""
+               peak_tflops: float | None = None, tensorboard: str | None = None) -> list[str]:
+    """`fwtui train`'s arguments for the choice the setup screen made (what the in-process path runs), with
+    the app's own --peak-tflops and --tensorboard."""
     argv = ["train", "--preset", preset, "--data", data, "--out", str(out)]
     for override in overrides:
         argv += ["--set", override]
     if peak_tflops is not None:
         argv += ["--peak-tflops", str(peak_tflops)]
+    if tensorboard is not None:
+        argv += ["--tensorboard", tensorboard]
     return argv + launch
 
 

@@ -101,10 +101,10 @@ def test_the_child_is_fwtui_train_with_the_setup_screens_choice(tmp_path: Path) 
     from fwtui.cli import build_parser
 
     argv = train_argv("cpu-tiny", "shard.parquet", tmp_path / "run", ["batch_size=2", "lr=1e-3"], ["--gpus", "2"],
-                      peak_tflops=165.0)
+                      peak_tflops=165.0, tensorboard="tb")
     args = build_parser().parse_args(argv)
-    assert (args.command, args.preset, args.data, args.out, args.gpus, args.peak_tflops) == \
-        ("train", "cpu-tiny", "shard.parquet", str(tmp_path / "run"), "2", 165.0)
+    assert (args.command, args.preset, args.data, args.out, args.gpus, args.peak_tflops, args.tensorboard) == \
+        ("train", "cpu-tiny", "shard.parquet", str(tmp_path / "run"), "2", 165.0, "tb")
     assert args.overrides == ["batch_size=2", "lr=1e-3"]
 
 

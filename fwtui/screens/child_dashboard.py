@@ -58,7 +58,7 @@ class ChildDashboard(DashboardScreen):
 
 
 def open_child_run(app: Any, choice: Any, *, preset: str, out: str | None, launch: LaunchFlags,
-                   peak_tflops: float | None) -> None:
+                   peak_tflops: float | None, tensorboard: str | None = None) -> None:
     """Start `fwtui train ... <launch(choice.gpus)>` for the setup screen's choice and push its dashboard.
 
     The run directory is decided on a worker thread (trainer.runs.launch.default_run_dir: importing it imports
@@ -78,7 +78,8 @@ def open_child_run(app: Any, choice: Any, *, preset: str, out: str | None, launc
                                  severity="error", markup=False)
 
     def launch_in(run_dir: Path) -> None:
-        argv = train_argv(preset, choice.data, run_dir, list(choice.overrides), launch(choice.gpus), peak_tflops)
+        argv = train_argv(preset, choice.data, run_dir, list(choice.overrides), launch(choice.gpus), peak_tflops,
+                          tensorboard)
         child = ChildRun(run_dir, argv)
         app.child = child
         unit = "GPUs" if launch is gpu_flags else "processes"
