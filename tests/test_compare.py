@@ -215,6 +215,35 @@ async def test_closing_the_screen_stops_its_reading_thread(runs):
     assert ended.wait(10), "the reading thread went on after its screen closed"
 
 
+async def test_the_fast_line_conversion_is_textuals_own_segment_for_segment(runs):
+    """fwtui.widgets.plot_strips against Textual's general path (rich's ANSI decoder, Content, to_strips) on every
+    line of the compare chart in every axis, scale and EMA: the same segments, or None (the general path then)."""
+    from rich.text import Text
+    from textual.visual import Visual, visualize
+
+    from fwtui.widgets.plot_strips import plot_line_strip
+
+    app = CompareApp([str(p) for p in runs])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await all_read(pilot)
+        screen, chart = app.compare, app.compare.query_one(CompareChart)
+        fast_lines = 0
+        for x_axis in ("iter", "tokens", "time"):
+            for log_y in (False, True):
+                for smoothing in (0.0, 0.9):
+                    screen.chart_view.x_axis, screen.chart_view.log_y = x_axis, log_y
+                    screen.chart_view.smoothing = smoothing
+                    for line in chart._plot_ansi().split("\n"):
+                        fast = plot_line_strip(line, chart.visual_style.rich_style, chart.size.width)
+                        if fast is None:
+                            continue
+                        general = Visual.to_strips(chart, visualize(chart, Text.from_ansi(line), markup=False),
+                                                   chart.size.width, 1, chart.visual_style)[0]
+                        assert list(fast) == list(general) and fast.cell_length == general.cell_length
+                        fast_lines += 1
+        assert fast_lines >= 12 * 30  # every drawn line of the 12 pictures (only empty ones go the general way)
+
+
 def test_compare_three_runs_wide(snap_compare, runs):
     app = CompareApp([str(p) for p in runs[:3]])  # as `fwtui compare` opens them: read after the first frame
     assert snap_compare(app, terminal_size=(120, 40), run_before=all_read)

@@ -33,6 +33,7 @@ from fwtui.chart_math import PALETTE, axis_scale
 from fwtui.compared_runs import ComparedRun, Reader, assign_colours, load_compared, waiting_run
 from fwtui.screens.chart_keys import CHART_BINDINGS, ChartKeys
 from fwtui.widgets.charts import ChartView, _Chart, place
+from fwtui.widgets.plot_strips import plot_line_strip
 from trainer.errors import FwtuiError
 
 
@@ -72,7 +73,9 @@ class CompareChart(_Chart):
     def render_line(self, y: int) -> Strip:
         look = (self.size, self.app.theme, self.theme)  # what a line's Strip depends on besides its text
         if self._key == self._plot_key() and 0 <= y < len(self._lines) and self._strips[y] is None:
-            self._strips[y] = self._line_strips.get((look, self._lines[y]))
+            line = self._lines[y]
+            self._strips[y] = self._line_strips.get((look, line)) or plot_line_strip(
+                line, self.visual_style.rich_style, self.size.width)  # None: the general way, in super()
         strip = super().render_line(y)
         if 0 <= y < len(self._lines):
             if len(self._line_strips) >= LINE_STRIPS_KEPT:
