@@ -136,8 +136,11 @@ def legend_text(runs: list[ComparedRun], smoothing: float) -> Text:
         if run.best_val is not None:
             parts.append(f"best val {fmt.loss(run.best_val)}" + (" (lowest)" if run.best_val == best else ""))
         text.append("  " + " · ".join(parts))
+    # Always one line (`m` never changes the legend's height: a new height is a new chart size, plotted twice).
     if smoothing:
         text.append(f"\ntrain lines are the EMA {smoothing:g} of the logged losses, debiased; the figures are raw")
+    else:
+        text.append("\ntrain lines are the logged losses (m smooths them: a debiased EMA)", style="dim")
     return text
 
 
@@ -173,6 +176,7 @@ class CompareScreen(ChartKeys, Screen[None]):
         self.chart_view = ChartView()
         self.quit_exits = quit_exits  # `fwtui compare`: q quits; over a dashboard: q goes back to it
         self.reader = reader
+        self._shown: tuple[str, Text | None] = ("", None)  # the head and legend on screen
         self.ui_free = threading.Event()
         """Clear while the UI thread redraws for a key: the reading thread waits at its next pace point."""
         self.ui_free.set()
@@ -233,8 +237,13 @@ class CompareScreen(ChartKeys, Screen[None]):
         count = f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''}"
         if self.reading:
             count += f" ({self.reading} reading...)"
-        self.query_one("#compare-head", Static).update(f"compare {count} · {self.chart_view.describe()}")
-        self.query_one("#compare-legend", Static).update(legend_text(self.runs, self.chart_view.smoothing))
+        head, legend = f"compare {count} · {self.chart_view.describe()}", legend_text(self.runs, self.chart_view.smoothing)
+        # Static.update lays the screen out again even for the same text: x and l leave the legend as it was
+        if head != self._shown[0]:
+            self.query_one("#compare-head", Static).update(head)
+        if legend != self._shown[1]:
+            self.query_one("#compare-legend", Static).update(legend)
+        self._shown = (head, legend)
 
     def _chart_view_changed(self) -> None:
         self.redraw_charts_for_view()  # the head line names the view: no toast to lay out on top (30 ms a key)
