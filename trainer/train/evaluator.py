@@ -116,7 +116,8 @@ class Evaluator:
                     with self.autocast:
                         _, loss = model(x, y)  # mean over the batch's n x T targets
                     total += loss.float() * n  # = the sum of its n windows' mean losses
-                parts += [total, torch.tensor(float(len(self.mine[split])), device=self.device)]
+                # a fill on the device, not a copy from the host (which would wait for the queued forwards)
+                parts += [total, torch.full((), float(len(self.mine[split])), device=self.device)]
             sums = self.ranks.sum(torch.stack(parts))  # (4,): every rank's share added (no-op for one process)
             train_loss, val_loss = (sums[0::2] / sums[1::2]).tolist()  # the evaluation's one host sync
         finally:
