@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from trainer.model.gpt import GPT, ModelArgs
@@ -163,9 +164,11 @@ def no_host_reads(monkeypatch):
     return inside
 
 
-def test_a_good_step_through_found_inf_is_bitwise_the_in_place_update_and_reads_nothing(monkeypatch):
+@pytest.mark.parametrize("on_device", [True, False])
+def test_a_good_step_is_bitwise_the_plain_in_place_update_on_either_path(monkeypatch, on_device):
     ours, reference = mixed_params(0), mixed_params(0)
     optimizer = MuonWithAdamW(mixed_groups(ours), lr=1e-2, betas=(0.9, 0.95), momentum=0.95)
+    optimizer.skip_on_device = on_device  # True: as on a GPU (copies and torch.where); False: the CPU's
     state: dict = {}
     inside = no_host_reads(monkeypatch)
     gen = torch.Generator().manual_seed(1)
@@ -174,8 +177,8 @@ def test_a_good_step_through_found_inf_is_bitwise_the_in_place_update_and_reads_
         for a, b in zip(ours, reference):
             grad = torch.randn(a.shape, generator=gen) * 10.0 ** (i % 4 - 2)  # gradients over 4 decades
             a.grad, b.grad = grad.clone(), grad.clone()
-        inside["on"] = True
-        step_unless_bad(optimizer, good)  # the loop's call: found_inf = 0 on the device
+        inside["on"] = on_device  # the device path reads nothing on the host
+        step_unless_bad(optimizer, good)  # the loop's call: found_inf = 0
         inside["on"] = False
         in_place_reference(reference, state)
         for a, b in zip(ours, reference):
@@ -183,9 +186,11 @@ def test_a_good_step_through_found_inf_is_bitwise_the_in_place_update_and_reads_
     assert optimizer._step_supports_amp_scaling
 
 
-def test_a_bad_step_leaves_weights_buffers_and_counts_as_they_were_and_reads_nothing(monkeypatch):
+@pytest.mark.parametrize("on_device", [True, False])
+def test_a_bad_step_leaves_weights_buffers_and_counts_as_they_were(monkeypatch, on_device):
     params = mixed_params(0)
     optimizer = MuonWithAdamW(mixed_groups(params), lr=1e-2, betas=(0.9, 0.95), momentum=0.95)
+    optimizer.skip_on_device = on_device
     for p in params:
         p.grad = torch.randn_like(p)
     optimizer.step()  # one good step: every buffer exists and is non-zero
@@ -194,8 +199,8 @@ def test_a_bad_step_leaves_weights_buffers_and_counts_as_they_were_and_reads_not
     for p in params:
         p.grad = torch.full_like(p, float("nan"))
     inside = no_host_reads(monkeypatch)
-    inside["on"] = True
-    step_unless_bad(optimizer, torch.ones(()))  # a non-finite step: skipped on the device
+    inside["on"] = on_device
+    step_unless_bad(optimizer, torch.ones(()))  # a non-finite step: skipped
     inside["on"] = False
     for p, old in zip(params, before):
         assert torch.equal(p, old)

@@ -11,8 +11,8 @@ AdamW (their rows are looked up or scored one at a time; orthogonalising them is
 One optimizer object holds both kinds of group ("kind" = "muon" or "adamw"), so GradScaler, zero_grad,
 state_dict and load_state_dict (an exact resume) work as for AdamW. The loop sets every group's "lr" to the
 schedule's rate for learning_rate; a group steps at lr * "lr_scale", so Muon's rate (muon_lr) follows the
-same warm-up and decay in proportion. Like the fused AdamW, it skips a non-finite step on the device (the
-found-inf protocol of GradScaler and trainer.train.bad_steps), so a step waits for nothing on the host.
+same warm-up and decay in proportion. Like the fused AdamW, it skips a non-finite step without a host sync
+(the found-inf protocol of GradScaler and trainer.train.bad_steps; see MuonWithAdamW).
 """
 
 from __future__ import annotations
@@ -52,10 +52,13 @@ def orthogonalize(g: torch.Tensor, steps: int = NS_STEPS) -> torch.Tensor:
 class MuonWithAdamW(torch.optim.Optimizer):
     """Muon on the groups with kind "muon", AdamW (decoupled weight decay) on those with kind "adamw".
 
-    No host sync: like the fused AdamW it takes GradScaler's found-inf protocol (`_step_supports_amp_scaling`):
-    when `self.found_inf` (a 0-dim device tensor, set by trainer.train.bad_steps or GradScaler) is > 0 the step
-    leaves weights, buffers and step counts as they were. Each new value is computed out of place and kept by
-    `torch.where` on the device, so a good step's values are bitwise those of the plain in-place update.
+    It takes GradScaler's found-inf protocol (`_step_supports_amp_scaling`), as the fused AdamW does: the
+    caller (trainer.train.bad_steps, or GradScaler) sets `self.found_inf`, a 0-dim tensor > 0 when this step
+    must leave weights, buffers and step counts as they are. Off the CPU the skip is decided on the device,
+    with no host sync: the update runs on copies and `torch.where` keeps either. On the CPU reading that
+    tensor costs no sync, so the update runs in place or not at all (no copies: they would cost more than
+    the update, measured by bench/muon.py). `skip_on_device` (None: by device) forces either way; both give
+    bitwise the same values (tests/test_muon.py).
     """
 
     _step_supports_amp_scaling = True
@@ -64,12 +67,19 @@ class MuonWithAdamW(torch.optim.Optimizer):
         defaults = dict(lr=lr, lr_scale=1.0, betas=betas, eps=ADAM_EPS, momentum=momentum, weight_decay=0.0,
                         kind="adamw")
         super().__init__(groups, defaults)
+        self.skip_on_device: bool | None = None
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: ANN001 - torch's signature
         found_inf = getattr(self, "found_inf", None)  # set by the caller for this step only
         grad_scale = getattr(self, "grad_scale", None)  # GradScaler's scale when the gradients are still scaled
-        skip = None if found_inf is None else found_inf > 0  # 0-dim bool on the device: skip this step
+        skip = None  # a 0-dim bool on the device: keep the old values (None: update in place)
+        if found_inf is not None:
+            on_device = found_inf.device.type != "cpu" if self.skip_on_device is None else self.skip_on_device
+            if on_device:
+                skip = found_inf > 0
+            elif found_inf.item() > 0:  # a CPU tensor: no device to wait for
+                return None
         for group in self.param_groups:
             lr = group["lr"] * group["lr_scale"]
             for p in group["params"]:
@@ -86,16 +96,18 @@ class MuonWithAdamW(torch.optim.Optimizer):
         state = self.state[p]
         if not state:
             state["momentum_buffer"] = torch.zeros_like(p)  # Muon's one buffer (AdamW keeps two)
+        targets = (p, state["momentum_buffer"])
+        w, buf = targets if skip is None else (t.clone() for t in targets)
         m = group["momentum"]
-        buf = state["momentum_buffer"].lerp(grad, 1 - m)  # m·buf + (1 - m)·g
+        buf.lerp_(grad, 1 - m)  # buf = m·buf + (1 - m)·g
         update = grad.lerp(buf, m)  # Nesterov: look one momentum step ahead
         # A tall matrix's orthogonalised update has rows of norm sqrt(cols/rows): scale it back so every
         # shape moves by a like RMS (Jordan's max(1, rows/cols)^0.5).
         scale = max(1.0, p.size(0) / p.size(1)) ** 0.5
-        new = p.mul(1 - lr * group["weight_decay"]) if group["weight_decay"] else p
-        new = new.add(orthogonalize(update).to(p.dtype), alpha=-lr * scale)
-        keep(state["momentum_buffer"], buf, skip)
-        keep(p, new, skip)
+        if group["weight_decay"]:
+            w.mul_(1 - lr * group["weight_decay"])
+        w.add_(orthogonalize(update).to(p.dtype), alpha=-lr * scale)
+        keep(targets, (w, buf), skip)
 
     def _adamw(self, p: torch.Tensor, grad: torch.Tensor, group: dict, lr: float, skip) -> None:
         state = self.state[p]
@@ -106,20 +118,20 @@ class MuonWithAdamW(torch.optim.Optimizer):
         elif state["step"].device != p.device or state["step"].dtype != step_dtype(p):
             # A checkpoint's count arrives on the CPU (torch leaves "step" where it was saved)
             state["step"] = state["step"].to(p.device, step_dtype(p))
+        targets = (p, state["step"], state["exp_avg"], state["exp_avg_sq"])
+        w, step, exp_avg, exp_avg_sq = targets if skip is None else (t.clone() for t in targets)
         beta1, beta2 = group["betas"]
-        step = state["step"] + 1
-        # The bias corrections as 0-dim device tensors in float64, as Python's floats would be: 1 - beta^t.
+        step += 1
+        # The bias corrections, 0-dim tensors on the device in float64 (as Python floats): 1 - beta^t.
         correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step).sqrt()
-        new = p.mul(1 - lr * group["weight_decay"]) if group["weight_decay"] else p
-        exp_avg = state["exp_avg"].lerp(grad, 1 - beta1)
-        exp_avg_sq = state["exp_avg_sq"].mul(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denom = (exp_avg_sq.sqrt() / correction2).add_(group["eps"])
-        # p - lr/correction1 · exp_avg / denom, rounded as addcdiv rounds it: (value · exp_avg) / denom, then +
-        new = new.add(exp_avg.mul((-lr / correction1).to(p.dtype)).div_(denom))
-        keep(state["step"], step, skip)
-        keep(state["exp_avg"], exp_avg, skip)
-        keep(state["exp_avg_sq"], exp_avg_sq, skip)
-        keep(p, new, skip)
+        if group["weight_decay"]:
+            w.mul_(1 - lr * group["weight_decay"])
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = exp_avg_sq.sqrt().div_(correction2).add_(group["eps"])
+        # w - lr/correction1 · exp_avg / denom, rounded as addcdiv rounds it: (value · exp_avg) / denom, then +
+        w.add_(exp_avg.mul((-lr / correction1).to(p.dtype)).div_(denom))
+        keep(targets, (w, step, exp_avg, exp_avg_sq), skip)
 
 
 def step_dtype(p: torch.Tensor) -> torch.dtype:
@@ -127,12 +139,12 @@ def step_dtype(p: torch.Tensor) -> torch.dtype:
     return torch.float32 if p.device.type == "mps" else torch.float64
 
 
-def keep(target: torch.Tensor, new: torch.Tensor, skip: torch.Tensor | None) -> None:
-    """target = new, unless `skip` (0-dim bool on the device) is true: then target stays. No host sync."""
-    if skip is None:
-        target.copy_(new)
-    else:
-        torch.where(skip, target, new, out=target)
+def keep(targets: tuple[torch.Tensor, ...], updated: tuple[torch.Tensor, ...], skip: torch.Tensor | None) -> None:
+    """Each target takes its updated copy unless `skip` (0-dim bool on the device) is true. No host sync.
+    skip None: the update ran in place, nothing to do."""
+    if skip is not None:
+        for target, new in zip(targets, updated):
+            torch.where(skip, target, new, out=target)
 
 
 def muon_groups(config: RunConfig, model: torch.nn.Module) -> list[dict]:
