@@ -135,8 +135,11 @@ def _rank_status(outcome: dict) -> Iterator[None]:
     finally:
         if folder and Path(folder).is_dir():
             path = Path(folder) / f"rank{os.environ.get('RANK', '0')}.json"
-            path.with_suffix(".tmp").write_text(json.dumps({**status, **outcome}))
-            os.replace(path.with_suffix(".tmp"), path)  # the launcher reads a whole file or none
+            try:
+                path.with_suffix(".tmp").write_text(json.dumps({**status, **outcome}))
+                os.replace(path.with_suffix(".tmp"), path)  # the launcher reads a whole file or none
+            except OSError:  # the launcher then says this rank was killed: wrong, but never a lost exit
+                pass
 
 
 def torchrun_args(cli_argv: list[str], count: int, cpu: bool) -> list[str]:
@@ -168,7 +171,7 @@ def launch_torchrun(cli_argv: list[str], count: int, cpu: bool) -> int:
         except SignalException as err:
             code, line = _after_signal(signal_name(err.sigval), count, _statuses(folder, count))
         except ChildFailedError as err:
-            code, line = _after_failure(err, _statuses(folder, count))
+            code, line = _after_failure(err)
         finally:
             os.environ.pop(RANK_STATUS_ENV, None)
     print(line, file=sys.stdout if code == 0 else sys.stderr, flush=True)
@@ -208,7 +211,7 @@ def _after_signal(name: str, count: int, statuses: dict[int, dict]) -> tuple[int
     return 0, f"{name}: torchrun passed it to the {count} processes; they stopped{at} and all exited 0"
 
 
-def _after_failure(err, statuses: dict[int, dict]) -> tuple[int, str]:
+def _after_failure(err) -> tuple[int, str]:
     """Exit status and the one line when a rank failed and torchrun ended the others."""
     rank, failure = err.get_first_failure()
     if failure.exitcode > 0:  # the rank said why itself (fwtui.cli's one line, above)
