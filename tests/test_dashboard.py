@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from textual.widgets import Input
@@ -11,6 +12,7 @@ from fwtui.screens.help import HelpModal
 from fwtui.screens.sample_modal import SampleModal
 from fwtui.widgets.panels import EventLog
 from tests.dashboard_app import DashApp, FakeControls, log_text, text_of
+from trainer.observe.events import RunStarted
 from tests.dashboard_script import (SAMPLE_TEXT, T0, Failed, Finished, Sample, StateChanged, eval_at, run_started,
                                     scripted_run, step)
 
@@ -42,6 +44,21 @@ async def test_panels_show_the_fed_run():
         assert "iter 1,000 eval: train 3.34 · val 3.38" in log
         assert "checkpoint (eval): 0.8 GB in 1.20 s" in log
         assert "WARNING: loss spike" in log
+
+
+async def test_a_run_on_several_gpus_names_the_world_and_the_cards():
+    """Two ranks on one kind of card: the header says 2 x the card, throughput is all ranks', MFU per GPU
+    is also the total (Step.mfu: total tokens/s / world size against one card's peak)."""
+    app = DashApp(FakeControls())
+    async with app.run_test(size=(120, 40)) as pilot:
+        two = dataclasses.replace(run_started(), world_size=2,
+                                  device_names=["NVIDIA GeForce RTX 4070", "NVIDIA GeForce RTX 4070"])
+        for event in scripted_run(1240):
+            app.dash.feed(two if isinstance(event, RunStarted) else event)
+        await pilot.pause()
+        assert "2 × NVIDIA GeForce RTX 4070, 12.0 GB each" in text_of(app, "#header-left")
+        throughput = text_of(app, "#throughput")
+        assert "(all 2 ranks)" in throughput and "per GPU and in total" in throughput
 
 
 async def test_charts_draw_the_histories():

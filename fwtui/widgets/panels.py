@@ -28,6 +28,18 @@ def _device_memory(run: RunStarted) -> str:
     return "" if run.device_memory_bytes is None else f", {fmt.gigabytes(run.device_memory_bytes)}"
 
 
+def _devices(run: RunStarted) -> str:
+    """Where the run trains: one device, or the world size and the cards ("2 × NVIDIA H100 ..., 80.0 GB
+    each"; different cards are named one by one)."""
+    if run.world_size <= 1:
+        return f"{run.device_name}{_device_memory(run)}"
+    names = run.device_names or [run.device_name]
+    memory = "" if run.device_memory_bytes is None else f", {fmt.gigabytes(run.device_memory_bytes)} each"
+    if len(set(names)) == 1:
+        return f"{run.world_size} × {names[0]}{memory}"
+    return f"{run.world_size} ranks: {' + '.join(names)}"
+
+
 class Panel(Static):
     """A Static that repaints only when its text changes, and asks for a layout only when its shape does.
 
@@ -101,7 +113,7 @@ class HeaderLine(Horizontal):
             parts.append("preparing data")
         else:
             parts.append(f"{run.config.get('name', 'custom')} ({format_count(run.params)})")
-            parts.append(f"{run.device_name}{_device_memory(run)}")
+            parts.append(_devices(run))
         self.query_one("#header-left", Panel).show_text(Text(" · ".join(parts), overflow="ellipsis", no_wrap=True))
         right = ""
         if run is not None:
@@ -119,14 +131,18 @@ class ThroughputPanel(Panel):
         if run is None or step is None:
             self.show_text("waiting for the first step")
             return
-        lines = [f"{fmt.rate(step.tokens_per_sec, 'tok')} · {fmt.seconds(step.step_seconds)}/iter"]
+        world = f" (all {run.world_size} ranks)" if run.world_size > 1 else ""
+        lines = [f"{fmt.rate(step.tokens_per_sec, 'tok')}{world} · {fmt.seconds(step.step_seconds)}/iter"]
         if run.peak_flops is None:
             source = run.peak_flops_source or "no peak for this device"
             lines.append(f"MFU unknown ({source if 'unknown' in source.lower() else 'peak unknown: ' + source})")
         elif step.mfu is None:
             lines.append(f"MFU unknown · peak {fmt.tflops(run.peak_flops)} ({run.peak_flops_source})")
         else:
-            lines.append(f"MFU {fmt.percent(step.mfu)} of {fmt.tflops(run.peak_flops)} ({run.peak_flops_source})")
+            # Step.mfu: total tokens/s ÷ world_size against one card's peak: for one kind of card, also the total
+            per = "" if run.world_size <= 1 else (" per GPU and in total" if len(set(run.device_names)) <= 1
+                                                  else " per GPU, against rank 0's card")
+            lines.append(f"MFU {fmt.percent(step.mfu)}{per} of {fmt.tflops(run.peak_flops)} ({run.peak_flops_source})")
         grad = "" if step.grad_norm is None else f" · grad norm {step.grad_norm:.2f}"
         lines.append(f"lr {step.lr:.2e}{grad} · {run.precision}{' · compiled' if run.compiled else ''}")
         self.show_text(Text("\n".join(lines)))
