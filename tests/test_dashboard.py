@@ -337,3 +337,11 @@ async def test_health_line_shows_a_val_loss_plateau_from_a_replay():
         assert "health: val loss plateau: 3.41, 3.40, 3.41 over the last 3 evals (iters 1,500-2,000" in \
             text_of(app, "#health")
         assert "HEALTH: val loss plateau" in log_text(app.dash)
+
+
+def test_the_help_lists_each_viewers_own_keys():
+    """In the app's own run q stops it; attached, q detaches; a child run (several GPUs) adds d."""
+    own, attached, child = HelpModal().lines(), HelpModal(attach=True).lines(), HelpModal(detach=True).lines()
+    assert any("q  quit: stop" in line for line in own) and not any(line.strip().startswith("d ") for line in own)
+    assert any("q  detach" in line for line in attached)
+    assert any(line.strip().startswith("d  detach: the app exits, the run goes on") for line in child)

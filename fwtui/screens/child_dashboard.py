@@ -16,6 +16,7 @@ from textual.binding import Binding
 
 from fwtui.child_run import ChildControls, ChildRun, LaunchFlags, gpu_flags, train_argv
 from fwtui.screens.dashboard import DashboardScreen
+from fwtui.screens.help import HelpModal
 from trainer.observe.events import Failed, Finished
 
 POLL_SECONDS = 0.25
@@ -48,6 +49,9 @@ class ChildDashboard(DashboardScreen):
         if any(isinstance(e, (Finished, Failed)) for e in events) and getattr(self.app, "exit_when_over", False):
             self.app.exit()  # SIGTERM to the app asked to exit once the run stopped
         return len(events)
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpModal(detach=True))
 
     def action_detach(self) -> None:
         if not self.child.running:

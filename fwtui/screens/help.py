@@ -41,9 +41,11 @@ class HelpModal(ModalScreen[None]):
         Binding("q", "dismiss_help", "close", show=False),
     ]
 
-    def __init__(self, *, read_only: bool = False, attach: bool = False) -> None:
+    def __init__(self, *, read_only: bool = False, attach: bool = False, detach: bool = False) -> None:
+        """read_only: a replay (`fwtui view`); attach: `fwtui attach` (q detaches); detach: a run the app
+        started as a child (several GPUs: `d` leaves it running)."""
         super().__init__()
-        self.read_only, self.attach = read_only, attach
+        self.read_only, self.attach, self.detach = read_only, attach, detach
 
     def lines(self) -> list[str]:
         rows = []
@@ -55,6 +57,8 @@ class HelpModal(ModalScreen[None]):
             elif self.read_only and key in "spech" and len(key) == 1:
                 what += " (not available in a replay)"
             rows.append(f"{key:>13}  {what}")
+            if key == "q" and self.detach:
+                rows.append(f"{'d':>13}  detach: the app exits, the run goes on; `fwtui attach RUN` shows it again")
         return rows
 
     def compose(self) -> ComposeResult:
