@@ -99,3 +99,20 @@ def test_a_hellaswag_failure_on_another_rank_stops_the_periodic_scoring_on_this_
     scorer.run(model_for_test(), 5)
     assert emitted == [] and not scorer.due(10)
     assert warnings == ["HellaSwag not scored, and not again every 5 iterations: it failed on 1 of 2 processes"]
+
+
+def test_a_stop_asked_during_a_scoring_ends_it_at_the_next_example_without_an_event(two_ranks):
+    """So a SIGTERM's checkpoint is not held up by the rest of the file (torchrun kills after its grace)."""
+    from tests.tiny_trainer_child import tiny
+    from trainer.train.hellaswag import HellaSwagAtBoundary
+
+    _, hellaswag_file, _ = two_ranks
+    emitted, warnings, asked = [], [], []
+    scorer = HellaSwagAtBoundary(tiny(hellaswag_interval=5, max_iters=10), "cpu", "float32", emitted.append,
+                                 warnings.append, file=str(hellaswag_file), stopping=lambda: len(asked) >= 1)
+    scorer.run(model_for_test(), 5)  # no stop: scored
+    asked.append("SIGTERM")
+    scorer.run(model_for_test(), 10)
+    assert [e.iter for e in emitted] == [5]
+    assert warnings == [f"HellaSwag not scored, and not again every 5 iterations: a stop was asked after 1 of this "
+                        f"process's {EXAMPLES} examples"]

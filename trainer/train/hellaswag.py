@@ -178,6 +178,10 @@ def score(model: torch.nn.Module, examples: Sequence[Example], encoding, *, devi
     return result
 
 
+class _Stopped(Exception):
+    """Raised between two examples when the run is asked to stop (HellaSwagAtBoundary.stopping)."""
+
+
 class HellaSwagAtBoundary:
     """A run's HellaSwag: scored every hellaswag_interval iterations and at max_iters (0: only when asked,
     the `h` key), at a step boundary, on the uncompiled model (each example's width differs, which would
@@ -193,16 +197,23 @@ class HellaSwagAtBoundary:
     the counts one process gets, example for example. Every rank reaches that collective even when its
     own load or scoring failed (it adds failed = 1), so no rank waits forever and all of them stop the
     periodic scoring together (`due` must agree on every rank). Rank 0 alone emits the event.
+
+    `stopping()` (the run's own stop flag, not yet agreed by the ranks) is read after each example: a stop
+    asked mid-scoring (SIGTERM, the control channel) ends this rank's share there, so the stop's checkpoint
+    is not held up by the rest of the file (torchrun kills the ranks TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds,
+    30 by default, after a SIGTERM). That scoring is then not counted: no event, one warning.
     """
 
     def __init__(self, config: "RunConfig", device: str, precision: str, emit: Callable,
-                 warn: Callable[[str], None], eta=None, *, file: str | None = None, ranks: Dist | None = None) -> None:
+                 warn: Callable[[str], None], eta=None, *, file: str | None = None, ranks: Dist | None = None,
+                 stopping: Callable[[], bool] | None = None) -> None:
         """`eta`: the run's trainer.observe.metrics.EtaEstimator, told the plan and fed each scoring's time."""
         self.interval, self.limit = config.hellaswag_interval, config.hellaswag_limit
         self.max_iters = config.max_iters
         self.device, self.precision = device, precision
         self.emit, self.warn, self.eta, self.file = emit, warn, eta, file
         self.ranks = ranks or Dist()
+        self.stopping = stopping
         self._examples: list[Example] | None = None
         self._encoding = None
         if eta is not None:
@@ -235,8 +246,16 @@ class HellaSwagAtBoundary:
     def _my_share(self, model: torch.nn.Module) -> tuple[HellaSwagResult | None, str | None]:
         """This rank's examples (r, r+N, ...) scored, or why not (the file was read by `_load`)."""
         share = self._examples[self.ranks.rank::self.ranks.world_size]
+
+        def check_stop(done: int, total: int) -> None:
+            if self.stopping is not None and self.stopping():
+                raise _Stopped(f"a stop was asked after {done:,} of this process's {total:,} examples")
+
         try:
-            return score(model, share, self._encoding, device=self.device, precision=self.precision), None
+            return score(model, share, self._encoding, device=self.device, precision=self.precision,
+                         on_progress=check_stop), None
+        except _Stopped as stopped:
+            return None, str(stopped)
         except Exception as err:  # noqa: BLE001 - a failed scoring never stops training
             return None, f"{type(err).__name__}: {err}"
 

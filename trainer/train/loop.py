@@ -110,8 +110,10 @@ class Trainer:
 
         self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
         self.sampler = Sampler(self.raw_model, device=self.device, precision=self.precision, emit=self.emit)
+        asked = getattr(self.controls, "inner", self.controls)  # this process's own stop flag, not yet agreed
         self.hellaswag = HellaSwagAtBoundary(cfg, self.device, self.precision, self.emit, self.warn, self.eta,
-                                             ranks=self.dist)  # rank r scores examples r, r+N, ...
+                                             ranks=self.dist,  # rank r scores examples r, r+N, ...
+                                             stopping=lambda: asked.stop_requested)  # a stop cuts a scoring short
         self.optimizer = build_optimizer(cfg, self.raw_model, self.device)  # the recipe's (trainer.train.optimizers)
         self.nonfinite = BadSteps(self.device)  # non-finite steps, found and counted on the device
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
