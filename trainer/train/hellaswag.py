@@ -193,7 +193,7 @@ class HellaSwagAtBoundary:
     is a warning too. Training goes on either way, and a later `h` tries again.
 
     With several processes (`ranks`, the Trainer's Dist) rank r of N scores examples r, r+N, r+2N, ... and
-    one all_reduce (SUM) of (5,) int64 [correct, correct_norm, count, cropped, failed ranks] adds them up:
+    one all_reduce (SUM) of (6,) int64 [correct, correct_norm, count, cropped, failed, stopped ranks] adds them up:
     the counts one process gets, example for example. Every rank reaches that collective even when its
     own load or scoring failed (it adds failed = 1), so no rank waits forever and all of them stop the
     periodic scoring together (`due` must agree on every rank). Rank 0 alone emits the event.
@@ -201,7 +201,8 @@ class HellaSwagAtBoundary:
     `stopping()` (the run's own stop flag, not yet agreed by the ranks) is read after each example: a stop
     asked mid-scoring (SIGTERM, the control channel) ends this rank's share there, so the stop's checkpoint
     is not held up by the rest of the file (torchrun kills the ranks TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds,
-    30 by default, after a SIGTERM). That scoring is then not counted: no event, one warning.
+    30 by default, after a SIGTERM). That scoring is then not counted: no event, one warning, and the
+    periodic scoring stays as it was (on every rank: the stopped count is in the collective).
     """
 
     def __init__(self, config: "RunConfig", device: str, precision: str, emit: Callable,
@@ -243,8 +244,9 @@ class HellaSwagAtBoundary:
         else:
             self.warn(f"HellaSwag not scored: {why}")
 
-    def _my_share(self, model: torch.nn.Module) -> tuple[HellaSwagResult | None, str | None]:
-        """This rank's examples (r, r+N, ...) scored, or why not (the file was read by `_load`)."""
+    def _my_share(self, model: torch.nn.Module) -> tuple[HellaSwagResult | None, str | None, bool]:
+        """This rank's examples (r, r+N, ...) scored, or why not and whether a stop cut it short (the file
+        was read by `_load`)."""
         share = self._examples[self.ranks.rank::self.ranks.world_size]
 
         def check_stop(done: int, total: int) -> None:
@@ -253,24 +255,27 @@ class HellaSwagAtBoundary:
 
         try:
             return score(model, share, self._encoding, device=self.device, precision=self.precision,
-                         on_progress=check_stop), None
+                         on_progress=check_stop), None, False
         except _Stopped as stopped:
-            return None, str(stopped)
+            return None, str(stopped), True
         except Exception as err:  # noqa: BLE001 - a failed scoring never stops training
-            return None, f"{type(err).__name__}: {err}"
+            return None, f"{type(err).__name__}: {err}", False
 
     def run(self, model: torch.nn.Module, it: int) -> None:
         """Score now, every rank its share (training waits)."""
         why = self._load()  # once per run: not part of a scoring's time
         t0 = time.perf_counter()
-        mine, why = self._my_share(model) if why is None else (None, why)
-        counts = torch.tensor([mine.correct, mine.correct_norm, mine.count, mine.cropped, 0] if mine else
-                              [0, 0, 0, 0, 1], dtype=torch.int64, device=self.device)
-        correct, correct_norm, count, cropped, failed = self.ranks.sum(counts).tolist()  # the one collective
+        mine, why, cut = self._my_share(model) if why is None else (None, why, False)
+        counts = torch.tensor([mine.correct, mine.correct_norm, mine.count, mine.cropped, 0, 0] if mine else
+                              [0, 0, 0, 0, int(not cut), int(cut)], dtype=torch.int64, device=self.device)
+        correct, correct_norm, count, cropped, failed, stopped = self.ranks.sum(counts).tolist()  # the one collective
         # Seconds training waits at each scoring: this rank's share of the examples, then the wait for the
         # slowest rank in the all_reduce (the first scoring's read of the file is left out: it happens once).
         # The event and the ETA (the cost of each scoring still to come) both take it.
         seconds = time.perf_counter() - t0
+        if stopped and not failed:
+            self.warn(f"HellaSwag at iter {it:,} not counted: {why or 'a stop was asked on another process'}")
+            return
         if failed:
             self._not_scored(why or f"it failed on {failed} of {self.ranks.world_size} processes")
             return
