@@ -64,14 +64,13 @@ def test_dry_run_lists_the_stages_checks_its_files_and_writes_nothing(tmp_path):
 
 def test_quick_and_only_shape_the_listing(tmp_path):
     full = run("--dry-run", "--out", str(tmp_path), "--only", "train-124m")
-    quick = run("--dry-run", "--quick", "--out", str(tmp_path), "--only", "train-124m,emulate")
+    quick = run("--dry-run", "--quick", "--out", str(tmp_path), "--only", "train-124m,emulate,hellaswag")
     assert full.returncode == 0 and quick.returncode == 0, full.stderr + quick.stderr
     assert [line.split()[1] for line in full.stdout.splitlines() if line.startswith("stage ")] == ["train-124m"]
     assert [line.split()[1] for line in quick.stdout.splitlines() if line.startswith("stage ")] == [
-        "train-124m", "emulate"]
+        "train-124m", "hellaswag", "emulate"]  # in the script's order
     assert "--iters 12" in full.stdout and "--iters 6" in quick.stdout
-    quick_hellaswag = run("--dry-run", "--quick", "--out", str(tmp_path), "--only", "hellaswag")
-    assert "--limit 2000" in quick_hellaswag.stdout
+    assert "--limit 2000" in quick.stdout and "--limit 2000" not in full.stdout  # quick scores 2,000 examples
 
 
 def test_a_given_hellaswag_file_is_the_one_listed(tmp_path):
