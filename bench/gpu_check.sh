@@ -84,12 +84,16 @@ no_hellaswag="skipped: no HellaSwag file; pass --hellaswag-file PATH/hellaswag_v
 # a compile of a 12-layer model ~30-40 s (the bare loop's second one partly cached). So the modern stages
 # skip the bare loop and accumulate 8 micro-batches, not the preset's 40 or 32 (tokens/s hardly depends on
 # it; the optimizer's share is then 4-5x what it is at the preset's: an upper bound), and hellaswag stops
-# scoring at its budget, 15 s inside its timeout (start-up, the model).
+# scoring at its budget, 15 s inside its timeout (start-up, the model). The step time is the gap between
+# Step events after the warm-up, which come at log points: --log-interval gives each run at least 2 gaps
+# (the 4070 presets' 50 would give none in 15 steps).
 if [ "$quick" = 1 ]; then
-    iters="--iters 6 --warmup 2 --repeat 1"; modern="--iters 4 --warmup 2 --repeat 1"; steps=4; limit=128
+    iters="--iters 6 --warmup 2 --repeat 1 --log-interval 2"; modern="--iters 4 --warmup 2 --repeat 1 --log-interval 2"
+    steps=4; limit=128
     scoring="--limit 2000 --budget-s 25"
 else
-    iters="--iters 12 --warmup 3 --repeat 1"; modern="--iters 8 --warmup 2 --repeat 1"; steps=6; limit=256
+    iters="--iters 12 --warmup 3 --repeat 1 --log-interval 4"; modern="--iters 8 --warmup 2 --repeat 1 --log-interval 2"
+    steps=6; limit=256
     scoring="--budget-s 40"
 fi
 modern+=" --no-bare --set gradient_accumulation_steps=8"

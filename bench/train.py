@@ -185,8 +185,15 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_preset(args.preset)
     total = args.warmup + args.iters
+    log_interval = args.log_interval or config.log_interval
+    if len([i for i in range(total) if i >= args.warmup and (i % log_interval == 0 or i == total - 1)]) < 2:
+        # Step events come at log points only, and the step time is the gap between two after the warm-up
+        print(f"bench/train.py: {args.iters} steps after {args.warmup} of warm-up hold fewer than 2 log points at "
+              f"log_interval {log_interval}; pass --log-interval {max(1, args.iters // 3)} or more --iters",
+              file=sys.stderr)
+        return 2
     config = apply_overrides(config, [f"max_iters={total}", f"eval_interval={total + 1}", "eval_iters=1",
-                                      f"log_interval={args.log_interval or config.log_interval}",
+                                      f"log_interval={log_interval}",
                                       f"warmup_iters={min(config.warmup_iters, total - 1)}",
                                       *args.overrides])
     info = detect_device(config.device, args.peak_tflops)

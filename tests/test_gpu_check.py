@@ -31,6 +31,23 @@ def run(*args: str, env_out: str | None = None, script: Path = SCRIPT, **env_ext
                           timeout=300)
 
 
+def timed_gaps(stage_line: str) -> int:
+    """The gaps between Step events after the warm-up that a bench/train.py stage would time (its step time
+    is their median, and the Trainer emits Step events at log points only: iter 0, every log_interval, the last)."""
+    from trainer.config import load_preset
+
+    words = stage_line.split()
+
+    def value(flag, default=None):
+        return words[words.index(flag) + 1] if flag in words else default
+
+    iters, warmup = int(value("--iters")), int(value("--warmup"))
+    every = int(value("--log-interval", load_preset(value("--preset")).log_interval))
+    total = iters + warmup
+    points = [i for i in range(total) if i % every == 0 or i == total - 1]
+    return sum(1 for start in points[:-1] if start >= warmup)
+
+
 def test_dry_run_lists_the_stages_checks_its_files_and_writes_nothing(tmp_path):
     out = tmp_path / "results"
     result = run("--dry-run", "--out", str(out))
@@ -45,6 +62,8 @@ def test_dry_run_lists_the_stages_checks_its_files_and_writes_nothing(tmp_path):
     # Both recipes at gpt2-124m's shape, the 12 GB modern preset, HellaSwag's full set at gpt2-124m.
     assert "bench/train.py --preset gpt2-124m --set recipe=modern" in commands
     assert "bench/train.py --preset rtx4070-12gb-modern" in commands
+    train_lines = [line for line in stage_lines if "bench/train.py" in line]
+    assert len(train_lines) == 4 and all(timed_gaps(line) >= 2 for line in train_lines), train_lines
     hellaswag = next(line for line in stage_lines if line.split()[1] == "hellaswag")
     assert "bench/hellaswag.py --presets gpt2-124m --budget-s" in hellaswag and "--limit" not in hellaswag
     budget = float(hellaswag.split("--budget-s ")[1].split()[0])
@@ -64,11 +83,13 @@ def test_dry_run_lists_the_stages_checks_its_files_and_writes_nothing(tmp_path):
 
 def test_quick_and_only_shape_the_listing(tmp_path):
     full = run("--dry-run", "--out", str(tmp_path), "--only", "train-124m")
-    quick = run("--dry-run", "--quick", "--out", str(tmp_path), "--only", "train-124m,emulate,hellaswag")
+    quick = run("--dry-run", "--quick", "--out", str(tmp_path), "--only", "train-124m,emulate,hellaswag,modern-4070")
     assert full.returncode == 0 and quick.returncode == 0, full.stderr + quick.stderr
     assert [line.split()[1] for line in full.stdout.splitlines() if line.startswith("stage ")] == ["train-124m"]
     assert [line.split()[1] for line in quick.stdout.splitlines() if line.startswith("stage ")] == [
-        "train-124m", "hellaswag", "emulate"]  # in the script's order
+        "train-124m", "modern-4070", "hellaswag", "emulate"]  # in the script's order
+    assert all(timed_gaps(line) >= 2 for line in quick.stdout.splitlines()
+               if line.startswith("stage ") and "bench/train.py" in line)
     assert "--iters 12" in full.stdout and "--iters 6" in quick.stdout
     assert "--limit 2000" in quick.stdout and "--limit 2000" not in full.stdout  # quick scores 2,000 examples
 
