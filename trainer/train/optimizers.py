@@ -17,11 +17,12 @@ same warm-up and decay in proportion. Like the fused AdamW, it skips a non-finit
 
 from __future__ import annotations
 
-import math
+import contextlib
 
 import torch
 
 from trainer.config import RunConfig
+from trainer.model.threads import one_cpu_thread
 
 # Quintic Newton–Schulz coefficients (a, b, c) of x -> a·x + b·(x xᵀ)x + c·(x xᵀ)²x, chosen for a steep slope
 # at 0 so small singular values grow fast (Keller Jordan's tuning; the iteration is from Björck & Bowie 1971).
@@ -82,14 +83,16 @@ class MuonWithAdamW(torch.optim.Optimizer):
                 return None
         for group in self.param_groups:
             lr = group["lr"] * group["lr_scale"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad if grad_scale is None else p.grad / grad_scale.to(p.device)
-                if group["kind"] == "muon":
-                    self._muon(p, grad, group, lr, skip)
-                else:
-                    self._adamw(p, grad, group, lr, skip)
+            muon = group["kind"] == "muon"
+            with muon_threads(group["params"]) if muon else contextlib.nullcontext():
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    grad = p.grad if grad_scale is None else p.grad / grad_scale.to(p.device)
+                    if muon:
+                        self._muon(p, grad, group, lr, skip)
+                    else:
+                        self._adamw(p, grad, group, lr, skip)
         return None
 
     def _muon(self, p: torch.Tensor, grad: torch.Tensor, group: dict, lr: float, skip) -> None:
@@ -132,6 +135,15 @@ class MuonWithAdamW(torch.optim.Optimizer):
         # w - lr/correction1 · exp_avg / denom, rounded as addcdiv rounds it: (value · exp_avg) / denom, then +
         w.add_(exp_avg.mul((-lr / correction1).to(p.dtype)).div_(denom))
         keep(targets, (w, step, exp_avg, exp_avg_sq), skip)
+
+
+def muon_threads(params: list[torch.Tensor]):
+    """One intra-op thread for the Muon groups on a CPU (trainer.model.threads): their Newton–Schulz steps
+    are many small matmuls (a block's matrices), which a busy CPU's second thread slows instead of helping:
+    cpu-tiny-modern's Muon half took 53-61 ms on 2 threads and 8 ms on 1 on the shared 2-core VM (load ~6).
+    The values are the same either way (sgemm's sums per element do not depend on the thread count here;
+    tests/test_muon.py compares against a reference run at the default count)."""
+    return one_cpu_thread(params[0].device if params else "cpu")
 
 
 def step_dtype(p: torch.Tensor) -> torch.dtype:
