@@ -157,7 +157,10 @@ class CompareScreen(ChartKeys, Screen[None]):
     DEFAULT_CSS = """
     CompareScreen #compare-head { height: 1; padding: 0 1; }
     CompareScreen #compare-chart { height: 1fr; min-height: 10; border: round $primary; }
-    CompareScreen #compare-legend { height: auto; max-height: 8; padding: 0 1; }
+    CompareScreen #compare-legend {
+        height: auto; max-height: 9; padding: 0 1;
+        text-wrap: nowrap; text-overflow: ellipsis;  /* a line a run: wrapped, 5 runs overflowed at 80 columns */
+    }
     """
     BINDINGS = [*CHART_BINDINGS, Binding("a", "add_runs", "add runs"), Binding("q", "back", "back")]
 
