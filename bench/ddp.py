@@ -8,7 +8,9 @@ preset's), on random GPT-2 token ids in a temporary prepared directory. Each wor
 all-reduce of one gradient's worth of float32 (the bytes DDP reduces per optimizer step) over 10 repeats.
 Prints per count: tokens/s (median of the logged windows after the first third of the iterations), step
 time, the all-reduce time per step and its share of the step, and the scaling efficiency against 1 process
-(tokens/s on N / (N x tokens/s on 1)). On CPU the processes share the machine's cores, so the efficiency
+(tokens/s on N / (N x tokens/s on 1)), and the evaluations (at iteration 0 and at the end: each rank takes its
+share of the fixed windows): their median seconds and the val loss at iteration 0, the same weights in every
+count, so the same loss to float tolerance. On CPU the processes share the machine's cores, so the efficiency
 measures the cores, not the interconnect: the GPU figure is for a machine with several GPUs.
 Imports only trainer/, numpy and torch.
 """
@@ -83,7 +85,7 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def launch(procs: int, args: argparse.Namespace, data: Path, out: Path) -> dict:
-    overrides = [f"max_iters={args.iters}", f"lr_decay_iters={args.iters}", "eval_interval=1000000",
+    overrides = [f"max_iters={args.iters}", f"lr_decay_iters={args.iters}", f"eval_interval={args.iters}",
                  "log_interval=1", "always_save_checkpoint=false", *args.overrides]
     if args.cpu:
         overrides.append("device=cpu")
@@ -97,10 +99,13 @@ def launch(procs: int, args: argparse.Namespace, data: Path, out: Path) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{procs} process(es) failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     steps = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()[1:]]
+    evals = [e for e in steps if e.get("kind") == "eval"]
     steps = [e for e in steps if e.get("kind") == "step"]
     steady = steps[len(steps) // 3:] or steps
     result = {"tokens_per_sec": statistics.median(e["tokens_per_sec"] for e in steady),
               "step_seconds": statistics.median(e["step_seconds"] for e in steady)}
+    result["eval_seconds"] = statistics.median(e["seconds"] for e in evals) if evals else None
+    result["val_at_0"] = next((e["val_loss"] for e in evals if e["iter"] == 0), None)
     reduce_file = out / "allreduce.json"
     result["allreduce"] = json.loads(reduce_file.read_text()) if reduce_file.exists() else None
     return result
@@ -139,6 +144,8 @@ def main() -> int:
                      f"({ms / (r['step_seconds'] * 1000):.0%} of the step)")
         if base and n > 1:
             line += f" · scaling efficiency {r['tokens_per_sec'] / (n * base['tokens_per_sec']):.2f}"
+        if r["eval_seconds"] is not None:
+            line += f" · an evaluation {r['eval_seconds']:.2f} s, val loss at iter 0 {r['val_at_0']:.6f}"
         print(line)
     return 0
 
