@@ -121,19 +121,23 @@ class MuonWithAdamW(torch.optim.Optimizer):
         if group["weight_decay"]:
             torch._foreach_mul_(weights, 1 - lr * group["weight_decay"])
         for members in wide_shapes(params):
-            tall = [params[i].size(0) > params[i].size(1) for i in members]
-            stack = torch.stack([updates[i].T if t else updates[i] for i, t in zip(members, tall)])  # (k, r, c)
-            ortho = orthogonalize_wide(stack).to(params[members[0]].dtype).unbind(0)
-            for side in (False, True):  # the wide members, then the tall ones (transposed back)
-                chosen = [j for j, t in enumerate(tall) if t == side]
+            n_wide = sum(params[i].size(0) <= params[i].size(1) for i in members)  # they come first, then tall
+            stack = torch.stack([updates[i] if j < n_wide else updates[i].T for j, i in enumerate(members)])
+            ortho = orthogonalize_wide(stack)  # (k, min, max), bf16 on a GPU
+            dtype = params[members[0]].dtype
+            # Back in the weights' dtype and layout, the tall part transposed back and contiguous (a GPU's
+            # foreach add then takes its one-kernel path: it wants the weights' strides)
+            tall = ortho[n_wide:].mT  # (k_tall, max, min), a view
+            parts = ((members[:n_wide], ortho[:n_wide].to(dtype)),
+                     (members[n_wide:], torch.empty(tall.shape, dtype=dtype, device=tall.device).copy_(tall)))
+            for chosen, part in parts:
                 if not chosen:
                     continue
-                rows, cols = params[members[chosen[0]]].shape
+                rows, cols = params[chosen[0]].shape
                 # A tall matrix's orthogonalised update has rows of norm sqrt(cols/rows): scale it back so
                 # every shape moves by a like RMS (Jordan's max(1, rows/cols)^0.5).
                 scale = max(1.0, rows / cols) ** 0.5
-                torch._foreach_add_([weights[members[j]] for j in chosen],
-                                    [ortho[j].T if side else ortho[j] for j in chosen], alpha=-lr * scale)
+                torch._foreach_add_([weights[i] for i in chosen], list(part.unbind(0)), alpha=-lr * scale)
         keep(targets, updated, skip)
 
     def _adamw(self, params: list[torch.Tensor], grads: list[torch.Tensor], group: dict, lr: float, skip) -> None:
@@ -185,12 +189,13 @@ class MuonWithAdamW(torch.optim.Optimizer):
 
 
 def wide_shapes(params: list[torch.Tensor]) -> list[list[int]]:
-    """The indices of `params` (2-D) grouped by shape seen from the wide side, (min, max), and dtype, in
-    order: each group's matrices are orthogonalised as one stack (k, min, max), a tall one transposed."""
+    """The indices of `params` (2-D) grouped by shape seen from the wide side, (min, max), and dtype: each
+    group's matrices are orthogonalised as one stack (k, min, max), a tall one transposed. In each group the
+    wide (and square) ones come first, then the tall ones, each part in the order of `params`."""
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(params):
         groups.setdefault((min(p.shape), max(p.shape), p.dtype), []).append(i)
-    return list(groups.values())
+    return [sorted(members, key=lambda i: params[i].size(0) > params[i].size(1)) for members in groups.values()]
 
 
 def muon_threads(params: list[torch.Tensor]):
