@@ -39,6 +39,20 @@ def test_second_save_keeps_the_previous_as_prev(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.prev.pt", "ckpt.pt"]
 
 
+def test_a_save_after_one_cut_off_between_its_link_and_its_rename_leaves_no_temp_file(tmp_path):
+    """kill -9 after a save linked ckpt.prev.pt to ckpt.pt and before it renamed its new file over ckpt.pt:
+    the two names are one file. The next save must still leave just the two checkpoints (rename(2) of one
+    link onto another of the same file is a no-op, which once left ckpt.prev.pt.tmp-PID behind)."""
+    path = tmp_path / "ckpt.pt"
+    ck.save_checkpoint(path, payload(1.0))
+    os.link(path, tmp_path / ck.PREV_FILE)  # the state such a kill leaves
+    ck.save_checkpoint(path, payload(2.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.prev.pt", "ckpt.pt"]
+    assert ck.load_checkpoint(path)["iter_num"] == 2
+    assert torch.load(tmp_path / ck.PREV_FILE, weights_only=True)["iter_num"] == 1
+    assert not os.path.samefile(path, tmp_path / ck.PREV_FILE)
+
+
 def test_a_save_that_raises_midway_leaves_the_old_checkpoint_intact(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
     ck.save_checkpoint(path, payload(1.0))

@@ -125,7 +125,13 @@ def save_checkpoint(path: str | Path, payload: dict, *, keep_previous: bool = Tr
 
 
 def _link_previous(path: Path, prev: Path) -> None:
-    """Make `prev` the current checkpoint's content without a moment where `path` is missing."""
+    """Make `prev` the current checkpoint's content without a moment where `path` is missing.
+
+    A save killed after this link and before its own rename leaves `prev` and `path` one file (one inode).
+    Then there is nothing to do, and linking again must not be tried: rename(2) of a hard link onto another
+    link of the same file does nothing and succeeds, which would leave the staging name behind."""
+    if prev.exists() and os.path.samefile(path, prev):
+        return
     staging = prev.with_name(prev.name + TEMP_MARK + str(os.getpid()))
     try:
         os.link(path, staging)
