@@ -79,17 +79,20 @@ def test_muon_keeps_one_buffer_and_its_rate_follows_the_schedule_in_proportion()
 
 def test_the_adamw_groups_step_as_torch_adamw_does():
     torch.manual_seed(0)
-    a = torch.nn.Parameter(torch.randn(8, 4))
-    b = torch.nn.Parameter(a.detach().clone())
-    ours = MuonWithAdamW([{"params": [a], "kind": "adamw", "weight_decay": 0.1}], lr=1e-2, betas=(0.9, 0.95),
-                         momentum=0.95)
-    torch_adamw = torch.optim.AdamW([b], lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1)
+    # One group, two tensors of two dtypes (each steps in its own; the group's step sizes are cast per dtype)
+    ours = [torch.nn.Parameter(torch.randn(8, 4)), torch.nn.Parameter(torch.randn(6, dtype=torch.float64))]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    optimizer = MuonWithAdamW([{"params": ours, "kind": "adamw", "weight_decay": 0.1}], lr=1e-2, betas=(0.9, 0.95),
+                              momentum=0.95)
+    torch_adamw = torch.optim.AdamW(theirs, lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1)
     for _ in range(5):
-        grad = torch.randn(8, 4)
-        a.grad, b.grad = grad.clone(), grad.clone()
-        ours.step()
+        for a, b in zip(ours, theirs):
+            a.grad = torch.randn_like(a)
+            b.grad = a.grad.clone()
+        optimizer.step()
         torch_adamw.step()
-    assert torch.allclose(a, b, atol=1e-6)
+    for a, b in zip(ours, theirs):
+        assert a.dtype == b.dtype and torch.allclose(a, b, atol=1e-6)
 
 
 def test_a_modern_run_resumes_with_bitwise_equal_losses(pattern_data, tmp_path):

@@ -165,10 +165,13 @@ class MuonWithAdamW(torch.optim.Optimizer):
         torch._foreach_div_(denom, correction2)
         torch._foreach_add_(denom, group["eps"])
         # -lr / correction1 as a tensor divides it: the reciprocal times -lr (torch.Tensor.__rdiv__); then in
-        # the weights' dtype, one stacked cast for the group: (k,)
+        # the weights' dtype, one stacked cast (k,) when the group has one dtype
         torch._foreach_reciprocal_(correction1)
         torch._foreach_mul_(correction1, -lr)
-        step_size = torch.stack(correction1).to(params[0].dtype).unbind(0)
+        if len({p.dtype for p in params}) == 1:
+            step_size = torch.stack(correction1).to(params[0].dtype).unbind(0)
+        else:
+            step_size = [size.to(p.dtype) for size, p in zip(correction1, params)]
         # w - lr/correction1 · exp_avg / denom, rounded as addcdiv rounds it: (value · exp_avg) / denom, then +
         change = torch._foreach_mul(exp_avgs, step_size)
         torch._foreach_div_(change, denom)
