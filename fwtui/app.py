@@ -68,6 +68,8 @@ class FwtuiApp(App):
         self.options = options or AppOptions()
         self.gpu_probe = gpu_probe or default_gpu_probe
         self.root = root or Path.cwd()
+        self._preset_from_path: RunConfig | None = None
+        """The preset --preset loaded from a .toml / nanoGPT .py path: a child run is given that path."""
         self.presets = presets if presets is not None else self._load_presets()
         self.runs_dir = runs_dir
         self.session: EngineSession | None = None
@@ -87,7 +89,7 @@ class FwtuiApp(App):
         wanted = self.options.preset
         if wanted and wanted not in {p.name for p in presets}:
             presets.insert(0, load_preset(wanted))  # a .toml / nanoGPT .py path from --preset
-            self._preset_from_path = presets[0]  # a child run is given the path, not the name
+            self._preset_from_path = presets[0]
         return presets
 
     def on_mount(self) -> None:
@@ -119,7 +121,7 @@ class FwtuiApp(App):
             from fwtui.child_run import gpu_flags
             from fwtui.screens.child_dashboard import open_child_run
 
-            preset = self.options.preset if choice.preset is getattr(self, "_preset_from_path", None) else None
+            preset = self.options.preset if choice.preset is self._preset_from_path else None
             open_child_run(self, choice, preset=preset or choice.preset.name, out=self.options.out,
                            launch=self.launch_flags or gpu_flags, peak_tflops=self.options.peak_tflops,
                            tensorboard=self.options.tensorboard)
