@@ -12,7 +12,7 @@ from trainer.model.gpt import GPT, ModelArgs
 from trainer.observe import events as ev
 from trainer.train.bad_steps import step_unless_bad
 from trainer.train.controls import Controls
-from trainer.train.optimizers import NS_COEFFICIENTS, MuonWithAdamW, build_optimizer, orthogonalize, orthogonalize_wide
+from trainer.train.optimizers import NS_COEFFICIENTS, MuonWithAdamW, build_optimizer, orthogonalize, orthogonalize_stack
 
 from tests.engine_helpers import train
 from tests.tiny_trainer_child import tiny
@@ -131,7 +131,7 @@ def mixed_groups(params):
 
 def one_matrix_orthogonalize(g, steps=5):
     """Newton–Schulz one matrix at a time, three matmuls a step: what MuonWithAdamW ran before it stacked the
-    matrices of a shape (orthogonalize_wide, with baddbmm)."""
+    matrices of a shape (orthogonalize_stack, with baddbmm)."""
     a, b, c = NS_COEFFICIENTS
     x = g.float()
     tall = x.size(0) > x.size(1)
@@ -226,13 +226,12 @@ def test_the_batched_step_is_deterministic_and_bitwise_the_same_on_either_skip_p
 
 def test_a_stack_of_matrices_is_orthogonalised_each_on_its_own():
     gen = torch.Generator().manual_seed(0)
-    stack = torch.randn(3, 16, 40, generator=gen) * torch.tensor([1e-3, 1.0, 1e3]).view(3, 1, 1)
-    together = orthogonalize_wide(stack)
-    for i in range(3):  # each by its own norm: the scales 1e-3..1e3 do not leak into each other
-        assert torch.equal(together[i], orthogonalize_wide(stack[i:i + 1])[0])
-        torch.testing.assert_close(together[i], one_matrix_orthogonalize(stack[i]), rtol=1e-5, atol=1e-6)
-    tall = torch.randn(40, 16, generator=gen)
-    assert torch.equal(orthogonalize(tall), orthogonalize_wide(tall.T.unsqueeze(0))[0].T)
+    for shape in ((16, 40), (40, 16)):  # a wide stack and a tall one (its Gram matrix on the short side too)
+        stack = torch.randn(3, *shape, generator=gen) * torch.tensor([1e-3, 1.0, 1e3]).view(3, 1, 1)
+        together = orthogonalize_stack(stack)
+        for i in range(3):  # each by its own norm: the scales 1e-3..1e3 do not leak into each other
+            assert torch.equal(together[i], orthogonalize(stack[i]))
+            torch.testing.assert_close(together[i], one_matrix_orthogonalize(stack[i]), rtol=1e-5, atol=1e-6)
 
 
 def test_still_scaled_gradients_step_as_the_unscaled_ones_and_the_state_keeps_its_format():

@@ -30,29 +30,30 @@ ADAM_EPS = 1e-8  # torch AdamW's default
 
 
 def orthogonalize(g: torch.Tensor, steps: int = NS_STEPS) -> torch.Tensor:
-    """≈ U·Vᵀ for one matrix g = U·S·Vᵀ (rows x cols); same shape as g. The optimizer batches its matrices
-    through orthogonalize_wide; this is the same iteration for one."""
-    tall = g.size(0) > g.size(1)
-    x = orthogonalize_wide((g.T if tall else g).unsqueeze(0), steps)[0]
-    return x.T if tall else x
+    """≈ U·Vᵀ for one matrix g = U·S·Vᵀ (rows x cols); same shape as g. The optimizer stacks its matrices of a
+    shape through orthogonalize_stack; this is the same iteration for one."""
+    return orthogonalize_stack(g.unsqueeze(0), steps)[0]
 
 
-def orthogonalize_wide(x: torch.Tensor, steps: int = NS_STEPS) -> torch.Tensor:
-    """Newton–Schulz on a stack of k wide matrices (k, r, c), r <= c (a tall one comes transposed: x xᵀ is then
-    the smaller square); each matrix on its own, in one batched matmul per term (one kernel for all k).
+def orthogonalize_stack(x: torch.Tensor, steps: int = NS_STEPS) -> torch.Tensor:
+    """≈ U·Vᵀ of each matrix of a stack (k, rows, cols) by Newton–Schulz, each on its own, in one batched
+    matmul per term (one kernel for all k); same shape as x.
 
+    The Gram matrix is taken on the short side, (k, r, r) with r = min(rows, cols): x xᵀ for a wide stack,
+    xᵀ x for a tall one (then x·p replaces p·x: the same iteration on xᵀ, without copying a transpose).
     In bf16 on a GPU (tensor cores; the iteration tolerates the rounding). On a CPU in fp32: CPUs without
     bf16 matrix units run bf16 matmuls ~40x slower than fp32 (measured here: a 384x128 Gram matrix 12.7 ms
     in bf16, 0.24 ms in fp32, 2 cores).
     """
     a, b, c = NS_COEFFICIENTS
+    tall = x.size(-2) > x.size(-1)
     x = x.bfloat16() if x.is_cuda else x.float()
     # Each matrix by its own Frobenius norm: spectral norm <= Frobenius norm = 1, inside the iteration's basin
     x = x / (torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True) + 1e-7)
     for _ in range(steps):
-        gram = x @ x.mT  # (k, r, r)
+        gram = x.mT @ x if tall else x @ x.mT  # (k, r, r)
         poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)  # b·gram + c·gram², (k, r, r)
-        x = torch.baddbmm(x, poly, x, beta=a)  # a·x + poly·x, (k, r, c)
+        x = torch.baddbmm(x, x, poly, beta=a) if tall else torch.baddbmm(x, poly, x, beta=a)  # a·x + x·poly
     return x
 
 
@@ -120,24 +121,14 @@ class MuonWithAdamW(torch.optim.Optimizer):
         updates = torch._foreach_lerp(grads, bufs, m)  # Nesterov: look one momentum step ahead
         if group["weight_decay"]:
             torch._foreach_mul_(weights, 1 - lr * group["weight_decay"])
-        for members in wide_shapes(params):
-            n_wide = sum(params[i].size(0) <= params[i].size(1) for i in members)  # they come first, then tall
-            stack = torch.stack([updates[i] if j < n_wide else updates[i].T for j, i in enumerate(members)])
-            ortho = orthogonalize_wide(stack)  # (k, min, max), bf16 on a GPU
-            dtype = params[members[0]].dtype
-            # Back in the weights' dtype and layout, the tall part transposed back and contiguous (a GPU's
-            # foreach add then takes its one-kernel path: it wants the weights' strides)
-            tall = ortho[n_wide:].mT  # (k_tall, max, min), a view
-            parts = ((members[:n_wide], ortho[:n_wide].to(dtype)),
-                     (members[n_wide:], torch.empty(tall.shape, dtype=dtype, device=tall.device).copy_(tall)))
-            for chosen, part in parts:
-                if not chosen:
-                    continue
-                rows, cols = params[chosen[0]].shape
-                # A tall matrix's orthogonalised update has rows of norm sqrt(cols/rows): scale it back so
-                # every shape moves by a like RMS (Jordan's max(1, rows/cols)^0.5).
-                scale = max(1.0, rows / cols) ** 0.5
-                torch._foreach_add_([weights[i] for i in chosen], list(part.unbind(0)), alpha=-lr * scale)
+        for members in same_shape(params):
+            ortho = orthogonalize_stack(torch.stack([updates[i] for i in members]))  # (k, rows, cols)
+            rows, cols = params[members[0]].shape
+            # A tall matrix's orthogonalised update has rows of norm sqrt(cols/rows): scale it back so every
+            # shape moves by a like RMS (Jordan's max(1, rows/cols)^0.5).
+            scale = max(1.0, rows / cols) ** 0.5
+            torch._foreach_add_([weights[i] for i in members], list(ortho.to(weights[members[0]].dtype).unbind(0)),
+                                alpha=-lr * scale)
         keep(targets, updated, skip)
 
     def _adamw(self, params: list[torch.Tensor], grads: list[torch.Tensor], group: dict, lr: float, skip) -> None:
@@ -191,14 +182,14 @@ class MuonWithAdamW(torch.optim.Optimizer):
         return state
 
 
-def wide_shapes(params: list[torch.Tensor]) -> list[list[int]]:
-    """The indices of `params` (2-D) grouped by shape seen from the wide side, (min, max), and dtype: each
-    group's matrices are orthogonalised as one stack (k, min, max), a tall one transposed. In each group the
-    wide (and square) ones come first, then the tall ones, each part in the order of `params`."""
+def same_shape(params: list[torch.Tensor]) -> list[list[int]]:
+    """The indices of `params` (2-D) grouped by shape and dtype, each group in the order of `params`: each
+    group's matrices are orthogonalised as one stack (k, rows, cols). A tall shape and its transpose stay
+    apart: stacking one transposed would copy it there and back, which costs a CPU more than a second stack."""
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(params):
-        groups.setdefault((min(p.shape), max(p.shape), p.dtype), []).append(i)
-    return [sorted(members, key=lambda i: params[i].size(0) > params[i].size(1)) for members in groups.values()]
+        groups.setdefault((p.size(0), p.size(1), p.dtype), []).append(i)
+    return list(groups.values())
 
 
 def muon_threads(params: list[torch.Tensor]):
