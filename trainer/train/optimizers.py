@@ -62,9 +62,10 @@ class MuonWithAdamW(torch.optim.Optimizer):
 
     A group steps all its tensors together: the elementwise updates as torch._foreach_* ops (one call a group,
     one kernel for many tensors on a GPU, no Python loop per tensor on a CPU) and the Newton–Schulz iteration
-    once per matrix shape on the stacked matrices. The arithmetic per element is the one-tensor-at-a-time
-    update's (tests/test_muon.py compares them); the state per parameter is unchanged ("momentum_buffer";
-    "step", "exp_avg", "exp_avg_sq"), so checkpoints of either load in the other.
+    once per matrix shape on the stacked matrices. AdamW's arithmetic per element is the one-tensor-at-a-time
+    update's, bitwise; Muon's batched matmuls (baddbmm) round a few ulp from separate matmuls and adds
+    (tests/test_muon.py measures both). The state per parameter is unchanged ("momentum_buffer"; "step",
+    "exp_avg", "exp_avg_sq"), so checkpoints written before load and resume as they did.
 
     It takes GradScaler's found-inf protocol (`_step_supports_amp_scaling`), as the fused AdamW does: the
     caller (trainer.train.bad_steps, or GradScaler) sets `self.found_inf`, a 0-dim tensor > 0 when this step
