@@ -29,12 +29,9 @@ async def wait_for(pilot, condition, what: str, limit: float = WAIT_SECONDS) -> 
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private cwd (runs/ and the data cache land there) and state dir (recent files)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path
+def workdir(home: Path) -> Path:
+    """conftest's `home`: a private cwd (runs/ and the data cache land there), state, cache and config dirs."""
+    return home
 
 
 async def test_choose_start_watch_sample_quit(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
