@@ -23,6 +23,17 @@ def mfu(tokens_per_sec: float, flops_per_token: float, peak_flops: float | None)
     return tokens_per_sec * flops_per_token / peak_flops
 
 
+def hellaswag_scorings(interval: int, max_iters: int, remaining_iters: int | None = None) -> int:
+    """HellaSwag scorings at the boundaries max_iters - remaining_iters .. max_iters (all of the run when None):
+    each multiple of `interval` among them, plus the one at max_iters when it is none (as
+    trainer.train.hellaswag.HellaSwagAtBoundary.due); 0 when interval <= 0 (only when asked)."""
+    if interval <= 0:
+        return 0
+    after = max_iters - (max_iters if remaining_iters is None else remaining_iters)  # the first boundary ahead
+    multiples = max_iters // interval - (after - 1) // interval if after >= 1 else max_iters // interval
+    return multiples + (1 if max_iters % interval else 0)
+
+
 class EtaEstimator:
     """ETA = remaining iterations x smoothed step time + mean eval cost x evals to come + mean checkpoint
     cost x checkpoints to come + mean HellaSwag scoring cost x scorings to come.
@@ -50,14 +61,8 @@ class EtaEstimator:
         self._hellaswag.append(seconds)
 
     def hellaswag_to_come(self, remaining_iters: int) -> int:
-        """Scorings ahead when `remaining_iters` steps are left (the boundaries max_iters - remaining_iters ..
-        max_iters): each multiple of the interval among them, plus the one at max_iters when it is none."""
-        every = self._hellaswag_interval
-        if every <= 0:
-            return 0
-        after = self._max_iters - remaining_iters  # the first boundary still ahead
-        multiples = self._max_iters // every - (after - 1) // every if after >= 1 else self._max_iters // every
-        return multiples + (1 if self._max_iters % every else 0)
+        """Scorings ahead when `remaining_iters` steps are left (hellaswag_scorings)."""
+        return hellaswag_scorings(self._hellaswag_interval, self._max_iters, remaining_iters)
 
     def skip_next(self, n: int = 2) -> None:
         """Leave the next n step times out (after a recompile or a batch-size change)."""

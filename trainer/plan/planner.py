@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from trainer.config import RunConfig
+from trainer.data import hellaswag  # the validation split's size (stdlib imports only)
 from trainer.model.formulas import ModelFigures, figures_for, format_count
 from trainer.observe.hardware import card_spec, resolve_peak
+from trainer.observe.metrics import hellaswag_scorings
 from trainer.plan.memory import accumulation_for, estimate_memory, largest_fitting_batch
 from trainer.plan.history import earlier_runs
 from trainer.model.precision import peak_for_precision, resolve_precision
@@ -49,7 +51,6 @@ SIZE_CLAIM_TOLERANCE = 0.10
 MANY_EPOCHS = 4.0
 FEW_EPOCHS = 0.5
 MEMORY_NEAR_LIMIT = 0.90
-HELLASWAG_EXAMPLES = 10_042  # the validation split (REFERENCE.md section 11)
 HELLASWAG_POSITIONS_PER_EXAMPLE = 360.5
 """Mean padded positions of one example's (4, T) batch (trainer.train.hellaswag.example_batch), measured over
 the 10,042 validation examples with the GPT-2 BPE at block_size 1024 (359.4 at 128)."""
@@ -320,11 +321,10 @@ def make_plan(config: RunConfig, *, dataset_tokens: int | None = None, dataset_t
 def hellaswag_cost(config: RunConfig, flops_per_token: int) -> tuple[int, int, float]:
     """(scorings, examples each, FLOPs in all) of the run's HellaSwag: every hellaswag_interval iterations and at
     max_iters (trainer.train.hellaswag.HellaSwagAtBoundary.due), forward only, (0, 0, 0.0) when off."""
-    every = config.hellaswag_interval
-    if every <= 0:
+    count = hellaswag_scorings(config.hellaswag_interval, config.max_iters)
+    if count == 0:
         return 0, 0, 0.0
-    count = config.max_iters // every + (1 if config.max_iters % every else 0)
-    examples = min(config.hellaswag_limit, HELLASWAG_EXAMPLES) if config.hellaswag_limit else HELLASWAG_EXAMPLES
+    examples = min(config.hellaswag_limit, hellaswag.EXAMPLES) if config.hellaswag_limit else hellaswag.EXAMPLES
     positions = min(HELLASWAG_POSITIONS_PER_EXAMPLE, 4 * config.block_size)
     return count, examples, count * examples * positions * flops_per_token / 3
 
