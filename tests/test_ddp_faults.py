@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from fwtui.commands import train as train_command
-from tests.test_ddp import ROOT, WAIT, data, events, finish, last_of, same_params, torchrun, wait_for  # noqa: F401
+from tests.test_ddp import ROOT, data, events, finish, last_of, same_params, torchrun, wait_for  # noqa: F401
 from tests.tiny_trainer_child import tiny
 from trainer.config import config_to_toml
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from trainer.data.demo import build_demo_corpus
-from trainer.data.ingest import count_tokens
+from trainer.data.token_count import count_tokens
 
 FINEWEB_COLUMNS = ["text", "id", "dump", "url", "date", "file_path", "language", "language_score", "token_count"]
 

@@ -15,7 +15,7 @@ import pytest
 
 from trainer.observe import runlog
 from trainer.train.controls import Controls
-from trainer.observe.events import EVENT_TYPES, Eval, FanOut, Step, Warning, event_from_dict
+from trainer.observe.events import EVENT_TYPES, FanOut, Step, Warning, event_from_dict
 from trainer.observe.hardware import card_spec, resolve_peak
 from trainer.observe.runlog import HEADER, EventLogFollower, EventLogWriter, read_events
 

@@ -15,7 +15,8 @@ from fwtui.cli import main as cli_main
 from trainer.data.dataset import open_prepared
 from trainer.errors import ConfigError, DataError
 from trainer.observe.events import PrepareProgress
-from trainer.data.ingest import count_tokens, is_validation, prepare, resolve_data
+from trainer.data.ingest import is_validation, prepare, resolve_data
+from trainer.data.token_count import count_tokens
 from trainer.data.prepared_writer import MAX_VAL_SHARE, MIN_VAL_TOKENS
 from trainer.data.tokenizer import EOT, get_encoding
 

@@ -15,12 +15,12 @@ from tests.setup_helpers import RecordingApp, make_app, settle, stopped_run
 
 
 class SlowCounter:
-    """trainer.data.ingest.count_tokens made slow (0.6 s a call) and counted, so highlights overlap a count."""
+    """trainer.data.token_count.count_tokens made slow (0.6 s a call) and counted, so highlights overlap a count."""
 
     def __init__(self) -> None:
         import threading
 
-        from trainer.data.ingest import count_tokens
+        from trainer.data.token_count import count_tokens
 
         self.real = count_tokens
         self.calls: list[str] = []
@@ -34,10 +34,10 @@ class SlowCounter:
 
 
 async def test_one_token_count_per_path_serves_every_preset(home: Path, monkeypatch) -> None:
-    import trainer.data.ingest
+    import trainer.data.token_count
 
     counter = SlowCounter()
-    monkeypatch.setattr(trainer.data.ingest, "count_tokens", counter)
+    monkeypatch.setattr(trainer.data.token_count, "count_tokens", counter)
     first = write_fineweb_parquet(home / "first.parquet", synthetic_texts(20))
     second = write_fineweb_parquet(home / "second.parquet", synthetic_texts(30, seed=1))
     app = make_app(home, data=str(first))

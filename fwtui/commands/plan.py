@@ -39,7 +39,7 @@ def dataset_size(spec: str | None, text_column: str) -> tuple[int | None, bool, 
     if not path.exists() and not glob.glob(str(path)):
         raise ConfigError(f"--data {spec}: no such file, directory or glob match")
     try:
-        from trainer.data.ingest import count_tokens
+        from trainer.data.token_count import count_tokens
     except ImportError:
         return None, False, "unknown: counting parquet tokens needs trainer.data.ingest (not installed here)"
     count = count_tokens([spec], text_column=text_column)

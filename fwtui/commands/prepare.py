@@ -14,7 +14,7 @@ from trainer.observe.events import PrepareProgress
 def main(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
     if args.count:
-        from trainer.data.ingest import count_tokens
+        from trainer.data.token_count import count_tokens
 
         count = count_tokens(args.paths, text_column=args.text_column)
         label = "exact" if count.exact else "≈ estimate"

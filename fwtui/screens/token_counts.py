@@ -35,9 +35,9 @@ def path_identity(path: str) -> tuple:
 
 
 def count_with_ingest(path: str) -> Any:
-    """trainer.data.ingest.count_tokens of one path, imported when first needed (pyarrow stays out of the
+    """trainer.data.token_count.count_tokens of one path, imported when first needed (pyarrow stays out of the
     screen's start)."""
-    from trainer.data.ingest import count_tokens
+    from trainer.data.token_count import count_tokens
 
     return count_tokens([path])
 

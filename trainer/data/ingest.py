@@ -35,7 +35,6 @@ from trainer.data.prepared_writer import (JOURNAL_INTERVAL, MAX_VAL_SHARE, MIN_V
                                      Tally, check_disk)
 from trainer.data.parquet_source import (Source, TextBatch, check_text_column, column_chunk_bytes, column_text_bytes,
                                     describe, iter_text_batches, open_parquet, resolve_paths)
-from trainer.data.token_count import TokenCount, count_tokens  # noqa: F401 - part of this module's API
 from trainer.data.tokenizer import EOT, encode_document, get_encoding, tokenizer_info
 
 CACHE_LAYOUT = 2
