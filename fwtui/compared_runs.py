@@ -64,8 +64,8 @@ Reader = Callable[[str, Callable[[], None]], "ComparedRun"]
 def load_compared(path: str, pace: Callable[[], None] = lambda: None) -> ComparedRun:
     """Read one run (a run directory, its events.jsonl, or a nanoGPT log); FwtuiError with one line if not.
 
-    An events.jsonl is read as plain JSON dicts, not rebuilt into events (fwtui.commands.view.load does
-    that, 3x slower: 50,000 steps would take 1.3 s instead of 0.4); a nanoGPT log goes through view.load.
+    An events.jsonl is read as plain JSON dicts, not rebuilt into events (fwtui.run_logs.load does
+    that, 3x slower: 50,000 steps would take 1.3 s instead of 0.4); a nanoGPT log goes through run_logs.load.
     Touches no widget: the compare screen calls it on its reading thread, with a `pace` that waits while the
     UI thread answers a key (threads of one process share the GIL: without it a key took twice as long)."""
     from trainer.observe.runlog import EVENTS_FILE
@@ -74,8 +74,8 @@ def load_compared(path: str, pace: Callable[[], None] = lambda: None) -> Compare
     try:
         text = file.read_bytes().decode("utf-8", errors="replace") if file.is_file() else ""
     except OSError:
-        text = ""  # view.load below says why in one line
-    if '"schema":"fwtui.events"' in text[:200].replace(" ", ""):  # our header (view.is_event_log, cheaper)
+        text = ""  # run_logs.load below says why in one line
+    if '"schema":"fwtui.events"' in text[:200].replace(" ", ""):  # our header (run_logs.is_event_log, cheaper)
         run = ComparedRun(name=run_name(path), path=path, curves=LossCurves())
         for count, line in enumerate(text.split("\n")):
             if count % PACE_LINES == 0:
@@ -85,7 +85,7 @@ def load_compared(path: str, pace: Callable[[], None] = lambda: None) -> Compare
             except (ValueError, KeyError, TypeError):
                 continue  # a torn last line, the header, or a kind this reader does not draw
     else:
-        from fwtui.commands.view import load  # nanoGPT logs (imports the parser and the summary)
+        from fwtui.run_logs import load  # nanoGPT logs (imports the parser and the summary)
 
         events, _, _ = load(path, None)
         run = ComparedRun(name=run_name(path), path=path, curves=LossCurves())

@@ -6,6 +6,7 @@
   errors.py, nanogpt_config.py and what they need), which every room may import and which import only each
   other.
 - Every module of trainer/ has its line in docs/ARCHITECTURE.md, in its room.
+- The faces (fwtui/) import downward only: no module of fwtui/ reaches itself through its imports.
 - No source file under trainer/, fwtui/, tests/ or bench/ is over 400 lines.
 
 Every import counts, also those inside a function or under `if TYPE_CHECKING:`: a lazy import is still a
@@ -133,6 +134,51 @@ def test_every_engine_module_is_on_the_map():
     assert gone == [], "docs/ARCHITECTURE.md names modules that are not there:\n" + "\n".join(gone)
 
 
+def face_imports(root: Path = ROOT) -> dict[str, set[str]]:
+    """fwtui module -> the fwtui modules it imports. `from fwtui import format` names fwtui.format (a submodule
+    named in an ImportFrom is imported too); a package counts as a module (its __init__)."""
+    paths = {module_name(p, root): p for p in (root / "fwtui").rglob("*.py") if "__pycache__" not in p.parts}
+    graph = {}
+    for name, path in paths.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        found = {target for _, target in imported_names(path, root)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = next(t for line, t in imported_names(path, root) if line == node.lineno)
+                found |= {f"{base}.{alias.name}" for alias in node.names}
+        graph[name] = {target for target in found if target in paths and target != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Cycles of modules that import each other through any number of steps, each as a path back to where it
+    started (at least one per circle); [] when every import points downward."""
+    cycles: list[list[str]] = []
+    done: set[str] = set()  # modules whose every import was followed to the end
+
+    def visit(module: str, path: list[str]) -> None:
+        for target in sorted(graph[module]):
+            if target in path:
+                cycles.append(path[path.index(target):] + [target])
+            elif target not in done:
+                visit(target, path + [target])
+        done.add(module)
+
+    for start in sorted(graph):
+        if start not in done:
+            visit(start, [start])
+    return cycles
+
+
+def test_the_faces_import_in_no_circle():
+    """fwtui/ (commands, screens, widgets, the app) imports downward: a circle means no module of it can be read,
+    tested or changed alone (issue 20: attach -> dashboard -> compare -> compared_runs -> view -> attach)."""
+    graph = face_imports()
+    assert len(graph) > 40 and "fwtui.format" in graph["fwtui.commands.view"]  # the walk saw the faces
+    cycles = import_cycles(graph)
+    assert cycles == [], "the faces import in a circle:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
 def source_files() -> list[Path]:
     files = []
     for folder in ("trainer", "fwtui", "tests", "bench"):
@@ -165,6 +211,21 @@ def test_imports_are_found_and_relative_ones_resolved(tmp_path, source, expected
     module.parent.mkdir(parents=True)
     module.write_text(source, encoding="utf-8")
     assert [name for _, name in imported_names(module, root=tmp_path)] == expected
+
+
+def test_a_circle_of_imports_is_found(tmp_path):
+    """The cycle check on made-up faces: a lazy import inside a function and `from package import module` count."""
+    faces = {"fwtui/__init__.py": "", "fwtui/a.py": "from fwtui import b",
+             "fwtui/b.py": "def f():\n    from fwtui.c import thing", "fwtui/c.py": "import fwtui.a\nimport os",
+             "fwtui/d.py": "from fwtui.a import x"}
+    for name, source in faces.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(source, encoding="utf-8")
+    graph = face_imports(tmp_path)
+    assert graph["fwtui.a"] == {"fwtui", "fwtui.b"} and graph["fwtui.c"] == {"fwtui.a"} and graph["fwtui.d"] == {"fwtui.a"}
+    assert import_cycles(graph) == [["fwtui.a", "fwtui.b", "fwtui.c", "fwtui.a"]]
+    (tmp_path / "fwtui/c.py").write_text("import os", encoding="utf-8")
+    assert import_cycles(face_imports(tmp_path)) == []
 
 
 def test_rooms_rank_as_documented():

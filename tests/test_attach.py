@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from fwtui.cli import main
-from fwtui.commands.attach import ViewerApp, build_attach_app
-from fwtui.commands.view import load
+from fwtui.commands.attach import build_attach_app
+from fwtui.run_logs import load
+from fwtui.viewer import ViewerApp
 from tests.test_nanogpt_log import HEADER, LOOP, mangle
 from tests.test_runs import make_run
 from trainer.runs.control_channel import control_dir

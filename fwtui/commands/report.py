@@ -160,7 +160,7 @@ def out_dir_for(run: str, out: str | None) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    from fwtui.commands.view import load
+    from fwtui.run_logs import load
     from trainer.errors import FwtuiError
 
     events, summary, title = load(args.run, None)

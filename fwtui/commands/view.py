@@ -6,51 +6,13 @@ health (trainer.observe.health: each finding with its evidence).
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from fwtui import format as fmt
-from trainer.errors import DataError
+from fwtui.run_logs import load
 from trainer.data.hellaswag import CHANCE, GPT2_124M_ACC_NORM
 from trainer.observe.events import Event, HellaSwag
 from trainer.observe.health import Finding, assess
-from trainer.runs.nanogpt_log import log_to_events, parse_nanogpt_log, read_log_text
-from trainer.runs.summary import RunSummary, rescaled_mfu, summarize_events, summarize_nanogpt
-from trainer.observe.runlog import EVENTS_FILE, parse_line
-
-
-def is_event_log(text: str) -> bool:
-    """Our events.jsonl starts with the fwtui header line."""
-    first = text.lstrip().split("\n", 1)[0]
-    try:
-        header = json.loads(first)
-    except json.JSONDecodeError:
-        return False
-    return isinstance(header, dict) and header.get("schema") == "fwtui.events"
-
-
-def load(path_arg: str, gpu: str | None) -> tuple[list[Event], RunSummary, str]:
-    """(events for the dashboard, the summary, a title) for a log path or a run directory."""
-    path = Path(path_arg)
-    if path.is_dir() and (path / EVENTS_FILE).is_file():
-        path = path / EVENTS_FILE
-    text = read_log_text(path)
-    if is_event_log(text):
-        events = [e for e in map(parse_line, text.split("\n")) if e is not None]
-        title = path.parent.name if path.name == EVENTS_FILE else path.name
-        return events, summarize_events(events), title
-    log = parse_nanogpt_log(text)
-    if not log.iters:
-        raise DataError(f"{path}: no nanoGPT `iter` lines and no fwtui header; pass a nanoGPT stdout log "
-                        "(`iter N: loss ..., time ...ms, mfu ...%` lines) or a run's events.jsonl")
-    peak, source = None, ""
-    if gpu:
-        _, label, peak = rescaled_mfu(summarize_nanogpt(log), gpu)  # checks the name first
-        source = f"table: {label} bf16 dense {peak / 1e12:g} TFLOP/s (--gpu)"
-    start = path.stat().st_mtime - sum(it.seconds for it in log.iters)  # so the last line is the file's time
-    events = log_to_events(log, start_time=start, peak_flops=peak, peak_source=source, name=path.stem,
-                           source=str(path))
-    return events, summarize_nanogpt(log), path.name
+from trainer.runs.summary import RunSummary, rescaled_mfu
 
 
 def summary_lines(s: RunSummary, gpu: str | None) -> list[str]:
@@ -126,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
         for line in health_lines(assess(events), judged=bool(summary.logged_iterations or summary.evals)):
             print(line)
         return 0
-    from fwtui.commands.attach import ViewerApp
+    from fwtui.viewer import ViewerApp
 
     remaining = [events]
 
