@@ -97,13 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="generate text from a run's checkpoint or a nanoGPT ckpt.pt")
     _common(p)
     p.add_argument("run", metavar="RUN|CKPT", help="a run directory or a ckpt.pt file")
-    p.add_argument("--prompt", default="\n", help="text to continue")
-    p.add_argument("--max-new-tokens", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=200)
-    p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--prompt", default="\n",
+                   help="text to continue, or FILE:path to read it from a file (default: a newline, the start of "
+                        "a text)")
+    p.add_argument("--max-new-tokens", type=int, default=200, metavar="N",
+                   help="tokens to generate per sample (default %(default)s)")
+    p.add_argument("--temperature", type=float, default=0.8, metavar="T",
+                   help="0 picks the likeliest token each time; higher is more varied (default %(default)s)")
+    p.add_argument("--top-k", type=int, default=200, metavar="K",
+                   help="sample among the K likeliest tokens only (default %(default)s)")
+    p.add_argument("--num-samples", type=int, default=1, metavar="N", help="samples to print (default %(default)s)")
+    p.add_argument("--seed", type=int, default=1337,
+                   help="random seed; sample i uses seed + i, so each is reproducible (default %(default)s)")
+    p.add_argument("--device", default="auto",
+                   help="cuda, cuda:N, cpu or mps (default %(default)s: the first CUDA GPU, else the CPU)")
 
     p = sub.add_parser("eval", help="HellaSwag accuracy of a run's checkpoint or a nanoGPT ckpt.pt")
     _common(p)
@@ -115,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hellaswag_val.jsonl to read; or set FWTUI_HELLASWAG_FILE (default: fwtui's cache, "
                         "downloaded once from the authors' address and checked by sha256)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto",
+                   help="cuda, cuda:N, cpu or mps (default %(default)s: the first CUDA GPU, else the CPU)")
 
     p = sub.add_parser("plan", help="parameters, tokens, epochs, FLOPs, time and memory before a run")
     _common(p)

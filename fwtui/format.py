@@ -142,5 +142,15 @@ def bar(fraction: float | None, width: int) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+LINE_BREAK = "⏎"
+_ONE_LINE = {**{c: " " for c in range(32)}, ord("\n"): LINE_BREAK, ord("\r"): None, 0x7F: " "}
+
+
+def one_line(text: str) -> str:
+    """Text on one line, quoted, as written: each line break shown as ⏎, other control characters as spaces,
+    backslashes and quotes left alone (a repr() doubles every backslash of a code sample)."""
+    return "“" + text.translate(_ONE_LINE) + "”"
+
+
 __all__ = ["UNKNOWN", "APPROX", "approx", "duration", "seconds", "gigabytes", "gb_number", "count", "compact",
-           "percent", "tflops", "loss", "rate", "clock", "bar"]
+           "percent", "tflops", "loss", "rate", "clock", "bar", "one_line"]

@@ -29,6 +29,7 @@ class HeadlessPrinter:
         self._last_prepare = 0.0
         self._run: ev.RunStarted | None = None
         self._last_vitals: float | None = None  # event time of the last vitals line
+        self._last_eval_iter: int | None = None  # the iteration the final val loss comes from
 
     def line(self, text: str) -> None:
         try:
@@ -97,6 +98,7 @@ class HeadlessPrinter:
             self.line("vitals: " + " · ".join(vitals_lines(self._run, e)))
 
     def _eval(self, e: ev.Eval) -> None:
+        self._last_eval_iter = e.iter
         over = (f" · over {e.train_tokens:,} / {e.val_tokens:,} tokens (fixed windows)"
                 if e.train_tokens is not None and e.val_tokens is not None else "")
         self.line(f"eval {e.iter:,}: train loss {e.train_loss:.4f} · val loss {e.val_loss:.4f} "
@@ -113,7 +115,8 @@ class HeadlessPrinter:
                   f"{'written in ' if held else ''}{fmt.seconds(e.seconds)}{held}")
 
     def _sample(self, e: ev.Sample) -> None:
-        self.line(f"sample {e.iter:,} (training paused {e.seconds:.2f} s): {e.prompt!r} -> {e.text!r}")
+        self.line(f"sample {e.iter:,} (training paused {e.seconds:.2f} s): {fmt.one_line(e.prompt)} → "
+                  f"{fmt.one_line(e.text)}")
 
     def _state(self, e: ev.StateChanged) -> None:
         self.line(f"{e.state} at iter {e.iter:,}")
@@ -122,7 +125,11 @@ class HeadlessPrinter:
         self.line(f"warning: {e.message}")
 
     def _finished(self, e: ev.Finished) -> None:
-        val = f" · val loss {e.final_val_loss:.4f}" if e.final_val_loss is not None else ""
+        val = ""
+        if e.final_val_loss is not None:  # the last evaluation's: named by its iteration when it is not here
+            at = self._last_eval_iter
+            earlier = f" (last evaluated at iter {at:,})" if at is not None and at != e.iter else ""
+            val = f" · val loss {e.final_val_loss:.4f}{earlier}"
         self.line(f"{e.reason} at iter {e.iter:,} after {fmt.duration(e.seconds)}{val}")
 
     # Failed is not printed: the CLI prints the error itself as one line (`fwtui: error: ...`).

@@ -180,7 +180,7 @@ def test_view_summary_errors(tmp_path, capsys) -> None:
     assert main(["view", str(empty), "--summary"]) == 2
     assert "no nanoGPT `iter` lines" in capsys.readouterr().err
     assert main(["view", str(tmp_path / "missing.log"), "--summary"]) == 2
-    assert "no such log file" in capsys.readouterr().err
+    assert "no such run directory or log file" in capsys.readouterr().err
 
 
 def test_view_summary_health_of_a_diverged_nanogpt_log(tmp_path, capsys) -> None:

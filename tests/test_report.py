@@ -51,7 +51,7 @@ def test_the_report_holds_the_runs_figures_and_eval_table(tmp_path, capsys):
     assert "| preset | rtx4070-12gb |" in text
     assert "| parameters | 63.52M (nanoGPT count) · 64.31M with position embeddings |" in text
     assert f"| tokens seen | {500 * 524_288:,} (" in text
-    assert "| iterations | 0 to 500 (501 iterations) of max_iters 500, ended completed at iter 500 |" in text
+    assert "| iterations | 0 to 500 (501 iterations) of max_iters 500, completed |" in text
     assert f"| final val loss | {eval_at(500).val_loss:.4f} |" in text
     assert f"| final train loss | {eval_at(500).train_loss:.4f} |" in text
     mfus = [step(i).mfu for i in range(0, 501, 10)]

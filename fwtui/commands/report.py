@@ -51,6 +51,23 @@ def eval_rows(events: list[Event]) -> list[tuple[int, str, str, str]]:
     return rows
 
 
+def iterations_line(summary: RunSummary, run: RunStarted | None, finished: Finished | None) -> str:
+    """Which iterations ran, of how many, and how the run ended. The last one run may lie past the last one
+    logged (log_interval > 1): the range runs to the end Finished gives, and the last logged is named."""
+    if summary.first_iter is None or summary.last_iter is None:
+        return "none logged"
+    last = max(summary.last_iter, finished.iter - 1 if finished is not None else -1)
+    text = f"{summary.first_iter:,} to {last:,} ({summary.iterations:,} iterations"
+    if summary.last_iter != last:
+        text += f"; logged every {summary.log_interval:,}, the last at {summary.last_iter:,}"
+    text += ")" + (f" of max_iters {run.max_iters:,}" if run is not None else "")
+    if finished is not None and finished.reason == "stopped":
+        text += f", stopped there (it continues at iter {finished.iter:,})"
+    elif finished is not None:
+        text += f", {finished.reason}"
+    return text
+
+
 def report_markdown(events: list[Event], summary: RunSummary, title: str, *, png: str | None) -> str:
     """The whole report.md. `png`: the picture's file name to link, or why there is none."""
     runs = [e for e in events if isinstance(e, RunStarted)]
@@ -70,11 +87,7 @@ def report_markdown(events: list[Event], summary: RunSummary, title: str, *, png
     last = steps[-1] if steps else None
     rows.append(("tokens seen", "unknown" if last is None else f"{last.tokens_seen:,}"
                  + (f" ({last.epoch:.2f} epochs)" if last.epoch else "")))
-    covered = (f"{summary.first_iter:,} to {summary.last_iter:,} ({summary.iterations:,} iterations)"
-               if summary.first_iter is not None else "none logged")
-    reached = f" of max_iters {run.max_iters:,}" if run is not None else ""
-    rows.append(("iterations", covered + reached
-                 + (f", ended {finished.reason} at iter {finished.iter:,}" if finished else "")))
+    rows.append(("iterations", iterations_line(summary, run, finished)))
     total = "unknown" if summary.total_seconds is None else fmt.duration(summary.total_seconds)
     rows.append(("time", total if summary.total_exact else f"≈ {total} (estimate: unlogged iterations counted "
                                                            "at the logged times)"))

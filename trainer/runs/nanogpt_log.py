@@ -168,9 +168,11 @@ def read_log_text(path: str | Path) -> str:
     try:
         return path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
-        raise DataError(f"{path}: no such log file; pass a nanoGPT stdout log or a run's events.jsonl") from None
+        raise DataError(f"{path}: no such run directory or log file; pass a run directory (`fwtui runs` lists "
+                        "them), its events.jsonl, or a nanoGPT stdout log") from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a directory with no events.jsonl; pass a log file") from None
+        raise DataError(f"{path}: a directory with no events.jsonl, so not a run directory; pass a run directory "
+                        "(`fwtui runs` lists them), its events.jsonl, or a nanoGPT stdout log") from None
     except OSError as err:
         raise DataError(f"{path}: cannot read it ({err.strerror})") from None
 

@@ -22,7 +22,8 @@ class RunSummary:
     source: str
     """"nanoGPT log" or "fwtui events"."""
     iterations: int
-    """Training iterations the log covers (logged lines times the log interval)."""
+    """Training iterations the log covers (logged lines times the log interval; our events: up to the end the
+    Finished event gives, past the last logged iteration)."""
     logged_iterations: int
     log_interval: int
     first_iter: int | None
@@ -104,10 +105,12 @@ def summarize_events(events: list[Event]) -> RunSummary:
         gaps.append(s.iter - previous if previous is not None and s.iter > previous else 1)
         previous = s.iter
     interval = Counter(gaps[1:]).most_common(1)[0][0] if len(gaps) > 1 else 1
-    iterations = (steps[-1].iter - steps[0].iter + 1) if steps else 0
-    if starts and steps:
-        iterations = steps[-1].iter - starts[0].start_iter + 1
     final = next((e for e in reversed(events) if isinstance(e, Finished)), None)
+    # Iterations that ran: up to the last logged one, or to the end the Finished event gives (its iter is the
+    # boundary it stopped at, iterations 0 .. iter - 1 done), past the last log point when log_interval > 1.
+    last_ran = max(steps[-1].iter if steps else -1, final.iter - 1 if final else -1)
+    first = starts[0].start_iter if starts else (steps[0].iter if steps else 0)
+    iterations = last_ran - first + 1 if steps else 0
     last_eval = evals[-1] if evals else None
     mfus = [s.mfu for s in steps[1:] if s.mfu is not None]
     peak = starts[-1].peak_flops if starts else None
