@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fwtui.cli import main as cli_main
 from trainer.config import load_preset
 from trainer.errors import ConfigError
 from trainer.nanogpt_config import read_nanogpt_py
@@ -294,3 +295,23 @@ def test_fwtui_plan_takes_nanogpts_train_gpt2_as_written(tmp_path, capsys):
     out = capsys.readouterr()
     assert "491,520 (12 × 1024 × 40)" in out.out
     assert "W&B settings honoured by `fwtui train`: wandb_log=True" in out.err
+
+
+def test_a_file_doubling_a_string_is_one_line_never_a_memory_error(tmp_path, capsys):
+    """The probe's 41-line file reached 2 GB and "internal error: MemoryError"; strings are capped like numbers."""
+    lines = ["description = 'ab'"] + ["description = description + description"] * 40
+    path = write(tmp_path, "doubling.py", "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as info:
+        read_nanogpt_py(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}:13: ")  # line k holds 2**k characters: 4096 on line 12
+    assert "a string of 8,192 characters (at most 4,096)" in message
+    big = write(tmp_path, "literal.py", "description = '" + "x" * 5000 + "'\n")
+    with pytest.raises(ConfigError, match=r"literal.py:1: description = .*a string of 5,000 characters"):
+        load_preset(big)
+    huge = write(tmp_path, "huge.py", "n_layer = 2\n" + "# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match=r"huge.py: larger than 1 MB, which no nanoGPT config is"):
+        load_preset(huge)
+    rc = cli_main(["plan", "--preset", str(path)])  # the same through the CLI: exit 2, one line
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("fwtui: error: ") and err.count("\n") == 1 and "MemoryError" not in err

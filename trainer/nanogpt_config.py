@@ -58,6 +58,12 @@ _UNARY: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: op
 # A config's numbers are at most ~1e12 (tokens); this bound stops `10 ** 10 ** 10` from eating memory.
 _LARGEST_INT = 10**30
 
+# A config's strings are names and paths (PATH_MAX is 4096 bytes); this bound stops a file that doubles a string
+# line after line (`s = s + s`, 41 lines reach 2 GB) from eating memory before anything is checked.
+_LONGEST_STR = 4096
+# nanoGPT's config files are about 1 KB; a file past this is not a config (and is not read into memory whole).
+_LARGEST_FILE = 1 << 20
+
 # What a node that is not allowed is called in the error, in the user's words.
 _KIND_NAMES: dict[type, str] = {
     ast.Call: "a function call", ast.Attribute: "an attribute (x.y)", ast.JoinedStr: "an f-string",
@@ -120,7 +126,9 @@ class NanogptFile:
 def _evaluate(node: ast.expr, known: dict[str, Any]) -> Any:
     """The value of one right-hand side; raises _NotAllowed naming the first thing that is not allowed."""
     if isinstance(node, ast.Constant):
-        if isinstance(node.value, (bool, int, float, str)) or node.value is None:
+        if isinstance(node.value, str):
+            return _checked_str(node.value)
+        if isinstance(node.value, (bool, int, float)) or node.value is None:
             return node.value
         raise _NotAllowed(f"{type(node.value).__name__} literal {node.value!r}")
     if isinstance(node, ast.Name):
@@ -136,7 +144,7 @@ def _evaluate(node: ast.expr, known: dict[str, Any]) -> Any:
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _evaluate(node.left, known), _evaluate(node.right, known)
         if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
-            return left + right
+            return _checked_str(left, right)
         _check_number(left, node)
         _check_number(right, node)
         if isinstance(node.op, ast.Pow) and isinstance(right, int) and abs(right) > 128:
@@ -151,6 +159,14 @@ def _evaluate(node: ast.expr, known: dict[str, Any]) -> Any:
     if isinstance(node, (ast.UnaryOp, ast.BinOp)):
         raise _NotAllowed(f"the operator {type(node.op).__name__}")
     raise _NotAllowed(_KIND_NAMES.get(type(node), f"a {type(node).__name__} expression"))
+
+
+def _checked_str(*parts: str) -> str:
+    """The parts joined, or _NotAllowed before a string past _LONGEST_STR is built."""
+    length = sum(map(len, parts))
+    if length > _LONGEST_STR:
+        raise _NotAllowed(f"a string of {length:,} characters (at most {_LONGEST_STR:,})")
+    return "".join(parts)
 
 
 def _check_number(value: Any, node: ast.expr) -> None:
@@ -179,7 +195,15 @@ def _value_node(node: ast.stmt) -> ast.expr:
 def read_nanogpt_py(path: Path) -> NanogptFile:
     """A nanoGPT config `.py` as key/values, evaluated as the module docstring says; nothing is executed."""
     try:
-        source = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(_LARGEST_FILE + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read it ({err.strerror})") from None
+    if len(raw) > _LARGEST_FILE:
+        raise ConfigError(f"{path}: larger than {_LARGEST_FILE >> 20} MB, which no nanoGPT config is; pass the "
+                          "config file itself") from None
+    try:
+        source = raw.decode("utf-8")
         tree = ast.parse(source, filename=str(path))
     except (SyntaxError, UnicodeDecodeError, ValueError) as err:
         raise ConfigError(f"{path}: not a readable Python config ({err})") from None
