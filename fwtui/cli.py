@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hellaswag-file", metavar="FILE",
                    help="hellaswag_val.jsonl to read; or set FWTUI_HELLASWAG_FILE (default: fwtui's cache, "
                         "downloaded once from the authors' address and checked by sha256)")
+    p.add_argument("--data", metavar="DIR",
+                   help="a prepared data directory for the train/val loss and bits per byte (default: the run's)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--device", default="auto",
                    help="cuda, cuda:N, cpu or mps (default %(default)s: the first CUDA GPU, else the CPU)")

@@ -16,7 +16,7 @@ from typing import Callable
 from fwtui.chart_math import run_colours
 from fwtui.widgets.charts import LossCurves
 from trainer.errors import FwtuiError
-from trainer.observe.events import Eval, RunStarted, Step
+from trainer.observe.events import Eval, HellaSwag, RunStarted, Step
 
 
 @dataclass
@@ -32,6 +32,9 @@ class ComparedRun:
     final_train: float | None = None  # the last logged train loss, nats/token
     final_val: float | None = None  # the last eval's val loss
     best_val: float | None = None
+    final_val_bpb: float | None = None  # the last eval's val loss in bits per UTF-8 byte (trainer.data.bpb)
+    hellaswag: float | None = None  # the last HellaSwag acc_norm, when scored
+    config: dict = field(default_factory=dict)  # the run's config (its last RunStarted): seed groups compare it
     slot: int = field(default=0)  # its PALETTE entry in this compare
     reading: bool = False  # True until the worker has read its log (the legend says "reading...")
     problem: str | None = None  # one line when its log could not be read (shown in its legend line)
@@ -90,7 +93,7 @@ def load_compared(path: str, pace: Callable[[], None] = lambda: None) -> Compare
         events, _, _ = load(path, None)
         run = ComparedRun(name=run_name(path), path=path, curves=LossCurves())
         for event in events:
-            if isinstance(event, (Step, Eval, RunStarted)):
+            if isinstance(event, (Step, Eval, RunStarted, HellaSwag)):
                 _take(run, event.to_dict())
     if run.last_iter is None and run.final_val is None:
         raise FwtuiError(f"{path}: no logged step or eval to draw yet; wait for the run's first log line")
@@ -105,10 +108,14 @@ def _take(run: ComparedRun, event: dict) -> None:
         run.last_iter, run.tokens_seen, run.final_train = event["iter"], event["tokens_seen"], event["loss"]
     elif kind == Eval.kind:
         run.curves.add_eval(event["iter"], event["val_loss"])
-        run.final_val = event["val_loss"]
+        run.final_val, run.final_val_bpb = event["val_loss"], event.get("val_bpb")
         run.best_val = event["val_loss"] if run.best_val is None else min(run.best_val, event["val_loss"])
-    elif kind == RunStarted.kind and not run.preset:
-        run.preset = str(event["config"].get("name", ""))
+    elif kind == RunStarted.kind:
+        run.config = dict(event["config"])
+        run.preset = str(run.config.get("name", ""))
+        run.curves.axis.flops_per_token = event.get("flops_per_token")  # the FLOPs x axis (training FLOPs)
+    elif kind == HellaSwag.kind:
+        run.hellaswag = event["acc_norm"]
 
 
 def assign_colours(runs: list[ComparedRun]) -> None:

@@ -105,6 +105,11 @@ def tflops(flops_per_sec: float | None) -> str:
     return f"{flops_per_sec / 1e12:.1f} TFLOP/s"
 
 
+def bpb(value: float | None) -> str:
+    """A loss in bits per UTF-8 byte (trainer.data.bpb), three decimals: 1.234 bpb."""
+    return UNKNOWN if _missing(value) else f"{value:.3f} bpb"
+
+
 def loss(value: float | None) -> str:
     """A loss in nats/token, to the precision a loss curve is read at: 4.31."""
     if _missing(value):

@@ -101,8 +101,9 @@ class HeadlessPrinter:
         self._last_eval_iter = e.iter
         over = (f" · over {e.train_tokens:,} / {e.val_tokens:,} tokens (fixed windows)"
                 if e.train_tokens is not None and e.val_tokens is not None else "")
+        bpb = f" · {fmt.bpb(e.train_bpb)} / {fmt.bpb(e.val_bpb)}" if e.val_bpb is not None else ""
         self.line(f"eval {e.iter:,}: train loss {e.train_loss:.4f} · val loss {e.val_loss:.4f} "
-                  f"(best {e.best_val_loss:.4f}) · {fmt.seconds(e.seconds)}{over}")
+                  f"(best {e.best_val_loss:.4f}){bpb} · {fmt.seconds(e.seconds)}{over}")
 
     def _hellaswag(self, e: ev.HellaSwag) -> None:
         self.line(f"hellaswag {e.iter:,}: acc_norm {e.acc_norm:.4f} · acc {e.acc:.4f} ({e.count:,} examples; "

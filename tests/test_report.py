@@ -23,7 +23,7 @@ def write_run(run_dir) -> None:
     for i in range(0, 501, 10):
         writer(step(i))
         if i and i % 250 == 0:
-            writer(eval_at(i))
+            writer(with_bpb(eval_at(i)))
             writer(ev.CheckpointSaved(time=T0 + i * 9.34 + 2, iter=i, path=f"{run_dir}/ckpt.pt", bytes=10**9,
                                       seconds=1.0, reason="eval"))
     hella = getattr(ev, "HellaSwag", None)
@@ -32,6 +32,12 @@ def write_run(run_dir) -> None:
     writer(ev.Finished(time=T0 + 5001, iter=500, reason="completed", seconds=4700.0,
                        final_train_loss=eval_at(500).train_loss, final_val_loss=eval_at(500).val_loss))
     writer.close()
+
+
+def with_bpb(e: ev.Eval) -> ev.Eval:
+    """The eval with bits per byte as a run of GPT-2 tokens at 4.5 bytes a token would log it."""
+    return dataclasses.replace(e, train_bpb=e.train_loss / 0.6931471805599453 / 4.5,
+                               val_bpb=e.val_loss / 0.6931471805599453 / 4.5)
 
 
 def png_size(path) -> tuple[int, int]:
@@ -57,10 +63,14 @@ def test_the_report_holds_the_runs_figures_and_eval_table(tmp_path, capsys):
     mfus = [step(i).mfu for i in range(0, 501, 10)]
     assert f"| MFU | {sum(mfus) / len(mfus) * 100:.2f}% average of" in text
     table = text.split("## Evaluations", 1)[1]
-    e250, e500 = eval_at(250), eval_at(500)
-    assert f"| 250 | {e250.train_loss:.4f} | {e250.val_loss:.4f} | best val so far; checkpoint (eval) |" in table
+    e250, e500 = with_bpb(eval_at(250)), with_bpb(eval_at(500))
+    assert (f"| 250 | {e250.train_loss:.4f} | {e250.val_loss:.4f} | {e250.val_bpb:.4f} | best val so far; "
+            "checkpoint (eval) |") in table
+    assert (f"| final bits per byte | train {e500.train_bpb:.4f} · val {e500.val_bpb:.4f} (summed loss / ln 2 / "
+            "UTF-8 bytes of the evaluated text) |") in text
     hella = "; HellaSwag 0.2812" if hasattr(ev, "HellaSwag") else ""
-    assert f"| 500 | {e500.train_loss:.4f} | {e500.val_loss:.4f} | best val so far; checkpoint (eval){hella} |" in table
+    assert (f"| 500 | {e500.train_loss:.4f} | {e500.val_loss:.4f} | {e500.val_bpb:.4f} | best val so far; "
+            f"checkpoint (eval){hella} |") in table
     if hella:
         assert "| HellaSwag | acc_norm 0.2812 · acc 0.2700 over 10,042 examples at iter 500" in text
     assert "![loss curves](loss.png)" in text or NO_MATPLOTLIB in text
@@ -97,7 +107,7 @@ def test_a_nanogpt_log_reports_too(tmp_path, capsys):
     text = (tmp_path / "train-report" / "report.md").read_text()
     assert "| source | nanoGPT log |" in text
     assert "| final val loss | 8.9500 |" in text and "| last iteration loss | 8.5000 |" in text
-    assert "| 5 | 8.9000 | 8.9500 | best val so far; checkpoint" in text
+    assert "| 5 | 8.9000 | 8.9500 | unknown | best val so far; checkpoint" in text  # a nanoGPT log has no bytes
 
 
 def test_a_missing_run_is_one_line(tmp_path, capsys):

@@ -1,4 +1,9 @@
-"""`fwtui eval RUN|CKPT [--hellaswag] [--limit N] [--json]`: HellaSwag accuracy of a checkpoint.
+"""`fwtui eval RUN|CKPT [--hellaswag] [--limit N] [--data DIR] [--json]`: HellaSwag accuracy of a checkpoint,
+and its train and val loss in nats/token and bits per UTF-8 byte.
+
+The losses are the trainer's own evaluation (trainer.train.evaluator: the same fixed windows a run's Eval
+events cover, bits per byte exact from the tokenizer's byte lengths) over the prepared data in --data, else
+the run's (its config.toml's `dataset`); with neither, they are "unknown" and HellaSwag is still scored.
 
 The checkpoint (a run directory, fwtui's or nanoGPT's ckpt.pt) is loaded as `fwtui sample` loads it and
 scored in the run's precision on the chosen device (trainer.train.hellaswag). Progress goes to stderr as a
@@ -63,8 +68,49 @@ def result_dict(result, *, checkpoint: str, iter_num, source, device: str, preci
     }
 
 
+def data_dir_for(path, given: str | None) -> str | None:
+    """The prepared data to evaluate the loss on: --data, else the run's (RUN/config.toml's `dataset`)."""
+    if given:
+        return given
+    from trainer.errors import ConfigError as NoConfig
+    from trainer.train.resume import CONFIG_FILE, read_run_config
+
+    if not (path.parent / CONFIG_FILE).is_file():
+        return None
+    try:
+        return read_run_config(path.parent)[1]
+    except NoConfig:
+        return None
+
+
+def data_losses(model, ckpt: dict, data_dir: str, device: str, precision: str) -> dict:
+    """Train and val loss (nats/token) and bits per byte of `model` over the prepared data's fixed windows
+    (the checkpoint's block_size, batch_size and eval_iters, as its run evaluated)."""
+    from trainer.data.bpb import token_byte_lengths
+    from trainer.data.dataset import open_prepared
+    from trainer.model.precision import autocast_for
+    from trainer.train.evaluator import Evaluator
+
+    data = open_prepared(data_dir)
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    evaluator = Evaluator(train_path=data.train_path, val_path=data.val_path, block_size=model.args.block_size,
+                          batch_size=int(config.get("batch_size", 8)), eval_iters=int(config.get("eval_iters", 20)),
+                          device=device, autocast=autocast_for(precision, device), token_bytes=token_byte_lengths())
+    result = evaluator.evaluate(model)
+    return {"data": str(data.dir), "train_loss": result.losses["train"], "val_loss": result.losses["val"],
+            "train_bpb": result.bpb["train"], "val_bpb": result.bpb["val"], "val_tokens": result.tokens["val"],
+            "val_bytes": evaluator.target_bytes["val"]}
+
+
 def _print_text(d: dict) -> None:
     ref = d["reference"]
+    loss = d.get("loss")
+    if loss is None:
+        print("val loss  unknown (no prepared data for this checkpoint: pass --data DIR, a prepared directory)")
+    else:
+        print(f"val loss  {loss['val_loss']:.4f} nats/token · {loss['val_bpb']:.4f} bits per byte "
+              f"({loss['val_tokens']:,} tokens, {loss['val_bytes']:,} UTF-8 bytes of {loss['data']}); train "
+              f"{loss['train_loss']:.4f} · {loss['train_bpb']:.4f} bpb")
 
     def line(name: str, value: float, interval: list[float], correct: int, gpt2: float) -> str:
         return (f"{name:<9}{value:.4f}  ({correct:,} / {d['count']:,}; 95% {interval[0]:.4f}-{interval[1]:.4f}, "
@@ -91,6 +137,7 @@ def main(args: argparse.Namespace) -> int:
 
     path = checkpoint_path(args.run)
     encoding = get_encoding()
+    data_dir = data_dir_for(path, args.data)
     source = data.load(args.hellaswag_file, limit=args.limit, on_note=_note)  # before the model: fail fast
     info = detect_device(args.device)
     model, ckpt = load_model(path, device=info.device, on_warning=lambda t: _note(f"warning: {t}"))
@@ -105,6 +152,7 @@ def main(args: argparse.Namespace) -> int:
     result = _score_with_bar(model, source.examples, encoding, info.device, precision, quiet=args.json)
     d = result_dict(result, checkpoint=str(path), iter_num=iter_num, source=source, device=info.device,
                     precision=precision)
+    d["loss"] = None if data_dir is None else data_losses(model, ckpt, data_dir, info.device, precision)
     if args.json:
         print(json.dumps(d))
     else:

@@ -29,8 +29,8 @@ def _loss(value: float | None) -> str:
     return "unknown" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
-def eval_rows(events: list[Event]) -> list[tuple[int, str, str, str]]:
-    """(step, train, val, notes) per evaluation: best-so-far val, a checkpoint saved at that step (with its
+def eval_rows(events: list[Event]) -> list[tuple[int, str, str, str, str]]:
+    """(step, train, val, val bits per byte, notes) per evaluation: best-so-far val, a checkpoint saved at that step (with its
     reason), HellaSwag scored there, a warning at that step."""
     notes: dict[int, list[str]] = {}
     for e in events:
@@ -47,7 +47,7 @@ def eval_rows(events: list[Event]) -> list[tuple[int, str, str, str]]:
             best = e.val_loss
             here.append("best val so far")
         here += notes.get(e.iter, [])
-        rows.append((e.iter, _loss(e.train_loss), _loss(e.val_loss), "; ".join(here)))
+        rows.append((e.iter, _loss(e.train_loss), _loss(e.val_loss), _loss(e.val_bpb), "; ".join(here)))
     return rows
 
 
@@ -94,6 +94,8 @@ def report_markdown(events: list[Event], summary: RunSummary, title: str, *, png
     rows.append(("MFU", "unknown (no measured MFU in the log)" if summary.mfu_avg is None
                  else f"{summary.mfu_avg * 100:.2f}% average of {summary.mfu_peak_source}"))
     rows += [("final train loss", _loss(summary.final_train_loss)), ("final val loss", _loss(summary.final_val_loss)),
+             ("final bits per byte", f"train {_loss(summary.final_train_bpb)} · val {_loss(summary.final_val_bpb)} "
+                                     "(summed loss / ln 2 / UTF-8 bytes of the evaluated text)"),
              ("last iteration loss", _loss(summary.last_loss))]
     if hellaswag:
         h = hellaswag[-1]
@@ -104,8 +106,8 @@ def report_markdown(events: list[Event], summary: RunSummary, title: str, *, png
     table = eval_rows(events)
     lines += ["## Evaluations", ""]
     if table:
-        lines += ["| step | train | val | notes |", "|---:|---:|---:|---|",
-                  *(f"| {s:,} | {t} | {v} | {n} |" for s, t, v, n in table)]
+        lines += ["| step | train | val | val bpb | notes |", "|---:|---:|---:|---:|---|",
+                  *(f"| {s:,} | {t} | {v} | {b} | {n} |" for s, t, v, b, n in table)]
     else:
         lines.append("no evaluation in the log")
     warnings = [e.message for e in events if isinstance(e, Warning)]

@@ -60,7 +60,8 @@ def _started(run: RunInfo) -> str:
 def runs_table(runs: list[RunInfo], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column, justify in (("name", "left"), ("preset", "left"), ("status", "left"), ("iteration", "right"),
-                            ("train loss", "right"), ("val loss", "right"), ("hellaswag", "right"),
+                            ("train loss", "right"), ("val loss", "right"), ("val bpb", "right"),
+                            ("hellaswag", "right"),
                             ("tokens seen", "right"),
                             ("health", "left"), ("started", "left"), ("path", "left")):
         table.add_column(column, justify=justify, no_wrap=True,
@@ -68,7 +69,8 @@ def runs_table(runs: list[RunInfo], title: str) -> Table:
     for run in runs:
         style = STATUS_STYLE.get(run.status, "")
         table.add_row(escape(run.name), escape(run.preset or "-"), f"[{style}]{run.status}[/]" if style else run.status,
-                      _iteration(run), _loss(run.train_loss), _loss(run.val_loss), _hellaswag(run),
+                      _iteration(run), _loss(run.train_loss), _loss(run.val_loss),
+                      "-" if run.val_bpb is None else f"{run.val_bpb:.4f}", _hellaswag(run),
                       "-" if run.tokens_seen is None else fmt.compact(run.tokens_seen),
                       f"[yellow]{escape(_health(run))}[/]" if run.health else _health(run), _started(run),
                       escape(str(run.path)))

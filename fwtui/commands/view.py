@@ -38,6 +38,7 @@ def summary_lines(s: RunSummary, gpu: str | None) -> list[str]:
         + (" (their iterations' time above the plain one)" if s.source == "nanoGPT log" else " (measured)"),
         f"final train loss    {loss(s.final_train_loss)}",
         f"final val loss      {loss(s.final_val_loss)}",
+        f"final bits per byte {bpb_text(s)}",
         f"last iteration loss {loss(s.last_loss)}",
     ]
     if s.mfu_avg is None:
@@ -55,6 +56,15 @@ def summary_lines(s: RunSummary, gpu: str | None) -> list[str]:
             "lines that looked like log lines but did"
         lines.append(f"skipped             {s.malformed_lines} {what} not parse (a truncated last line?)")
     return lines
+
+
+def bpb_text(s: RunSummary) -> str:
+    """The last evaluation's train and val loss in bits per UTF-8 byte (trainer.data.bpb), or why unknown."""
+    if s.final_val_bpb is None:
+        return "unknown (" + ("a nanoGPT log has no byte counts)" if s.source == "nanoGPT log" else
+                              "no evaluation with bits per byte in the log)")
+    train = "unknown" if s.final_train_bpb is None else f"{s.final_train_bpb:.4f}"
+    return f"train {train} · val {s.final_val_bpb:.4f} (summed loss / ln 2 / UTF-8 bytes of the evaluated text)"
 
 
 def hellaswag_line(events: list[Event]) -> str:

@@ -134,6 +134,8 @@ def legend_text(runs: list[ComparedRun], smoothing: float) -> Text:
                  "iter unknown" if run.last_iter is None else f"iter {fmt.count(run.last_iter)}",
                  "tokens unknown" if run.tokens_seen is None else f"{fmt.compact(run.tokens_seen)} tokens",
                  f"train {fmt.loss(run.final_train)}", f"val {fmt.loss(run.final_val)}"]
+        if run.final_val_bpb is not None:
+            parts.append(f"val {fmt.bpb(run.final_val_bpb)}")
         if run.best_val is not None:
             parts.append(f"best val {fmt.loss(run.best_val)}" + (" (lowest)" if run.best_val == best else ""))
         text.append("  " + " · ".join(parts))

@@ -309,9 +309,10 @@ def log_line(event) -> str | None:
             return f"run started {where} · {event.run_dir}"
         case Eval():
             over = f" · {fmt.compact(event.val_tokens)} val tokens" if event.val_tokens is not None else ""
+            bpb = f" · val {fmt.bpb(event.val_bpb)}" if event.val_bpb is not None else ""
             return (f"iter {fmt.count(event.iter)} eval: train {fmt.loss(event.train_loss)} · val "
-                    f"{fmt.loss(event.val_loss)} (best {fmt.loss(event.best_val_loss)}) · {fmt.seconds(event.seconds)}"
-                    f"{over}")
+                    f"{fmt.loss(event.val_loss)} (best {fmt.loss(event.best_val_loss)}){bpb} · "
+                    f"{fmt.seconds(event.seconds)}{over}")
         case CheckpointSaved():
             held = f", training held {fmt.seconds(event.held_seconds)}" if event.held_seconds is not None else ""
             return (f"iter {fmt.count(event.iter)} checkpoint ({event.reason}): {fmt.gigabytes(event.bytes)} "

@@ -154,6 +154,10 @@ class Eval(Event):
     """Tokens the train loss covers: its fixed windows x block_size (None in older logs)."""
     val_tokens: int | None = None
     """Tokens the val loss covers: the same fixed, non-overlapping windows of val.bin at every evaluation."""
+    train_bpb: float | None = None
+    """The train loss in bits per UTF-8 byte of the windows' target text (trainer.data.bpb; None in older logs)."""
+    val_bpb: float | None = None
+    """The val loss in bits per UTF-8 byte: sum of the target tokens' losses / ln 2 / their bytes."""
 
 
 @dataclass(frozen=True, kw_only=True)

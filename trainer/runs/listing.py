@@ -113,6 +113,8 @@ class RunInfo:
     """The last logged training loss."""
     val_loss: float | None = None
     """The last evaluation's validation loss."""
+    val_bpb: float | None = None
+    """That evaluation's val loss in bits per UTF-8 byte (trainer.data.bpb); None in logs written before it."""
     tokens_seen: int | None = None
     start_time: float | None = None
     """Wall clock (epoch seconds) of the first RunStarted."""
@@ -226,6 +228,7 @@ def read_run(run_dir: str | Path) -> RunInfo:
         run_dir, name, preset, status,
         iteration=max(iters) if iters else None, max_iters=latest.max_iters if latest else None,
         train_loss=steps[-1].loss if steps else None, val_loss=evals[-1].val_loss if evals else None,
+        val_bpb=evals[-1].val_bpb if evals else None,
         tokens_seen=steps[-1].tokens_seen if steps else None,
         start_time=first.time if first else (head[0].time if head else None), problem=note, health=health,
         checkpoint_iter=saved[-1] if saved else None, last_write=log.stat().st_mtime,

@@ -49,6 +49,9 @@ class RunSummary:
     mfu_peak_flops: float | None
     mfu_peak_source: str
     malformed_lines: int = 0
+    final_train_bpb: float | None = None
+    """The last evaluation's losses in bits per UTF-8 byte (trainer.data.bpb); None when the log has none."""
+    final_val_bpb: float | None = None
 
     @property
     def avg_iter_seconds(self) -> float | None:
@@ -128,7 +131,9 @@ def summarize_events(events: list[Event]) -> RunSummary:
         final_val_loss=(final.final_val_loss if final and final.final_val_loss is not None
                         else last_eval.val_loss if last_eval else None),
         last_loss=steps[-1].loss if steps else None, mfu_avg=_mean(mfus), mfu_samples=len(mfus),
-        mfu_peak_flops=peak, mfu_peak_source=starts[-1].peak_flops_source if starts else "unknown")
+        mfu_peak_flops=peak, mfu_peak_source=starts[-1].peak_flops_source if starts else "unknown",
+        final_train_bpb=last_eval.train_bpb if last_eval else None,
+        final_val_bpb=last_eval.val_bpb if last_eval else None)
 
 
 def rescaled_mfu(summary: RunSummary, gpu: str) -> tuple[float | None, str, float]:

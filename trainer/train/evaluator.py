@@ -19,6 +19,11 @@ count, val sum, val count] gives every rank the totals to divide. So N ranks tak
 the mean one process gets over all windows (to float rounding: the sums are added in another order, in
 other batches), still with one host sync. A rank with no window of a split (fewer windows than ranks)
 adds zeros. One process: no collective.
+
+Bits per byte (trainer.data.bpb) comes with each loss when the Evaluator is given the tokenizer's byte
+length table: every window has block_size targets, so the mean of the windows' mean losses times the
+split's tokens is the sum of its target-token losses (nats), and that over ln 2 and the targets' UTF-8
+bytes (counted once, at construction, over all windows of all ranks) is the exact bits per byte.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer.data.bpb import bits_per_byte, target_bytes
 from trainer.train.distributed import Dist
 
 
@@ -39,6 +45,8 @@ class EvalResult:
     """Mean loss (nats/token) of each split, "train" and "val"."""
     tokens: dict[str, int]
     """Predicted tokens each split's loss covers: windows x block_size."""
+    bpb: dict[str, float] | None = None
+    """Bits per UTF-8 byte of each split's target text (None without a byte table)."""
 
 
 def window_offsets(file_tokens: int, block_size: int, wanted: int) -> np.ndarray:
@@ -54,13 +62,14 @@ class Evaluator:
     """Constructed once per run with the data it reads; `evaluate(model)` gives both splits' losses.
 
     The model is an argument, not kept: a compile failure at evaluation swaps the compiled module for the
-    eager one, and the Trainer passes whichever runs. `ranks` (the Trainer's Dist) says which share of the
+    eager one, and the Trainer passes whichever runs. `token_bytes` (trainer.data.bpb.token_byte_lengths)
+    adds bits per byte to each result. `ranks` (the Trainer's Dist) says which share of the
     windows this process evaluates and adds the shares up; by default one process, all windows.
     """
 
     def __init__(self, *, train_path: str | Path, val_path: str | Path, block_size: int, batch_size: int,
                  eval_iters: int, device: str, autocast: contextlib.AbstractContextManager | None = None,
-                 ranks: Dist | None = None) -> None:
+                 ranks: Dist | None = None, token_bytes: np.ndarray | None = None) -> None:
         self.block_size = block_size
         self.batch_size = batch_size
         self.device = device
@@ -74,6 +83,13 @@ class Evaluator:
         """The windows this rank evaluates: r, r+N, r+2N, ... of each split's."""
         self._windows = {split: self._read(Path(path), self.mine[split])
                          for split, path in (("train", train_path), ("val", val_path))}
+        self.target_bytes: dict[str, int] | None = None
+        """UTF-8 bytes of each split's targets over all windows (every rank's): bits per byte's denominator."""
+        if token_bytes is not None:
+            paths = {"train": Path(train_path), "val": Path(val_path)}
+            self.target_bytes = {split: target_bytes(self._windows[split] if self.ranks.world_size == 1 else
+                                                     self._read(paths[split], offsets), token_bytes)
+                                 for split, offsets in self.offsets.items()}
 
     def _read(self, path: Path, offsets: np.ndarray) -> np.ndarray:
         data = np.memmap(path, dtype=np.uint16, mode="r")
@@ -122,4 +138,7 @@ class Evaluator:
             train_loss, val_loss = (sums[0::2] / sums[1::2]).tolist()  # the evaluation's one host sync
         finally:
             model.train(was_training)
-        return EvalResult(losses={"train": train_loss, "val": val_loss}, tokens=self.tokens)
+        losses, tokens = {"train": train_loss, "val": val_loss}, self.tokens
+        bpb = None if self.target_bytes is None else {
+            split: bits_per_byte(losses[split] * tokens[split], self.target_bytes[split]) for split in losses}
+        return EvalResult(losses=losses, tokens=tokens, bpb=bpb)

@@ -41,6 +41,7 @@ from trainer.model.precision import autocast_for, peak_for_precision, precision_
 from trainer.train.optimizers import build_optimizer
 from trainer.train.resume import PreparedLike, best_val_loss_of, check_resume, dataset_identity
 from trainer.train.schedule import describe_schedule_change, lr_at
+from trainer.data.bpb import token_byte_lengths
 from trainer.train.evaluator import EvalResult, Evaluator
 from trainer.train.bad_steps import BadSteps, TrainingDiverged
 
@@ -123,7 +124,8 @@ class Trainer:
         self.evaluator = Evaluator(train_path=self.data.train_path, val_path=self.data.val_path,
                                    block_size=cfg.block_size, batch_size=cfg.batch_size, eval_iters=cfg.eval_iters,
                                    device=self.device, autocast=self.autocast,
-                                   ranks=self.dist)  # rank r evaluates windows r, r+N, ...; summed over ranks
+                                   ranks=self.dist,  # rank r evaluates windows r, r+N, ...; summed over ranks
+                                   token_bytes=token_byte_lengths())  # bits per byte beside each loss
         self.identity = dataset_identity(self.data)
         if self.resume:
             self._load_resume_state()
@@ -388,7 +390,9 @@ class Trainer:
         self.best_val_loss = min(self.best_val_loss, losses["val"])
         self.emit(ev.Eval(iter=it, train_loss=losses["train"], val_loss=losses["val"],
                           best_val_loss=self.best_val_loss, seconds=seconds,
-                          train_tokens=result.tokens["train"], val_tokens=result.tokens["val"]))
+                          train_tokens=result.tokens["train"], val_tokens=result.tokens["val"],
+                          train_bpb=result.bpb["train"] if result.bpb else None,
+                          val_bpb=result.bpb["val"] if result.bpb else None))
         if final:
             self._save(it, "final", must_succeed=True)
         elif save and it > 0 and (self.config.always_save_checkpoint or improved):
