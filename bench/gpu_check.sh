@@ -1,40 +1,50 @@
 #!/usr/bin/env bash
 # The GPU check: everything fwtui can only learn on a CUDA card, in one run of at most 8 minutes on an
-# H100/H200, with what the GPU machine has (torch, tiktoken, pyarrow, numpy, pytest; no textual, no network).
+# H100/H200, with what the GPU machine has (python3, torch, tiktoken, pyarrow, numpy, pytest; no textual,
+# no network), run from the checkout. Ordered by value: the headline figure (gpt2-124m compiled: tokens/s,
+# MFU, peak memory) comes first, printed the moment it exists, within about the first two minutes.
 #
 #   bash bench/gpu_check.sh [--out DIR] [--quick] [--only STAGE,STAGE] [--hellaswag-file PATH] [--dry-run]
 #
-# Stages (each under its own `timeout`, its output in DIR/logs/STAGE.log):
+# Stages, in this order (each under its own `timeout`, its output live on stdout and in DIR/logs/STAGE.log):
 #   env         torch, CUDA and the card; the engine imports without textual/rich/plotext/fwtui
-#   pytest      python -m pytest -m gpu tests/test_gpu.py: bf16/fp16 runs, fused AdamW, compile (static
-#               shapes, and in a worker thread), bitwise resume, sampling, a real OOM and --auto-batch, the
-#               probe, a modern (Muon) run with no host sync in its steps
-#   train-124m  bench/train.py --preset gpt2-124m: tokens/s, MFU, peak memory, step phases, against a bare loop
-#   train-4070  bench/train.py --preset rtx4070-12gb: the same for the 12 GB preset
-#   modern-124m bench/train.py --preset gpt2-124m --set recipe=modern: the modern recipe at the same shape,
-#               tokens/s, MFU, peak memory, Muon's share of the step (no bare loop: one compile; 8
-#               micro-batches an iteration, see the budget below)
+#   train-124m  bench/train.py --preset gpt2-124m: THE HEADLINE. The Trainer's steps (no evaluation,
+#               checkpoint or HellaSwag: one compile), tokens/s, MFU, peak memory printed at its last step;
+#               then the memory plan against it, the step phases, and a bare loop (a second, mostly cached
+#               compile) with its own peak memory
+#   modern-124m bench/train.py --preset gpt2-124m --set recipe=modern: the modern recipe at the same shape
+#               (no bare loop: one compile; 8 micro-batches an iteration, see below), Muon's share
+#   pytest      python3 -m pytest -m gpu tests/test_gpu.py: bf16/fp16 runs, fused AdamW, compile (static
+#               shapes, in a worker thread, a failing compiler falling back), bitwise resume, sampling, a
+#               real OOM and --auto-batch, the probe, a modern (Muon) run with no host sync in its steps
+#   train-4070  bench/train.py --preset rtx4070-12gb: the 12 GB preset's figures (no bare loop)
 #   modern-4070 bench/train.py --preset rtx4070-12gb-modern: the same for the 12 GB modern preset
-#   hellaswag   bench/hellaswag.py --presets gpt2-124m: HellaSwag scoring speed on the validation file (all
-#               10,042, random weights: the time does not depend on them), stopped at a budget inside the
+#   calibrate   bench/calibrate.py: predicted against measured memory and step time, 4 presets (eager;
+#               the compiled path's memory is train-124m's "plan" line)
+#   hellaswag   bench/hellaswag.py --presets gpt2-124m: HellaSwag scoring speed on the validation file
+#               (random weights: the time does not depend on them), stopped at a budget inside the
 #               timeout with the rate it reached. The file: --hellaswag-file, else $FWTUI_HELLASWAG_FILE,
 #               else shared/data/hellaswag_val.jsonl in the checkout or beside it (../shared); with none the
 #               stage is skipped and says how to supply one (it is never downloaded: the GPU box is offline).
 #               On the device machine ../shared stays behind: copy the file into a folder of the checkout
 #               that .git/info/exclude ignores, carry that folder, and pass --hellaswag-file FOLDER/FILE.
-#   calibrate   bench/calibrate.py: predicted against measured memory and step time, 4 presets (eager)
 #   emulate     bench/emulate_12gb.py: a 12 GB card emulated (memory fraction): verdicts and the probe
-# DIR/summary.txt: one line a stage (ok / skipped / failed rc / timed out, seconds) and each bench's figures.
-# DIR is --out, else $OUT; the script writes nothing else. Exit status: 0 every stage ok or skipped, 1 a
-# stage failed, 2 bad arguments. --dry-run lists the stages and commands and checks their files, the
-# HellaSwag file and the engine's imports, on any machine (it needs no GPU and writes nothing).
+# Extra, only with --only (a second call, with the device time left):
+#   batch-sweep bench/train.py --preset gpt2-124m --batch-sweep: tokens/s, MFU and peak memory at the
+#               preset's micro-batch x1, x2, x4, x8 (tokens per iteration kept), a compile each
+# DIR/summary.txt: one line a stage (ok / skipped / failed rc / timed out, seconds) and each stage's last
+# lines, appended as each stage ends, so a killed run leaves what it measured. DIR is --out, else $OUT;
+# the script writes nothing else. The whole run keeps to a deadline (470 s): a stage gets what is left
+# when less than its budget is, and is skipped when under 10 s is. Exit status: 0 every stage ok or
+# skipped, 1 a stage failed, 2 bad arguments. --dry-run lists the stages, budgets and commands in order
+# and checks their files, the HellaSwag file and the engine's imports, on any machine (no GPU, writes nothing).
 
 set -uo pipefail
 
 usage="usage: bash bench/gpu_check.sh [--out DIR] [--quick] [--only STAGE,STAGE] [--hellaswag-file PATH] [--dry-run]"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${PYTHON:-python}"
-command -v "$PY" >/dev/null 2>&1 || PY=python3
+PY="${PYTHON:-python3}"  # the device machine's interpreter is python3 (it may have no `python`)
+command -v "$PY" >/dev/null 2>&1 || PY=python
 
 out="${OUT:-}"
 quick=0
@@ -79,50 +89,55 @@ else
 fi
 no_hellaswag="skipped: no HellaSwag file; pass --hellaswag-file PATH/hellaswag_val.jsonl or set FWTUI_HELLASWAG_FILE (on the device machine, carry a copy inside the checkout: ../shared does not travel)"
 
-# --- the stages: name, timeout in seconds, command (run from the repository root) ------------------------
-# The timeouts add up to 480 s: the 8 minutes the check may take. Estimates, not yet measured on a card:
-# a compile of a 12-layer model ~30-40 s (the bare loop's second one partly cached). So the modern stages
-# skip the bare loop and accumulate 8 micro-batches, not the preset's 40 or 32 (tokens/s hardly depends on
-# it; the optimizer's share is then 4-5x what it is at the preset's: an upper bound), and hellaswag stops
-# scoring at its budget, 15 s inside its timeout (start-up, the model). The step time is the gap between
-# Step events after the warm-up, which come at log points: --log-interval gives each run at least 2 gaps
-# (the 4070 presets' 50 would give none in 15 steps).
+# --- the stages: name, budget in seconds, command (run from the repository root) -------------------------
+# Budgets (estimates, not yet measured on a card): a compile of a 12-layer model ≈ 30-60 s, a second of the
+# same shape mostly from Inductor's cache; each bench stage holds two compiles and its steps. The budgets add
+# up to 435 s, inside the run's 470 s deadline and the 8 minutes the check may take (480). Speed stages
+# time steps only (bench/train.py: no evaluation, checkpoint or HellaSwag). The modern stages accumulate 8
+# micro-batches, not the preset's 40 or 32 (tokens/s hardly depends on it; the optimizer's share is then
+# 4-5x what it is at the preset's: an upper bound). The step time is the gap between Step events after the
+# warm-up, which come at log points: --log-interval gives each run at least 2 gaps.
 if [ "$quick" = 1 ]; then
-    iters="--iters 6 --warmup 2 --repeat 1 --log-interval 2"; modern="--iters 4 --warmup 2 --repeat 1 --log-interval 2"
+    iters="--iters 4 --warmup 2 --repeat 1 --log-interval 2"; modern="--iters 4 --warmup 2 --repeat 1 --log-interval 2"
     steps=4; limit=128
-    scoring="--limit 2000 --budget-s 25"
+    scoring="--limit 2000 --budget-s 15"
 else
-    iters="--iters 12 --warmup 3 --repeat 1 --log-interval 4"; modern="--iters 8 --warmup 2 --repeat 1 --log-interval 2"
+    iters="--iters 6 --warmup 2 --repeat 1 --log-interval 2"; modern="--iters 6 --warmup 2 --repeat 1 --log-interval 2"
     steps=6; limit=256
-    scoring="--budget-s 40"
+    scoring="--budget-s 20"
 fi
 modern+=" --no-bare --set gradient_accumulation_steps=8"
-STAGES=(env pytest train-124m train-4070 modern-124m modern-4070 hellaswag calibrate emulate)
-declare -A TIMEOUT=([env]=15 [pytest]=85 [train-124m]=95 [train-4070]=70 [modern-124m]=55 [modern-4070]=45
-                    [hellaswag]=55 [calibrate]=35 [emulate]=25)
+DEADLINE="${FWTUI_GPU_CHECK_DEADLINE:-470}"  # seconds for the whole run (tests shorten it)
+STAGES=(env train-124m modern-124m pytest train-4070 modern-4070 calibrate hellaswag emulate)
+EXTRA=(batch-sweep)
+declare -A TIMEOUT=([env]=15 [train-124m]=110 [modern-124m]=65 [pytest]=70 [train-4070]=50 [modern-4070]=40
+                    [calibrate]=30 [hellaswag]=35 [emulate]=20 [batch-sweep]=300)
 declare -A CMD=(
     [env]="$PY bench/gpu_check_env.py"
-    [pytest]="$PY -m pytest -q -p no:cacheprovider -rs -m gpu tests/test_gpu.py"
     [train-124m]="$PY bench/train.py --preset gpt2-124m $iters"
-    [train-4070]="$PY bench/train.py --preset rtx4070-12gb $iters"
     [modern-124m]="$PY bench/train.py --preset gpt2-124m --set recipe=modern $modern"
+    [pytest]="$PY -m pytest -q -p no:cacheprovider -rs -m gpu tests/test_gpu.py"
+    [train-4070]="$PY bench/train.py --preset rtx4070-12gb $iters --no-bare"
     [modern-4070]="$PY bench/train.py --preset rtx4070-12gb-modern $modern"
-    [hellaswag]="$PY bench/hellaswag.py --presets gpt2-124m $scoring"
     [calibrate]="$PY bench/calibrate.py --eager --steps $steps --presets rtx4070-12gb,rtx4070-12gb-small,24gb,gpt2-124m"
+    [hellaswag]="$PY bench/hellaswag.py --presets gpt2-124m $scoring"
     [emulate]="$PY bench/emulate_12gb.py --limit $limit"
+    [batch-sweep]="$PY bench/train.py --preset gpt2-124m --batch-sweep $iters"
 )
-FILES=(bench/gpu_check_env.py bench/train.py bench/hellaswag.py bench/calibrate.py bench/emulate_12gb.py
-       tests/test_gpu.py tests/conftest.py tests/tiny_trainer_child.py presets/rtx4070-12gb-modern.toml
-       trainer/data/assets/r50k_base.tiktoken)
+FILES=(bench/gpu_check_env.py bench/train.py bench/step_phases.py bench/hellaswag.py bench/calibrate.py
+       bench/emulate_12gb.py tests/test_gpu.py tests/conftest.py tests/tiny_trainer_child.py
+       presets/rtx4070-12gb-modern.toml trainer/data/assets/r50k_base.tiktoken)
 
 selected=()
-for stage in "${STAGES[@]}"; do
-    if [ -z "$only" ] || [[ ",$only," == *",$stage,"* ]]; then selected+=("$stage"); fi
+for stage in "${STAGES[@]}" "${EXTRA[@]}"; do
+    if [[ " ${EXTRA[*]} " == *" $stage "* ]]; then
+        if [[ ",$only," == *",$stage,"* ]]; then selected+=("$stage"); fi  # extra stages: by name only
+    elif [ -z "$only" ] || [[ ",$only," == *",$stage,"* ]]; then selected+=("$stage"); fi
 done
 if [ -n "$only" ]; then
     for name in ${only//,/ }; do
         if [ -z "${TIMEOUT[$name]+x}" ]; then
-            echo "gpu_check.sh: --only: no stage '$name'; the stages are ${STAGES[*]}" >&2; exit 2
+            echo "gpu_check.sh: --only: no stage '$name'; the stages are ${STAGES[*]} ${EXTRA[*]}" >&2; exit 2
         fi
     done
 fi
@@ -133,10 +148,15 @@ if [ "$dry" = 1 ]; then
     total=0
     echo "gpu_check dry run: $( [ "$quick" = 1 ] && echo quick || echo full ); output would go to $out"
     for stage in "${selected[@]}"; do
-        printf 'stage %-11s timeout %4ss  %s\n' "$stage" "${TIMEOUT[$stage]}" "${CMD[$stage]}"
+        printf 'stage %-11s timeout %4ss  starts by %4ss  %s\n' "$stage" "${TIMEOUT[$stage]}" "$total" "${CMD[$stage]}"
         total=$((total + TIMEOUT[$stage]))
     done
-    echo "timeouts total ${total} s (at most 480)"
+    echo "timeouts total ${total} s (deadline ${DEADLINE} s: a stage gets what is left; at most 480)"
+    for stage in "${EXTRA[@]}"; do
+        if [[ " ${selected[*]} " != *" $stage "* ]]; then
+            printf 'extra %-11s timeout %4ss  with --only %s: %s\n' "$stage" "${TIMEOUT[$stage]}" "$stage" "${CMD[$stage]}"
+        fi
+    done
     failed=0
     for file in "${FILES[@]}"; do
         if [ -f "$file" ]; then echo "check file $file: present"; else echo "check file $file: MISSING"; failed=1; fi
@@ -163,31 +183,43 @@ summary="$out/summary.txt"
     echo "fwtui gpu_check $(date -u +%Y-%m-%dT%H:%M:%SZ) · $( [ "$quick" = 1 ] && echo quick || echo full ) · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo
 } >"$summary"
+export PYTHONUNBUFFERED=1  # every line reaches the log (and stdout) as it is printed
 status=0
-figures=""
+begin=$SECONDS
 for stage in "${selected[@]}"; do
     log="$out/logs/$stage.log"
     if [ "$stage" = hellaswag ] && [ -z "$hellaswag" ]; then
-        echo "$no_hellaswag" | tee "$log"
-        line=$(printf '%-11s %-28s %4s s  logs/%s.log' "$stage" "skipped (no HellaSwag file)" 0 "$stage")
-        echo "$line" | tee -a "$summary"
-        figures+=$'\n'"--- $stage: $no_hellaswag"$'\n'
+        echo "$no_hellaswag" >"$log"
+        printf '%-11s %-28s %4s s  logs/%s.log\n--- %s\n\n' "$stage" "skipped (no HellaSwag file)" 0 "$stage" \
+            "$no_hellaswag" | tee -a "$summary"
         continue
     fi
-    echo "== $stage (timeout ${TIMEOUT[$stage]} s): ${CMD[$stage]}"
-    start=$(date +%s)
+    budget=${TIMEOUT[$stage]}
+    left=$((DEADLINE - (SECONDS - begin)))
+    [ "$budget" -gt "$left" ] && budget=$left
+    if [ "$budget" -lt 10 ]; then
+        printf '%-11s %-28s %4s s\n\n' "$stage" "skipped (deadline reached)" 0 | tee -a "$summary"
+        continue
+    fi
+    echo "== $stage (timeout ${budget} s, at ${SECONDS}s): ${CMD[$stage]}"
+    start=$SECONDS
     # shellcheck disable=SC2086 - the command is words on purpose
-    FWTUI_HELLASWAG_FILE="$hellaswag" timeout -k 10 "${TIMEOUT[$stage]}" ${CMD[$stage]} >"$log" 2>&1
-    rc=$?
-    seconds=$(( $(date +%s) - start ))
+    FWTUI_HELLASWAG_FILE="$hellaswag" timeout -k 5 "$budget" ${CMD[$stage]} 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    seconds=$((SECONDS - start))
     if [ "$rc" = 0 ]; then result="ok"
-    elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then result="timed out after ${TIMEOUT[$stage]} s"; status=1
+    elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then result="timed out after ${budget} s"; status=1
     else result="failed (exit $rc)"; status=1
     fi
-    line=$(printf '%-11s %-28s %4s s  logs/%s.log' "$stage" "$result" "$seconds" "$stage")
-    echo "$line" | tee -a "$summary"
-    figures+=$'\n'"--- $stage: last lines of logs/$stage.log"$'\n'"$(tail -n 25 "$log")"$'\n'
+    {
+        printf '%-11s %-28s %4s s  logs/%s.log\n' "$stage" "$result" "$seconds" "$stage"
+        echo "--- $stage: last lines of logs/$stage.log"
+        tail -n 25 "$log"
+        echo
+    } >>"$summary"
+    echo "-- $stage: $result ($seconds s)"
 done
-printf '%s\n' "$figures" >>"$summary"
-echo "summary: $summary"
+echo
+echo "== summary ($summary)"
+cat "$summary"
 exit "$status"

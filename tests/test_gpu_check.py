@@ -14,8 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
-STAGES = ("env", "pytest", "train-124m", "train-4070", "modern-124m", "modern-4070", "hellaswag", "calibrate",
-          "emulate")
+STAGES = ("env", "train-124m", "modern-124m", "pytest", "train-4070", "modern-4070", "calibrate", "hellaswag",
+          "emulate")  # by value: the headline (gpt2-124m compiled) first
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
                                 reason="needs bash and coreutils' timeout")
@@ -72,13 +72,38 @@ def test_dry_run_lists_the_stages_checks_its_files_and_writes_nothing(tmp_path):
     calibrate = next(line for line in stage_lines if line.split()[1] == "calibrate")
     assert len(calibrate.split("--presets ")[1].split()[0].split(",")) >= 4
     total = sum(int(line.split()[3].rstrip("s")) for line in stage_lines)
-    assert f"timeouts total {total} s" in result.stdout and total <= 480  # the 8 minutes
+    assert f"timeouts total {total} s" in result.stdout and total <= 440  # the 8 minutes (480), with margin
+    # The headline within the first two minutes: the 124M stage starts after env alone, and its command is
+    # a speed run of the preset as it is (python3, no --set that changes the model or the batch).
+    starts = {line.split()[1]: int(line.split()[6].rstrip("s")) for line in stage_lines}
+    assert starts["train-124m"] <= 15 and starts["train-124m"] + int(stage_lines[1].split()[3].rstrip("s")) <= 130
+    assert "bench/train.py --preset gpt2-124m --iters" in stage_lines[1] and "--set" not in stage_lines[1]
+    # An extra stage, listed, not run by default: the micro-batch sweep.
+    assert any(line.startswith("extra batch-sweep") and "--batch-sweep" in line for line in lines)
     assert all(": present" in line for line in lines if line.startswith("check file "))
     assert "check imports: the engine and the bench scripts import without textual" in result.stdout
     assert "check pytest -m gpu: 12 tests collected" in result.stdout
     assert sum(line.startswith("check hellaswag file: ") for line in lines) == 1  # found, or how to supply it
     assert result.stdout.rstrip().endswith("dry run: every check passed")
     assert not out.exists()
+
+
+def test_the_interpreter_is_python3_unless_python_is_given(tmp_path):
+    # The device machine has python3 and perhaps no `python`; PYTHON still picks another (the tests' venv).
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "OUT")}
+    listing = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(tmp_path), "--only", "train-124m"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    stage = next(line for line in listing.stdout.splitlines() if line.startswith("stage "))
+    assert stage.split()[7] == "python3", stage
+
+
+def test_the_deadline_skips_what_no_longer_fits_and_the_summary_says_so(tmp_path):
+    # FWTUI_GPU_CHECK_DEADLINE (the run's 470 s) cut to 5: no stage has 10 s left, each is skipped at once.
+    result = run("--out", str(tmp_path), "--only", "train-124m,pytest", FWTUI_GPU_CHECK_DEADLINE="5")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "train-124m  skipped (deadline reached)" in summary and "pytest      skipped (deadline reached)" in summary
+    assert "== summary" in result.stdout  # the summary also ends stdout (the device tool keeps the tail)
 
 
 def test_quick_and_only_shape_the_listing(tmp_path):
@@ -90,7 +115,7 @@ def test_quick_and_only_shape_the_listing(tmp_path):
         "train-124m", "modern-4070", "hellaswag", "emulate"]  # in the script's order
     assert all(timed_gaps(line) >= 2 for line in quick.stdout.splitlines()
                if line.startswith("stage ") and "bench/train.py" in line)
-    assert "--iters 12" in full.stdout and "--iters 6" in quick.stdout
+    assert "--iters 6" in full.stdout and "--iters 4" in quick.stdout
     assert "--limit 2000" in quick.stdout and "--limit 2000" not in full.stdout  # quick scores 2,000 examples
 
 
@@ -158,5 +183,6 @@ def test_a_real_run_without_a_gpu_fails_its_env_stage_and_says_so(tmp_path):
     assert result.returncode == 1
     summary = (tmp_path / "summary.txt").read_text()
     assert "env         failed (exit 1)" in summary
-    assert "no CUDA device is visible" in summary
+    assert "no CUDA device is visible" in summary  # the stage's lines, appended as it ended
+    assert "no CUDA device is visible" in result.stdout  # and live on stdout
     assert (tmp_path / "logs" / "env.log").is_file()
