@@ -80,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of documents held out for validation (default 0.0005)")
     p.add_argument("--workers", type=int, default=0, help="encoding threads (default: every core)")
 
+    p = sub.add_parser("fetch", help="download FineWeb shards (or any hub dataset's files) through huggingface_hub")
+    _common(p)
+    p.add_argument("dataset", metavar="DATASET", help="fineweb, fineweb-edu, or a hub dataset as OWNER/NAME")
+    p.add_argument("--subset", metavar="NAME",
+                   help="sample-10BT (the default), sample-100BT, a dump such as CC-MAIN-2013-20, or a folder")
+    p.add_argument("--shards", type=int, metavar="N", help="the first N files of the subset (default all)")
+    p.add_argument("--files", metavar="GLOB", help="files of an OWNER/NAME repository, e.g. 'data/*.parquet'")
+    p.add_argument("--list", action="store_true",
+                   help="show the files, sizes and tokens without downloading (no --subset: the subsets)")
+    p.add_argument("--dir", metavar="DIR", help="download into DIR (default: the hub's cache, HF_HOME/hub)")
+    p.add_argument("--revision", default="main", help="branch, tag or commit of the repository (default main)")
+
     p = sub.add_parser("train", help="train headless, printing a line per log interval")
     _common(p)
     _run_options(p, data_required=False)

@@ -158,4 +158,15 @@ def one_line(text: str) -> str:
 
 
 __all__ = ["UNKNOWN", "APPROX", "approx", "duration", "seconds", "gigabytes", "gb_number", "count", "compact",
-           "percent", "tflops", "loss", "rate", "clock", "bar", "one_line"]
+           "percent", "tflops", "loss", "rate", "clock", "bar", "one_line", "data_size"]
+
+
+def data_size(n_bytes: int | float | None) -> str:
+    """Bytes of a file or a download in decimal units, three figures: 812 B, 45.3 kB, 2.15 GB."""
+    if _missing(n_bytes):
+        return UNKNOWN
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n_bytes) >= scale:
+            value = n_bytes / scale
+            return f"{value:.{2 if value < 10 else 1 if value < 100 else 0}f} {unit}"
+    return f"{int(n_bytes)} B"
