@@ -49,6 +49,10 @@ class HeadlessPrinter:
 
     # --- one method per event kind -------------------------------------------------------------------------
     def _prepare_progress(self, e: ev.PrepareProgress) -> None:
+        if e.finished_file:
+            since = " (since the resume)" if e.file_resumed else ""
+            self.line(f"prepared file {e.file_index}/{e.file_count}: {e.finished_file} · {e.file_documents:,} "
+                      f"documents · {e.file_tokens:,} tokens{since}")
         now = time.monotonic()
         if now - self._last_prepare < PREPARE_EVERY:
             return

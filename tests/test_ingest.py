@@ -357,7 +357,7 @@ def test_prepare_writes_nothing_in_cwd(tiny_parquet, tmp_path, monkeypatch):
 
 def test_too_little_disk_space_fails_before_writing(tiny_parquet, tmp_path, monkeypatch):
     monkeypatch.setattr(prepared_writer.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 1000})())
-    with pytest.raises(DataError, match=r"needs about .* GB .* GB free"):
+    with pytest.raises(DataError, match=r"needs .* MB for ≈ [\d,]+ tokens \(an estimate: .* has 0.0 MB free"):
         prepare([tiny_parquet], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

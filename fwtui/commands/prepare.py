@@ -33,9 +33,12 @@ def main(args: argparse.Namespace) -> int:
 
         def show(event: PrepareProgress) -> None:
             eta = "unknown" if event.eta_seconds is None else f"{event.eta_seconds:,.0f} s"
+            which = f"file {event.file_index}/{event.file_count} " if event.file_count > 1 else ""
             detail = (f"{event.documents:,} docs · {event.tokens:,} tokens · "
-                      f"{event.tokens_per_sec / 1e6:.2f} M tok/s · ETA {eta} · {Path(event.source).name}")
+                      f"{event.tokens_per_sec / 1e6:.2f} M tok/s · ETA {eta} · {which}{Path(event.source).name}")
             bar.update(task, total=event.bytes_total, completed=event.bytes_done, detail=detail)
+            if event.finished_file:
+                console.print(file_line(event))
 
         data = prepare(args.paths, Path(args.out) if args.out else None, text_column=args.text_column,
                        val_fraction=args.val_fraction, workers=args.workers, progress=show)
@@ -54,6 +57,14 @@ def main(args: argparse.Namespace) -> int:
     if meta.get("invalid_utf8_replaced"):
         console.print(f"  {_documents(meta['invalid_utf8_replaced'])} had invalid UTF-8, replaced by U+FFFD")
     return 0
+
+
+def file_line(event: PrepareProgress) -> str:
+    """The line printed as each input file is finished: which, its documents and tokens, where the whole is."""
+    since = " (since the resume)" if event.file_resumed else ""
+    return (f"  file {event.file_index}/{event.file_count} {Path(event.finished_file).name}: "
+            f"{_documents(event.file_documents)}, {event.file_tokens:,} tokens{since} · "
+            f"{event.tokens:,} tokens in all so far")
 
 
 def _documents(n: int) -> str:

@@ -27,14 +27,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from trainer.data.dataset import (META_NAME, TOKEN_BYTES, TRAIN_NAME, PreparedData, cache_root, is_prepared_dir,
+from trainer.data.dataset import (META_NAME, TRAIN_NAME, PreparedData, cache_root, is_prepared_dir,
                              open_prepared, write_meta)
 from trainer.errors import ConfigError, DataError
 from trainer.observe.events import PrepareProgress
 from trainer.data.prepared_writer import (JOURNAL_INTERVAL, MAX_VAL_SHARE, MIN_VAL_TOKENS, PreparedWriter, SplitTopUp,
                                      Tally, check_disk)
-from trainer.data.parquet_source import (Source, TextBatch, check_text_column, column_chunk_bytes, column_text_bytes,
-                                    describe, iter_text_batches, open_parquet, resolve_paths)
+from trainer.data.parquet_source import (Source, TextBatch, check_text_column, column_chunk_bytes, describe,
+                                         iter_text_batches, open_parquet, resolve_paths)
+from trainer.data.token_count import tokens_to_write
+from trainer.data.arrow_source import dataset_folder_files
 from trainer.data.tokenizer import EOT, encode_document, get_encoding, tokenizer_info
 
 CACHE_LAYOUT = 2
@@ -44,10 +46,6 @@ BATCH_ROWS = 256
 """Documents per encode task: big enough that thread hand-offs cost nothing, small enough to bound memory."""
 PROGRESS_INTERVAL = 0.25
 """Seconds between PrepareProgress events (a few a second at most)."""
-MIN_TEXT_BYTES_PER_TOKEN = 3.0
-"""For the free-space check: English web text runs 4-5 bytes per GPT-2 token, Shakespeare 3.2; assuming 3
-over-estimates the tokens (2 bytes each on disk) a little rather than run out of disk mid-write."""
-
 ProgressCallback = Callable[[PrepareProgress], None]
 
 
@@ -78,7 +76,8 @@ def resolve_data(spec: str | Path, *, text_column: str = "text", val_fraction: f
     path = Path(os.path.expanduser(str(spec)))
     if is_prepared_dir(path):
         return open_prepared(path, cached=True)
-    if path.is_dir() and (path / TRAIN_NAME).exists() and not any(path.rglob("*.parquet")):
+    if path.is_dir() and (path / TRAIN_NAME).exists() and not any(path.rglob("*.parquet")) \
+            and not dataset_folder_files(path):
         raise DataError(f"{path} holds {TRAIN_NAME} but no {META_NAME} (nanoGPT's own data, or a prepare that "
                         "was interrupted); pass the parquet files instead, fwtui prepares them once")
     return prepare([spec], None, text_column=text_column, val_fraction=val_fraction, workers=workers,
@@ -188,8 +187,8 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
         raise DataError(f"the inputs hold 1 row ({_names(sources)}): one document cannot be split into train and "
                         "val; training needs at least 2 documents, so pass more data")
     bytes_total = sum(sum(column_chunk_bytes(pf, text_column)) for _, pf in files)
-    text_bytes = sum(column_text_bytes(pf, text_column) for _, pf in files)
-    check_disk(directory, int(text_bytes / MIN_TEXT_BYTES_PER_TOKEN * TOKEN_BYTES) + (16 << 20))
+    tokens, how = tokens_to_write(files, text_column)
+    check_disk(directory, tokens, how)
     encoding = get_encoding(tokenizer_file)
     tokenizer = tokenizer_info(tokenizer_file)
 
@@ -204,6 +203,8 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
         reader = threading.Thread(target=_reader, daemon=True, name="fwtui-prepare-reader",
                                   args=(files, text_column, (writer.next_group, writer.next_row), batches, stop))
         source, last_emit, last_journal = "", started, started
+        file_start = tally.train_tokens + tally.val_tokens, tally.train_docs + tally.val_docs
+        file_resumed = resumed  # the file a resumed prepare starts in gave some of its tokens before
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="fwtui-encode") as pool:
                 reader.start()
@@ -235,9 +236,17 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
                     if done.batch.ends_group and now - last_journal >= JOURNAL_INTERVAL:
                         writer.checkpoint(done.batch.group + 1, done.next_row)
                         last_journal = now
-                    if progress is not None and now - last_emit >= PROGRESS_INTERVAL:
+                    where = (done.batch.file_index + 1, len(files))
+                    if progress is not None and done.batch.ends_file:
+                        ended = (source, tally.train_tokens + tally.val_tokens - file_start[0],
+                                 tally.train_docs + tally.val_docs - file_start[1], file_resumed)
+                        progress(_progress_event(tally, bytes_total, now - started, source, where, ended))
+                    elif progress is not None and now - last_emit >= PROGRESS_INTERVAL:
                         last_emit = now
-                        progress(_progress_event(tally, bytes_total, now - started, source))
+                        progress(_progress_event(tally, bytes_total, now - started, source, where))
+                    if done.batch.ends_file:
+                        file_start = tally.train_tokens + tally.val_tokens, tally.train_docs + tally.val_docs
+                        file_resumed = False
         finally:
             stop.set()
         if tally.train_docs + tally.val_docs < 2:
@@ -289,11 +298,15 @@ def _names(sources: list[Source]) -> str:
     return shown + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
 
 
-def _progress_event(tally: Tally, bytes_total: int, elapsed: float, source: str) -> PrepareProgress:
+def _progress_event(tally: Tally, bytes_total: int, elapsed: float, source: str, where: tuple[int, int] = (0, 0),
+                    finished: tuple[str, int, int, bool] | None = None) -> PrepareProgress:
+    """`where`: (1-based file, files); `finished`: (file, its tokens, its documents, resumed) when one just ended."""
     tokens, bytes_done = tally.train_tokens + tally.val_tokens, tally.bytes_done
     rate = bytes_done / elapsed if elapsed > 0 else 0.0
     eta = (bytes_total - bytes_done) / rate if rate > 0 else None
+    name, file_tokens, file_docs, resumed = finished or ("", 0, 0, False)
     return PrepareProgress(documents=tally.train_docs + tally.val_docs, bytes_done=bytes_done,
                            bytes_total=bytes_total, tokens=tokens,
                            tokens_per_sec=tokens / elapsed if elapsed > 0 else 0.0, eta_seconds=eta,
-                           source=source)
+                           source=source, file_index=where[0], file_count=where[1], finished_file=name,
+                           file_tokens=file_tokens, file_documents=file_docs, file_resumed=resumed)

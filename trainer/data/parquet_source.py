@@ -17,6 +17,7 @@ from typing import Iterable, Iterator, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trainer.data.arrow_source import ARROW_SUFFIX, ArrowFile, dataset_folder_files
 from trainer.errors import DataError
 
 FINGERPRINT_BYTES = 64 * 1024
@@ -55,12 +56,27 @@ class TextBatch:
     """Ordinal of this batch's row group over all inputs (0, 1, ...): where a resumed prepare restarts."""
     ends_group: bool
     """The last batch of its row group: after it is written, the group is finished."""
+    file_index: int = 0
+    """0-based position of its file among the inputs."""
+    ends_file: bool = False
+    """The last batch of its file: after it is written, the file is finished."""
+
+
+def split_spec(spec: str | Path) -> list[str]:
+    """A data spec as its parts: one path, folder or glob, or several joined by os.pathsep (what the app's
+    picker gives for several ticked files, and fetch prints for files not alone in their folder)."""
+    text = str(spec)
+    if os.pathsep in text and not os.path.exists(os.path.expanduser(text)):
+        return [part for part in text.split(os.pathsep) if part]
+    return [text]
 
 
 def resolve_paths(specs: Sequence[str | Path]) -> list[Path]:
-    """Parquet files from files, directories (searched recursively) and globs, in a stable order."""
+    """Parquet (or save_to_disk .arrow) files from files, directories (searched recursively), globs and
+    os.pathsep-joined lists of them, in a stable order."""
     if isinstance(specs, (str, Path)):
         specs = [specs]
+    specs = [part for spec in specs for part in split_spec(spec)]
     if not specs:
         raise DataError("no input given; pass parquet files, a directory of them, or a glob")
     found: list[Path] = []
@@ -68,9 +84,10 @@ def resolve_paths(specs: Sequence[str | Path]) -> list[Path]:
         text = os.path.expanduser(str(spec))
         path = Path(text)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+            files = sorted(p for p in path.rglob("*.parquet") if p.is_file()) or dataset_folder_files(path)
             if not files:
-                raise DataError(f"directory {path} holds no .parquet files; point at a FineWeb shard or its folder")
+                raise DataError(f"directory {path} holds no .parquet files (nor a datasets save_to_disk folder's "
+                                ".arrow files); point at a FineWeb shard or its folder")
         elif path.exists():
             files = [path]
         elif glob.has_magic(text):
@@ -97,17 +114,21 @@ def describe(path: Path) -> Source:
     return Source(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, fingerprint=digest[:32])
 
 
-def open_parquet(path: Path) -> pq.ParquetFile:
-    """The file opened for reading, or one DataError line saying why it is not usable parquet."""
+def open_parquet(path: Path) -> pq.ParquetFile | ArrowFile:
+    """The file opened for reading (parquet, or a save_to_disk .arrow file), or one DataError line saying
+    why it is not usable."""
     try:
         if path.stat().st_size == 0:
             raise DataError(f"{path} is empty (0 bytes), not a parquet file; re-download or remove it")
+        if path.suffix == ARROW_SUFFIX:
+            return ArrowFile(path)
         return pq.ParquetFile(path)
     except DataError:
         raise
     except (pa.ArrowException, ValueError, OSError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise DataError(f"{path} is not a readable parquet file ({reason}); re-download it or remove it "
+        kind = "Arrow (datasets save_to_disk)" if path.suffix == ARROW_SUFFIX else "parquet"
+        raise DataError(f"{path} is not a readable {kind} file ({reason}); re-download it or remove it "
                         "from the inputs") from None
 
 
@@ -132,6 +153,8 @@ def check_text_column(pf: pq.ParquetFile, path: Path, column: str) -> None:
 
 def column_chunk_bytes(pf: pq.ParquetFile, column: str) -> list[int]:
     """Compressed bytes of `column` in each row group (what reading it costs), for progress and ETA."""
+    if isinstance(pf, ArrowFile):
+        return pf.column_bytes(column)
     meta = pf.metadata
     sizes = []
     for i in range(meta.num_row_groups):
@@ -143,6 +166,8 @@ def column_chunk_bytes(pf: pq.ParquetFile, column: str) -> list[int]:
 
 def column_text_bytes(pf: pq.ParquetFile, column: str) -> int:
     """Uncompressed bytes of the text column from the footer (an upper bound on its UTF-8 bytes)."""
+    if isinstance(pf, ArrowFile):
+        return sum(pf.column_bytes(column))
     meta = pf.metadata
     return sum(meta.row_group(i).column(j).total_uncompressed_size
                for i in range(meta.num_row_groups) for j in range(meta.row_group(i).num_columns)
@@ -182,8 +207,9 @@ def iter_text_batches(files: Iterable[tuple[Path, pq.ParquetFile]], column: str,
     the first row after them), to resume after the last finished row group.
     """
     row, group = start_row, -1
-    for path, pf in files:
+    for index, (path, pf) in enumerate(files):
         chunk_bytes = column_chunk_bytes(pf, column)
+        last_group = pf.metadata.num_row_groups - 1
         for rg in range(pf.metadata.num_row_groups):
             group += 1
             if group < start_group:
@@ -197,7 +223,8 @@ def iter_text_batches(files: Iterable[tuple[Path, pq.ParquetFile]], column: str,
                     done_rows += len(texts)
                     share = chunk_bytes[rg] * done_rows // max(rg_rows, 1) - done_bytes
                     done_bytes += share
-                    yield TextBatch(texts, row, share, replaced, str(path), group, done_rows >= rg_rows)
+                    ends = done_rows >= rg_rows
+                    yield TextBatch(texts, row, share, replaced, str(path), group, ends, index, ends and rg == last_group)
                     row += len(texts)
             except (pa.ArrowException, OSError, ValueError, KeyError) as err:
                 reason = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -37,6 +37,8 @@ document over and over. The row-hash split (val_fraction) gives a big corpus far
 demo corpus, 277k tokens; Shakespeare, 1.56M) gets too little from it and is topped up to this."""
 MAX_VAL_SHARE = 0.10
 """The top-up never takes validation past 10% of the corpus's tokens: a tiny corpus keeps most for training."""
+DISK_MARGIN = 16 << 20
+"""Bytes kept free beyond the tokens: the journal, meta.json, and the filesystem's own blocks."""
 TAIL_CHUNK_TOKENS = 1 << 16
 """Tokens read at a time while looking backwards through train for document boundaries (128 KB)."""
 
@@ -68,14 +70,24 @@ class SplitTopUp:
     """The last val document moved to train when the hash drew every document for val."""
 
 
-def check_disk(directory: Path, need: int) -> None:
+def check_disk(directory: Path, tokens: int, how: str) -> None:
+    """Refuse before writing when the disk cannot hold `tokens` (train.bin + val.bin, TOKEN_BYTES each, with
+    DISK_MARGIN); the bytes an interrupted prepare already wrote here count as written."""
     probe = directory
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
+    written = sum(p.stat().st_size for p in directory.glob("*.partial")) if directory.is_dir() else 0
+    need = tokens * TOKEN_BYTES + DISK_MARGIN - written
     free = shutil.disk_usage(probe).free
     if free < need:
-        raise DataError(f"{directory} needs about {need / 1e9:.2f} GB for the tokens but its disk has "
-                        f"{free / 1e9:.2f} GB free; free some space or pass --out DIR on a larger disk")
+        approx = "" if how.startswith("exact") else "≈ "
+        raise DataError(f"{directory} needs {_size(need)} for {approx}{tokens:,} tokens ({how}; {TOKEN_BYTES} "
+                        f"bytes each in train.bin + val.bin) but its disk has {_size(free)} free; free some space "
+                        "or pass --out DIR on a larger disk")
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e9:.2f} GB" if n_bytes >= 1e8 else f"{n_bytes / 1e6:.1f} MB"
 
 
 class PreparedWriter:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from trainer.errors import DataError, TokenizerError
-from trainer.data.parquet_source import check_text_column, open_parquet, resolve_paths, to_texts
+from trainer.data.parquet_source import check_text_column, column_text_bytes, open_parquet, resolve_paths, to_texts
 
 FALLBACK_BYTES_PER_TOKEN = 3.23
 """Measured on ../shared/data/shakespeare-fineweb.parquet: 5,053,837 UTF-8 bytes / 1,563,594 tokens."""
@@ -68,6 +68,27 @@ def count_tokens(paths: Sequence[str | Path] | str | Path, text_column: str = "t
     if exact_docs:
         how += f"; plus the exact token_count of {exact_docs:,} documents"
     return TokenCount(tokens, False, documents, how)
+
+
+MIN_TEXT_BYTES_PER_TOKEN = 3.0
+"""For the free-space check without token_count: English web text runs 4-5 bytes per GPT-2 token,
+Shakespeare 3.2; assuming 3 over-estimates the tokens a little rather than run out of disk mid-write."""
+
+
+def tokens_to_write(files: list[tuple[Path, pq.ParquetFile]], text_column: str) -> tuple[int, str]:
+    """Tokens prepare will write into train.bin + val.bin together, and how that is known: FineWeb's
+    token_count sum plus one <|endoftext|> a document when every file has it (exact, an upper bound as null
+    and empty documents are skipped); else the text column's bytes / MIN_TEXT_BYTES_PER_TOKEN (≈, high)."""
+    exact = documents = 0
+    for path, pf in files:
+        counted = _token_count_column(pf, path)
+        if counted is None:
+            text_bytes = sum(column_text_bytes(pf, text_column) for _, pf in files)
+            return (round(text_bytes / MIN_TEXT_BYTES_PER_TOKEN),
+                    f"an estimate: {text_bytes:,} bytes of text / {MIN_TEXT_BYTES_PER_TOKEN:g} bytes a token")
+        exact += counted
+        documents += pf.metadata.num_rows
+    return exact + documents, "exact: token_count's sum plus one <|endoftext|> a document"
 
 
 def _token_count_column(pf: pq.ParquetFile, path: Path) -> int | None:

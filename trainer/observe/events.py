@@ -44,6 +44,16 @@ class PrepareProgress(Event):
     eta_seconds: float | None
     source: str = ""
     """The file being read now."""
+    file_index: int = 0
+    """1-based position of that file among the inputs (0: not said)."""
+    file_count: int = 0
+    finished_file: str = ""
+    """Set on the report sent as a file's last tokens are written: that file (one line per file to show)."""
+    file_tokens: int = 0
+    """With finished_file: the tokens (with their <|endoftext|>) that file gave."""
+    file_documents: int = 0
+    file_resumed: bool = False
+    """With finished_file: the prepare resumed inside that file, so its figures are since the resume."""
 
 
 @dataclass(frozen=True, kw_only=True)
