@@ -15,9 +15,12 @@ import sys
 import traceback
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
-    parser.add_argument("--tokenizer-file", metavar="FILE",
+def _common(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """--debug and --tokenizer-file, before the command word or after it: a command's own copy sets no default,
+    so it never hides the one given before the word."""
+    default = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for errors", **default)
+    parser.add_argument("--tokenizer-file", metavar="FILE", **default,
                         help="GPT-2 ranks (r50k_base.tiktoken) to use instead of the copy fwtui ships; "
                              "or set FWTUI_TOKENIZER_FILE")
 
@@ -30,6 +33,9 @@ def _run_options(parser: argparse.ArgumentParser, data_required: bool = False) -
                         help="parquet file(s), a directory or glob, or a prepared data directory")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set batch_size=8 (repeatable)")
+    parser.add_argument("--text-column", metavar="NAME",
+                        help="the parquet column holding the documents (default text; the same as --set "
+                             "text_column=NAME)")
     parser.add_argument("--peak-tflops", type=float, metavar="T",
                         help="the card's peak bf16 TFLOP/s, for MFU on a card not in the table")
     parser.add_argument("--hellaswag-file", metavar="FILE",
@@ -45,23 +51,32 @@ def _card_options(parser: argparse.ArgumentParser) -> None:
                              "describes a card not in it")
 
 
+DEMO_HELP = ("use the demo corpus: a FineWeb-schema parquet built once from Python's own docstrings (no "
+             "download), kept at ~/.cache/fwtui/demo/python-X.Y-stdlib-docstrings.parquet")
+
+COMMON_FLAGS = ("--debug", "--tokenizer-file")
+"""The options every command takes: the only ones that may come before the command word."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fwtui",
         description="Pretrain GPT-2-style models on FineWeb parquet shards. With no command, open the app.",
     )
-    _common(parser)
+    _common(parser, top=True)
     _run_options(parser)
     parser.add_argument("--out", metavar="RUN", help="run directory (default runs/<preset>-<time>)")
     parser.add_argument("--resume", action="store_true",
                         help="with --out RUN: open the dashboard continuing RUN from its checkpoint")
     parser.add_argument("--start", action="store_true", help="start training at once")
-    parser.add_argument("--demo", action="store_true",
-                        help="use the demo corpus built from Python's own docstrings (no download)")
+    parser.add_argument("--demo", action="store_true", help=DEMO_HELP)
     parser.add_argument("--tensorboard", metavar="DIR",
                         help="the app's run also writes its scalars for TensorBoard to DIR (needs the tensorboard "
                              "package)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("launch", help="open the app (the console): the same as `fwtui` with no command, and the "
+                                  "same options", add_help=False)  # its options are the app's: see parse()
 
     p = sub.add_parser("presets", help="list the presets with exact parameter counts")
     _common(p)
@@ -97,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(p, data_required=False)
     p.add_argument("--out", metavar="RUN", help="run directory (default runs/<preset>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run directory from its checkpoint")
+    p.add_argument("--demo", action="store_true", help=DEMO_HELP + "; the preset defaults to cpu-tiny")
     p.add_argument("--auto-batch", action="store_true",
                    help="on out-of-memory, halve the micro-batch and double gradient accumulation")
     p.add_argument("--tensorboard", metavar="DIR",
@@ -183,9 +199,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _before_command(argv: list[str], command: str) -> list[str]:
+    """The options given before the command word (`fwtui --demo train`): the app's, which the command's own
+    options would silently replace or drop."""
+    head = argv[:argv.index(command)] if command in argv else []
+    return [a.split("=", 1)[0] for a in head if a.startswith("-") and a.split("=", 1)[0] not in COMMON_FLAGS]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line, parsed: `launch` is the app's own line with the word taken out; an app option put
+    before another command's word is one line saying where it goes."""
+    parser = build_parser()
+    if parser.parse_known_args(argv)[0].command == "launch":
+        at = argv.index("launch")
+        args = parser.parse_args(argv[:at] + argv[at + 1:])
+        if args.command is not None:  # `fwtui launch train ...`: two commands
+            parser.error(f"launch opens the app; drop it to run `fwtui {args.command} ...`")
+        return args
+    args = parser.parse_args(argv)
+    misplaced = _before_command(argv, args.command) if args.command else []
+    if misplaced:
+        parser.error(f"{', '.join(misplaced)} before `{args.command}` would be ignored: put options after the "
+                     f"command (`fwtui {args.command} {misplaced[0]} ...`; `fwtui {args.command} --help` lists "
+                     "them)")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(argv) if argv is not None else sys.argv[1:]  # `train --gpus N` hands it on to torchrun
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    args = parse(argv)
+    args.argv = argv  # `train --gpus N` hands it on to torchrun
+    if getattr(args, "text_column", None) and args.command != "prepare":  # prepare takes the name itself
+        args.overrides = [*args.overrides, f"text_column={args.text_column}"]
     if getattr(args, "tokenizer_file", None):
         os.environ["FWTUI_TOKENIZER_FILE"] = args.tokenizer_file
     if getattr(args, "hellaswag_file", None):  # the trainer (and torchrun's ranks) read it from there

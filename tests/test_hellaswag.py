@@ -314,6 +314,7 @@ def test_runs_and_view_summary_show_the_last_value(pattern_data, tmp_path, monke
     writer.close()
     last = rec.of(ev.HellaSwag)[-1]
     assert last.iter == 8 and read_run(tmp_path / "run").hellaswag == last
+    monkeypatch.setenv("COLUMNS", "250")  # every column, the tmp path included
     assert cli_main(["runs", str(tmp_path)]) == 0
     assert f"{last.acc_norm:.4f} (10)" in capsys.readouterr().out
     assert cli_main(["view", str(tmp_path / "run" / "events.jsonl"), "--summary"]) == 0

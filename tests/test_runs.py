@@ -136,7 +136,8 @@ def test_broken_runs_are_one_line_each(tmp_path: Path) -> None:
     assert torn.iteration == 0 and torn.preset == "cpu-tiny"  # from RunStarted when config.toml is broken
 
 
-def test_runs_cli_table(tmp_path: Path, capsys) -> None:
+def test_runs_cli_table(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # every column (narrower: tests/test_first_hour_cli.py)
     make_run(tmp_path, "fineweb-a", Finished(iter=2, reason="completed", seconds=3.0), preset="rtx4070-12gb")
     make_run(tmp_path, "fineweb-b", Failed(message="disk full", iter=2))
     (tmp_path / "broken").mkdir()
@@ -163,7 +164,8 @@ def test_runs_cli_errors(tmp_path: Path, capsys) -> None:
     assert "single" in capsys.readouterr().out
 
 
-def test_runs_and_view_summary_show_run_health(tmp_path: Path, capsys) -> None:
+def test_runs_and_view_summary_show_run_health(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
     def write_run(name: str, losses: list[float], evals: list[tuple[float, float]]) -> Path:
         run_dir = tmp_path / name
         run_dir.mkdir()

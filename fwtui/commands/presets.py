@@ -9,11 +9,17 @@ from __future__ import annotations
 import argparse
 
 from rich.console import Console
-from rich.table import Table
+
+from fwtui.tables import TableColumn, fitted_table, table_console
 
 from trainer.config import FIELD_NAMES, RunConfig, all_presets, preset_paths, shipped_preset_dir
 from trainer.model.formulas import figures_for, format_count
 from trainer.recipe import RECIPES
+
+
+DROP_ORDER = ("source", "other recipe", "with pos. emb.", "block", "VRAM tier", "tokens/iter",
+              "layers/heads/n_embd", "recipe")
+"""Columns left out first when the table is wider than the terminal: name, fits? and params always stay."""
 
 
 def fits_text(config: RunConfig, memory_bytes: int) -> str:
@@ -33,8 +39,8 @@ def fits_text(config: RunConfig, memory_bytes: int) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    console = Console()
     if args.keys:
+        console = Console()
         for name in FIELD_NAMES:
             default = getattr(RunConfig(), name)
             console.print(f"{name} = {default!r}", highlight=False)
@@ -46,15 +52,13 @@ def main(args: argparse.Namespace) -> int:
         from trainer.plan.target import card_device
 
         device = card_device(args.gpu, args.gpu_memory, getattr(args, "peak_tflops", None))
-    table = Table(title="fwtui presets" + (f" · memory on the {device.name} ({device.memory_bytes / 1e9:.1f} GB), "
-                                           "estimated" if device else ""), title_justify="left")
-    for column, justify in (("name", "left"), ("recipe", "left"), ("VRAM tier", "left"),
-                            ("layers/heads/n_embd", "right"), ("block", "right"), ("params (nanoGPT)", "right"),
-                            ("with pos. emb.", "right"), ("other recipe", "right"), ("tokens/iter", "right"),
-                            ("source", "left")):
-        table.add_column(column, justify=justify, no_wrap=True)
+    columns = [TableColumn("name"), TableColumn("recipe"), TableColumn("VRAM tier"),
+               TableColumn("layers/heads/n_embd", "right"), TableColumn("block", "right"),
+               TableColumn("params (nanoGPT)", "right"), TableColumn("with pos. emb.", "right"),
+               TableColumn("other recipe", "right"), TableColumn("tokens/iter", "right"), TableColumn("source")]
     if device is not None:
-        table.add_column("fits?", no_wrap=True)
+        columns.append(TableColumn("fits?"))
+    rows = []
     shipped = shipped_preset_dir()
     paths = preset_paths()
     for config in all_presets():
@@ -68,6 +72,12 @@ def main(args: argparse.Namespace) -> int:
                f"{other} {format_count(as_other.total)}", f"{config.tokens_per_iter:,}", source]
         if device is not None:
             row.append(fits_text(config, device.memory_bytes))
-        table.add_row(*row)
+        rows.append(row)
+    title = "fwtui presets" + (f" · memory on the {device.name} ({device.memory_bytes / 1e9:.1f} GB), estimated"
+                               if device else "")
+    console = table_console()
+    table, note = fitted_table(console, title, columns, rows, drop_order=DROP_ORDER)
     console.print(table)
+    if note:
+        console.print(note, style="dim", highlight=False)
     return 0

@@ -8,13 +8,13 @@ and the first (most serious); every finding is printed in full, with its evidenc
 from __future__ import annotations
 
 import argparse
-import sys
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from fwtui import format as fmt
+from fwtui.tables import TableColumn, fitted_table, table_console
 from trainer.runs.listing import RunInfo, scan_runs
 
 STATUS_STYLE = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red"}
@@ -57,29 +57,33 @@ def _started(run: RunInfo) -> str:
     return datetime.fromtimestamp(run.start_time).strftime("%Y-%m-%d %H:%M")
 
 
-def runs_table(runs: list[RunInfo], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column, justify in (("name", "left"), ("preset", "left"), ("status", "left"), ("iteration", "right"),
-                            ("train loss", "right"), ("val loss", "right"), ("val bpb", "right"),
-                            ("hellaswag", "right"),
-                            ("tokens seen", "right"),
-                            ("health", "left"), ("started", "left"), ("path", "left")):
-        table.add_column(column, justify=justify, no_wrap=True,
-                         max_width=HEALTH_WIDTH if column == "health" else None, overflow="ellipsis")
+COLUMNS = (TableColumn("name"), TableColumn("preset"), TableColumn("status"), TableColumn("iteration", "right"),
+           TableColumn("train loss", "right"), TableColumn("val loss", "right"), TableColumn("val bpb", "right"),
+           TableColumn("hellaswag", "right"),
+           TableColumn("tokens seen", "right"), TableColumn("health", max_width=HEALTH_WIDTH),
+           TableColumn("started"), TableColumn("path"))
+DROP_ORDER = ("path", "started", "tokens seen", "val bpb", "hellaswag", "preset", "health", "train loss")
+"""Columns left out first on a narrow terminal, after any that is "-" on every row (path: the runs directory
+and the name say it; health: every finding is printed in full under the table): name, status, iteration and
+val loss always stay."""
+
+
+def runs_table(runs: list[RunInfo], title: str, console: Console) -> tuple[Table, str]:
+    """The table at the console's width, and the note naming the columns left out ("" when none)."""
+    rows = []
     for run in runs:
         style = STATUS_STYLE.get(run.status, "")
-        table.add_row(escape(run.name), escape(run.preset or "-"), f"[{style}]{run.status}[/]" if style else run.status,
-                      _iteration(run), _loss(run.train_loss), _loss(run.val_loss),
-                      "-" if run.val_bpb is None else f"{run.val_bpb:.4f}", _hellaswag(run),
-                      "-" if run.tokens_seen is None else fmt.compact(run.tokens_seen),
-                      f"[yellow]{escape(_health(run))}[/]" if run.health else _health(run), _started(run),
-                      escape(str(run.path)))
-    return table
+        rows.append([escape(run.name), escape(run.preset or "-"), f"[{style}]{run.status}[/]" if style else run.status,
+                     _iteration(run), _loss(run.train_loss), _loss(run.val_loss),
+                     "-" if run.val_bpb is None else f"{run.val_bpb:.4f}", _hellaswag(run),
+                     "-" if run.tokens_seen is None else fmt.compact(run.tokens_seen),
+                     f"[yellow]{escape(_health(run))}[/]" if run.health else _health(run), _started(run),
+                     escape(str(run.path))])
+    return fitted_table(console, title, COLUMNS, rows, drop_order=DROP_ORDER)
 
 
 def main(args: argparse.Namespace) -> int:
-    # Piped output (grep, a file) gets a wide table rather than one folded at 80 columns.
-    console = Console(width=None if sys.stdout.isatty() else 250)
+    console = table_console()
     runs = scan_runs(args.dir)
     readable = [r for r in runs if r.status != "unreadable"]
     if not runs:
@@ -87,7 +91,10 @@ def main(args: argparse.Namespace) -> int:
                       highlight=False)
         return 0
     if readable:
-        console.print(runs_table(readable, f"runs in {escape(str(args.dir))}"))
+        table, note = runs_table(readable, f"runs in {escape(str(args.dir))}", console)
+        console.print(table)
+        if note:
+            console.print(note, style="dim", highlight=False)
     for run in runs:
         if run.status == "unreadable":
             console.print(f"{escape(run.name)}: unreadable: {escape(run.problem)} ({escape(str(run.path))})",
@@ -96,6 +103,5 @@ def main(args: argparse.Namespace) -> int:
             console.print(f"{escape(run.name)}: {run.status}: {escape(run.problem)}", highlight=False, style="dim")
     for run in readable:
         for finding in run.health or ():
-            console.print(f"{escape(run.name)}: health: {escape(finding.message)}", highlight=False,
-                          soft_wrap=True)
+            console.print(f"{escape(run.name)}: health: {escape(finding.message)}", highlight=False)
     return 0

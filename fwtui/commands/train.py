@@ -36,7 +36,25 @@ from typing import Iterator
 from fwtui.headless import HeadlessPrinter
 
 
+def demo_choice(args: argparse.Namespace) -> None:
+    """`--demo`: the demo corpus as --data (built once, then cached), cpu-tiny unless --preset says otherwise."""
+    if not getattr(args, "demo", False):
+        return
+    from trainer.errors import ConfigError
+
+    if args.data or args.resume:
+        raise ConfigError(f"--demo trains on the demo corpus: drop {'--data' if args.data else '--resume'} "
+                          "(or drop --demo)")
+    from trainer.data.demo import build_demo_corpus
+
+    args.data = str(build_demo_corpus())
+    args.preset = args.preset or "cpu-tiny"
+    if "--demo" in args.argv and "--data" not in args.argv:  # torchrun's ranks get the built path, not --demo
+        args.argv = [a for a in args.argv if a != "--demo"] + ["--data", args.data, "--preset", args.preset]
+
+
 def main(args: argparse.Namespace) -> int:
+    demo_choice(args)
     if getattr(args, "gpus", None) is not None or getattr(args, "nproc_cpu", None) is not None:
         count = _process_count(args)
         if count > 1:

@@ -84,6 +84,16 @@ def resolve_data(spec: str | Path, *, text_column: str = "text", val_fraction: f
                    progress=progress, tokenizer_file=tokenizer_file)
 
 
+def check_data(spec: str | Path, *, text_column: str = "text") -> None:
+    """What resolve_data would refuse before any work, from paths and parquet footers only (milliseconds a
+    file): a missing path, a pattern that matches nothing, no `text_column` of text. DataError, one line."""
+    path = Path(os.path.expanduser(str(spec)))
+    if is_prepared_dir(path) or (path.is_dir() and (path / TRAIN_NAME).exists()):
+        return  # prepared already (or nanoGPT's own .bin files: resolve_data says what to do)
+    for file in resolve_paths([spec]):
+        check_text_column(open_parquet(file), file, text_column)
+
+
 def cache_key(sources: Sequence[Source], text_column: str, val_fraction: float, tokenizer_sha: str) -> str:
     """Hex digest of everything the output bytes depend on (not the worker count: it changes nothing)."""
     material = {"layout": CACHE_LAYOUT, "sources": [s.to_meta() for s in sources], "text_column": text_column,

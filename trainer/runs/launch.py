@@ -165,6 +165,10 @@ def _run(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: C
     try:
         if request.data is None and not request.resume:
             raise DataError("no --data given; pass parquet file(s), a directory, a glob or a prepared directory")
+        if request.data is not None:  # a missing file or column is one line, and leaves no run directory behind
+            from trainer.data.ingest import check_data
+
+            check_data(request.data, text_column=config.text_column)
         run_dir = prepare_run_dir(request, config)
     except BaseException as err:
         ranks.tell_others(err)
