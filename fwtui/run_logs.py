@@ -11,7 +11,7 @@ from pathlib import Path
 
 from trainer.errors import DataError
 from trainer.observe.events import Event
-from trainer.observe.runlog import EVENTS_FILE, parse_line
+from trainer.observe.runlog import EVENTS_FILE, header_problem, parse_line
 from trainer.runs.nanogpt_log import log_to_events, parse_nanogpt_log, read_log_text
 from trainer.runs.summary import RunSummary, rescaled_mfu, summarize_events, summarize_nanogpt
 
@@ -32,7 +32,11 @@ def load(path_arg: str, gpu: str | None) -> tuple[list[Event], RunSummary, str]:
     if path.is_dir() and (path / EVENTS_FILE).is_file():
         path = path / EVENTS_FILE
     text = read_log_text(path)
-    if is_event_log(text):
+    problem = header_problem(text.lstrip().split("\n", 1)[0])
+    if problem and (path.name == EVENTS_FILE or is_event_log(text)):
+        # Empty, not ours, or a newer schema: said as `fwtui runs` says it, never a report of "unknown"s.
+        raise DataError(f"{path} {problem}")
+    if not problem:
         events = [e for e in map(parse_line, text.split("\n")) if e is not None]
         title = path.parent.name if path.name == EVENTS_FILE else path.name
         return events, summarize_events(events), title

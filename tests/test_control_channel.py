@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -173,3 +174,26 @@ def test_loosened_directory_is_tightened(tmp_path: Path) -> None:
 def commands(run: Path) -> list[str]:
     """Command files waiting in RUN/control (the server's own lock file aside)."""
     return [n for n in os.listdir(control_dir(run)) if n.endswith(".json")]
+
+
+def test_a_directory_named_like_a_command_is_refused_once_not_every_poll(tmp_path: Path) -> None:
+    """The probe saw one refused every 0.2 s forever (432k lines a day): it is refused once, then left alone."""
+    run, controls, warnings = tmp_path, Controls(), []
+    server = ControlChannelServer(run, controls, on_warning=warnings.append).start(poll_thread=False)
+    stuck = control_dir(run) / "x.json"
+    stuck.mkdir()
+    (stuck / "inside").write_text("a directory that is not empty")
+    client = ControlClient(run)
+    for _ in range(20):
+        assert server.poll_once() == 0
+    assert len(warnings) == 1 and "x.json" in warnings[0] and "not a plain file" in warnings[0]
+    assert "remove it yourself" in warnings[0] and stuck.is_dir()  # the user's directory is not deleted
+    client.send("eval")  # real commands beside it still work
+    assert server.poll_once() == 1 and controls.take().evaluate and len(warnings) == 1
+    shutil.rmtree(stuck)
+    assert server.poll_once() == 0
+    stuck.mkdir()  # made again after being removed: refused again, once
+    server.poll_once()
+    server.poll_once()
+    server.stop()
+    assert len(warnings) == 2

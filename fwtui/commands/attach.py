@@ -13,7 +13,9 @@ from typing import Any
 
 from fwtui.viewer import ViewerApp
 from trainer.errors import FwtuiError
-from trainer.observe.runlog import EVENTS_FILE, EventLogFollower
+from trainer.observe.runlog import EMPTY, EVENTS_FILE, EventLogFollower, log_problem
+from trainer.runs.listing import is_running
+
 
 def events_path(run: str | Path) -> Path:
     """RUN/events.jsonl (or the file itself); FwtuiError with one line when there is none."""
@@ -24,6 +26,14 @@ def events_path(run: str | Path) -> Path:
             raise FwtuiError(f"{path}: no {EVENTS_FILE} here; pass a run directory made by `fwtui train` or "
                              "the app (`fwtui runs` lists them)")
         raise FwtuiError(f"{path}: no such run directory; `fwtui runs` lists the runs")
+    try:
+        problem = log_problem(log)
+    except OSError as err:
+        raise FwtuiError(f"{log}: cannot read it ({err.strerror})") from None
+    # A log that is not ours (or of a newer fwtui) would be followed forever, "waiting for the engine"; an
+    # empty one is only waited for while a trainer holds the run's lock (it writes the header at once).
+    if problem and not (problem == EMPTY and is_running(log.parent)):
+        raise FwtuiError(f"{log} {problem}")
     return log
 
 

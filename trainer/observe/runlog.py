@@ -104,6 +104,35 @@ def _ends_with_newline(path: Path) -> bool:
         return f.read(1) == b"\n"
 
 
+EMPTY = "is empty"
+
+
+def header_problem(first_line: str | bytes) -> str:
+    """'' when `first_line` is our header of a version this fwtui reads, else what is wrong, worded to follow
+    the file's name ("events.jsonl is empty"): `fwtui runs`, attach, view and report all say it so."""
+    if isinstance(first_line, bytes):
+        first_line = first_line.decode("utf-8", errors="replace")
+    first_line = first_line.strip()
+    if not first_line:
+        return EMPTY
+    try:
+        header = json.loads(first_line)
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("schema") != HEADER["schema"]:
+        return "does not start with an fwtui header (not a run log?)"
+    version = header.get("version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        return f"is schema version {version!r}, newer than this fwtui reads ({SCHEMA_VERSION}); upgrade fwtui"
+    return ""
+
+
+def log_problem(path: str | Path) -> str:
+    """header_problem of a log file's first line (read at most 4 KB of it); OSError if it cannot be read."""
+    with open(path, "rb") as f:
+        return header_problem(f.readline(4096))
+
+
 def parse_line(line: str) -> Event | None:
     """One log line as an event; None for the header, a blank or torn line, or an unknown kind."""
     line = line.strip()

@@ -77,6 +77,8 @@ class ControlChannelServer:
         self._lock_fd: int | None = None
         self.applied = 0
         """Commands applied so far (for tests and the lead's checks)."""
+        self._left: set[str] = set()
+        """Names refused once that could not be removed (a directory named x.json): not looked at again."""
 
     def start(self, *, poll_thread: bool = True) -> "ControlChannelServer":
         """Take the run's commands: lock RUN/control/.server, drop stale commands, start polling.
@@ -135,10 +137,12 @@ class ControlChannelServer:
     def poll_once(self) -> int:
         """Apply every command waiting now; returns how many were applied."""
         try:
-            names = sorted(n for n in os.listdir(self.path) if n.endswith(".json") and not n.startswith("."))
+            listing = set(os.listdir(self.path))
         except FileNotFoundError:
             self.path = ensure_control_dir(self.run_dir)  # removed under us: make it again
             return 0
+        self._left &= listing  # one removed by the user may come back as a real command
+        names = sorted(n for n in listing - self._left if n.endswith(".json") and not n.startswith("."))
         done = 0
         for name in names:
             command = self._take(self.path / name)
@@ -154,8 +158,7 @@ class ControlChannelServer:
         except FileNotFoundError:
             return None  # another server took it (two trainers on one run are refused elsewhere)
         except OSError as err:  # a symlink (ELOOP), or unreadable
-            _remove(path)
-            self._warn(f"control: refused {path.name}: {err.strerror}")
+            self._refuse(path, str(err.strerror), removed=_remove(path))
             return None
         try:
             info = os.fstat(fd)
@@ -171,9 +174,9 @@ class ControlChannelServer:
             data = b"" if why else os.read(fd, MAX_COMMAND_BYTES + 1)
         finally:
             os.close(fd)
-            _remove(path)
+            removed = _remove(path)
         if why:
-            self._warn(f"control: refused {path.name}: {why}")
+            self._refuse(path, why, removed=removed)
             return None
         try:
             command = json.loads(data.decode("utf-8"))
@@ -184,6 +187,12 @@ class ControlChannelServer:
             self._warn(f"control: refused {path.name}: not a JSON object")
             return None
         return command
+
+    def _refuse(self, path: Path, why: str, *, removed: bool) -> None:
+        if not removed:  # refused once, then left alone: never the same warning every poll
+            self._left.add(path.name)
+            why += "; it stays there (remove it yourself) and is not looked at again"
+        self._warn(f"control: refused {path.name}: {why}")
 
     def _apply(self, name: str, command: dict[str, Any]) -> bool:
         cmd = command.get("cmd")
@@ -223,15 +232,15 @@ class ControlChannelServer:
                 pass
 
 
-def _remove(path: Path) -> None:
+def _remove(path: Path) -> bool:
+    """Unlink `path`; False when it is still there (a directory, or not ours to remove)."""
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
-    except IsADirectoryError:
-        pass
-    except OSError:
-        pass
+    except OSError:  # IsADirectoryError, EPERM, EACCES
+        return False
+    return True
 
 
 def is_served(run_dir: str | Path) -> bool:

@@ -8,7 +8,6 @@ reports a dead run as live, and never needs a pid that might have been reused.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 import tomllib
@@ -16,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.errors import FwtuiError
-from trainer.observe.events import (SCHEMA_VERSION, CheckpointSaved, Eval, Event, Failed, Finished, HellaSwag,
+from trainer.observe.events import (CheckpointSaved, Eval, Event, Failed, Finished, HellaSwag,
                                     RunStarted, Step)
 from trainer.observe.health import Finding, assess
 from trainer.runs.locks import is_locked
-from trainer.observe.runlog import EVENTS_FILE, parse_line
+from trainer.observe.runlog import EVENTS_FILE, log_problem, parse_line
 
 LOCK_FILE = ".lock"
 CONFIG_FILE = "config.toml"
@@ -153,24 +152,6 @@ def _parse_chunk(data: bytes, drop_first: bool, drop_last: bool = False) -> list
     return [e for e in map(parse_line, lines) if e is not None]
 
 
-def _check_header(path: Path) -> str:
-    """'' if the first line is our header of a version we read, else why not."""
-    with open(path, "rb") as f:
-        first = f.readline(4096).decode("utf-8", errors="replace").strip()
-    if not first:
-        return "events.jsonl is empty"
-    try:
-        header = json.loads(first)
-    except json.JSONDecodeError:
-        return "events.jsonl does not start with an fwtui header (not a run log?)"
-    if not isinstance(header, dict) or header.get("schema") != "fwtui.events":
-        return "events.jsonl does not start with an fwtui header (not a run log?)"
-    version = header.get("version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        return f"events.jsonl is schema version {version!r}, newer than this fwtui reads ({SCHEMA_VERSION}); upgrade fwtui"
-    return ""
-
-
 def _preset_of(run_dir: Path) -> str | None:
     try:
         with open(run_dir / CONFIG_FILE, "rb") as f:
@@ -187,7 +168,8 @@ def read_run(run_dir: str | Path) -> RunInfo:
     preset = _preset_of(run_dir)
     log = run_dir / EVENTS_FILE
     try:
-        problem = _check_header(log)
+        problem = log_problem(log)
+        problem = f"{EVENTS_FILE} {problem}" if problem else ""
         head, tail = ([], []) if problem else _read_log_events(log)
     except FileNotFoundError:
         problem = "no events.jsonl (the run never started, or the file was removed)"
