@@ -22,9 +22,9 @@ from typing import Any
 
 from trainer.errors import ConfigError
 from trainer.recipe import MODEL_SWITCHES, RECIPES
-# nanoGPT config keys that mean nothing here (its output dir, wandb, DDP backend...) are read and ignored,
-# so a user's config file loads as it is; trainer/nanogpt_config.py lists them with why.
+# nanoGPT keys that mean nothing here are read and ignored, so a user's config file loads as it is (with why: there).
 from trainer.nanogpt_config import NANOGPT_IGNORED_KEYS, NanogptFile, read_nanogpt_py
+from trainer.run_name import run_name_problem
 
 
 @dataclass(kw_only=True, slots=True)
@@ -141,8 +141,7 @@ class RunConfig:
         on (a nanoGPT-shaped model's model_args stay exactly nanoGPT's)."""
         args = {
             "n_layer": self.n_layer, "n_head": self.n_head, "n_embd": self.n_embd,
-            "block_size": self.block_size, "bias": self.bias, "vocab_size": self.vocab_size,
-            "dropout": self.dropout,
+            "block_size": self.block_size, "bias": self.bias, "vocab_size": self.vocab_size, "dropout": self.dropout,
         }
         switches = {name: getattr(self, name) for name in MODEL_SWITCHES}
         if any(switches.values()):
@@ -161,7 +160,7 @@ class RunConfig:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"{source}: {name} = {getattr(self, name)!r}: {why}")
 
-        if why := _run_name_problem(self.name):
+        if why := run_name_problem(self.name):
             raise bad("name", why)
         for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size",
                      "gradient_accumulation_steps", "max_iters", "eval_interval", "eval_iters", "log_interval"):
@@ -211,23 +210,6 @@ class RunConfig:
         if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
             raise bad("device", 'must be "auto", "cpu", "cuda", "cuda:N" or "mps"')
         return self
-
-
-MAX_NAME_CHARS = 100
-"""A run directory is named `NAME-YYYYmmdd-HHMMSS`: 100 characters leave room under the 255-byte file name limit."""
-
-
-def _run_name_problem(name: str) -> str:
-    """Why `name` cannot name a run directory under runs/ ('' when it can): it must be one path component,
-    so `--set name=../../x` or `name=/etc` never puts a run outside runs/."""
-    rule = "must be a plain name such as my-run (no / or \\, not . or .., no control characters)"
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
-        return rule + "; it names the run directory under runs/"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        return rule
-    if len(name) > MAX_NAME_CHARS:
-        return f"must be at most {MAX_NAME_CHARS} characters (it names the run directory)"
-    return ""
 
 
 FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(RunConfig)}
