@@ -72,7 +72,7 @@ def test_token_counts_count_a_path_once_however_many_ask_at_once(tmp_path: Path)
     calls: list[str] = []
     release = threading.Event()
 
-    def counter(path: str) -> int:
+    def counter(path: str, text_column: str) -> int:
         calls.append(path)
         release.wait(10)
         return 42
@@ -94,7 +94,7 @@ def test_token_counts_count_a_path_once_however_many_ask_at_once(tmp_path: Path)
     assert calls == [str(data)] and results == [42] * 4
     data.write_bytes(b"xy")  # the file changed on disk: another identity, counted again
     assert counts.get(str(data)) == 42 and len(calls) == 2
-    broken = TokenCounts(lambda path: (_ for _ in ()).throw(ValueError("not a parquet file")))
+    broken = TokenCounts(lambda path, column: (_ for _ in ()).throw(ValueError("not a parquet file")))
     assert broken.get(str(data)) == "not a parquet file"
 
 

@@ -188,6 +188,7 @@ async def test_demo_corpus_is_offered_when_no_parquet_is_in_reach(home: Path, mo
     built = write_fineweb_parquet(home / "demo.parquet", synthetic_texts(5))
     fake = types.ModuleType("trainer.data.demo")
     fake.build_demo_corpus = lambda path=None: built
+    fake.default_path = lambda: built  # built already: `d` reuses it
     monkeypatch.setitem(sys.modules, "trainer.data.demo", fake)
     root = home / "empty"
     root.mkdir()
@@ -205,6 +206,7 @@ async def test_demo_start_builds_the_corpus_then_starts(home: Path, monkeypatch)
     built = write_fineweb_parquet(home / "demo.parquet", synthetic_texts(5))
     fake = types.ModuleType("trainer.data.demo")
     fake.build_demo_corpus = lambda path=None: built
+    fake.default_path = lambda: built  # built already: `d` reuses it
     monkeypatch.setitem(sys.modules, "trainer.data.demo", fake)
     app = make_app(home, **vars(options_from_args(_args(demo=True, start=True))))
     async with app.run_test() as pilot:

@@ -110,12 +110,25 @@ def main(args: argparse.Namespace) -> int:
         # for; join anyway so the process never ends before the trainer's last checkpoint and event.
         session.done.wait()
         if not app.detached and session.run_dir:
-            where = Path(session.run_dir)
-            print(f"fwtui: run {where} — see it again with `fwtui attach {where}`", file=sys.stderr)
+            finished = app.dashboard.finished if app.dashboard is not None else None
+            print(closing_line(Path(session.run_dir), finished), file=sys.stderr)
         if session.error and not app.detached:
             print(f"fwtui: error: {session.error}", file=sys.stderr)
             return 2
     return int(app.return_code or 0)
+
+
+def closing_line(run: Path, finished=None) -> str:
+    """What the shell shows once the app closed on a run: how to continue a stopped run (in the app, or
+    headless), how to train a completed one further, and how to see it again."""
+    see = f"`fwtui attach {run}` shows it"
+    if finished is not None and finished.reason == "stopped":
+        return (f"fwtui: run {run} stopped at iter {finished.iter:,} with a checkpoint; continue it with "
+                f"`fwtui --out {run} --resume` (the app) or `fwtui train --out {run} --resume` (headless); {see}")
+    if finished is not None:
+        return (f"fwtui: run {run} completed at iter {finished.iter:,}; {see}; train it further with "
+                f"`fwtui train --out {run} --resume --set max_iters=N`")
+    return f"fwtui: run {run}: {see}"
 
 
 CHILD_EXIT_SECONDS = 60.0

@@ -23,8 +23,9 @@ from textual.worker import get_current_worker
 
 from fwtui.format import gigabytes
 from fwtui.recent import load_recent
-from fwtui.screens.setup_plan import fits_on, plan_for
+from fwtui.screens.setup_plan import data_content_problem, fits_on, plan_for
 from fwtui.screens.token_counts import TokenCounts
+from fwtui.screens.typing_guard import TypingGuard
 from fwtui.widgets.file_picker import FilePicker, data_path_problem
 from fwtui.widgets.gpu_choice import GpuChoice, cuda_visible, gpus_problem
 from fwtui.widgets.overrides import OverridesPanel
@@ -50,8 +51,9 @@ class StartChoice:
     gpus: int = 1
 
 
-class SetupScreen(Screen):
+class SetupScreen(TypingGuard, Screen):
     BINDINGS = [
+        Binding("q", "app.quit", "quit"),
         Binding("t", "start", "start"),
         Binding("slash", "filter", "filter presets"),
         Binding("d", "demo", "demo corpus"),
@@ -97,10 +99,9 @@ class SetupScreen(Screen):
             self.fits = fits
 
     class DemoReady(Message):
-        def __init__(self, path: str | None, error: str | None = None) -> None:
+        def __init__(self, path: str | None, error: str | None = None, built: bool = False) -> None:
             super().__init__()
-            self.path = path
-            self.error = error
+            self.path, self.error, self.built = path, error, built
 
     def __init__(self, presets: list[RunConfig], *, root: Path, gpu_probe: GpuProbe,
                  preset: str | None = None, data: str | None = None, overrides: list[str] | None = None,
@@ -223,9 +224,10 @@ class SetupScreen(Screen):
     @work(thread=True, exclusive=True, group="demo")
     def build_demo(self) -> None:
         try:
-            from trainer.data.demo import build_demo_corpus
+            from trainer.data.demo import build_demo_corpus, default_path
 
-            self.post_message(self.DemoReady(str(build_demo_corpus())))
+            built = not default_path().is_file()
+            self.post_message(self.DemoReady(str(build_demo_corpus()), built=built))
         except (ImportError, FwtuiError, OSError) as err:
             self.post_message(self.DemoReady(None, str(err)))
 
@@ -285,7 +287,7 @@ class SetupScreen(Screen):
         if event.path is None:
             self.notify(f"demo corpus failed: {event.error}", severity="error")
             return
-        self.query_one(FilePicker).set_path(event.path)
+        self.notify(self.query_one(FilePicker).demo_chosen(event.path, event.built), timeout=8, markup=False)
         if self.start_at_once:
             self.action_start()
 
@@ -338,6 +340,9 @@ class SetupScreen(Screen):
         problem = data_path_problem(text)
         if problem is not None:
             return f"data: {problem}"
+        problem = data_content_problem(text, (self.effective_config() or self.base).text_column)
+        if problem is not None:  # the plan says so too; a run would fail at once and leave a directory
+            return f"data: {problem}"
         self.data = text
         overrides = self.query_one(OverridesPanel)
         if overrides.validate() is not None:
@@ -386,5 +391,8 @@ class SetupScreen(Screen):
         self.query_one(PresetList).jump_to(number)
 
     def action_demo(self) -> None:
-        self.notify("building the demo corpus from Python's docstrings…", timeout=3)
+        from trainer.data.demo import default_path
+
+        if not default_path().is_file():
+            self.notify("building the demo corpus from Python's docstrings (once: about 20 s)…", timeout=5)
         self.build_demo()

@@ -24,14 +24,13 @@ def plan_for(config: RunConfig, data: str | None, gpu: Any, *, gpus: int = 1, to
     """(the Plan or None, a note) for `config` on `gpu` (None: this machine's CPU), `gpus` such cards under
     DDP (trainer.plan.planner.across_gpus: memory per GPU, time for all at an assumed scaling); None when
     `cancelled()` says a newer plan superseded this one while the dataset's tokens were counted."""
-    note = ""
     tokens, exact = None, False
     if data:
-        counted = token_counts.get(data, cancelled=cancelled)
+        counted = token_counts.get(data, cancelled=cancelled, text_column=config.text_column)
         if counted is None:  # superseded while waiting: the newer plan waits for the same count
             return None
-        if isinstance(counted, str):
-            note = f"dataset tokens unknown: {counted}"
+        if isinstance(counted, str):  # no text column, not a parquet file...: `t` refuses it too (start_problem)
+            return None, f"data: {counted}"
         else:
             # What prepare will write: the documents' tokens plus one end-of-text token each (as `fwtui plan`).
             tokens, exact = counted.prepared_tokens, counted.exact
@@ -49,7 +48,19 @@ def plan_for(config: RunConfig, data: str | None, gpu: Any, *, gpus: int = 1, to
                          peak_flops=peak, runs_dir=runs_dir)
     except FwtuiError as err:
         return None, str(err)
-    return (across_gpus(plan, config, gpus) if gpus > 1 else plan), note
+    return (across_gpus(plan, config, gpus) if gpus > 1 else plan), ""
+
+
+def data_content_problem(data: str, text_column: str) -> str | None:
+    """Why the files of `data` cannot be trained on (a missing file, no `text_column` of text), from their
+    parquet footers (trainer.data.ingest.check_data, milliseconds a file); None when they can."""
+    from trainer.data.ingest import check_data
+
+    try:
+        check_data(data, text_column=text_column)
+    except FwtuiError as err:
+        return str(err)
+    return None
 
 
 def fits_on(presets: list[RunConfig], gpu: Any) -> dict[str, bool | None] | None:

@@ -20,8 +20,9 @@ from typing import Any, Callable
 WAIT_POLL_SECONDS = 0.1
 """How often a request waiting on another's count checks whether it was cancelled (a superseded plan)."""
 
-Counter = Callable[[str], Any]
-"""Counts one data path: returns a trainer.data.token_count.TokenCount, raises on a bad path."""
+Counter = Callable[[str, str], Any]
+"""Counts one data path's text column: returns a trainer.data.token_count.TokenCount, raises on a bad path or
+a missing column."""
 
 
 def path_identity(path: str) -> tuple:
@@ -34,17 +35,17 @@ def path_identity(path: str) -> tuple:
     return (str(p.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
-def count_with_ingest(path: str) -> Any:
+def count_with_ingest(path: str, text_column: str = "text") -> Any:
     """trainer.data.token_count.count_tokens of one path, imported when first needed (pyarrow stays out of the
     screen's start)."""
     from trainer.data.token_count import count_tokens
 
-    return count_tokens([path])
+    return count_tokens([path], text_column=text_column)
 
 
 class _Count:
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done = threading.Event()  # set once `result` is there
         self.result: Any = None
 
 
@@ -56,10 +57,10 @@ class TokenCounts:
         self._lock = threading.Lock()
         self._counts: dict[tuple, _Count] = {}
 
-    def get(self, path: str, cancelled: Callable[[], bool] = lambda: False) -> Any:
-        """Blocks until the count is there. Returns the TokenCount, a str (why it failed), or None when
-        `cancelled()` turned true while waiting for a count another request is running."""
-        key = path_identity(path)
+    def get(self, path: str, cancelled: Callable[[], bool] = lambda: False, text_column: str = "text") -> Any:
+        """Blocks until the count is there. Returns the TokenCount, a str (why it failed: a missing text
+        column too), or None when `cancelled()` turned true while waiting for a count another request runs."""
+        key = (*path_identity(path), text_column)
         with self._lock:
             count = self._counts.get(key)
             mine = count is None
@@ -67,7 +68,7 @@ class TokenCounts:
                 count = self._counts[key] = _Count()
         if mine:
             try:
-                count.result = self._counter(path)
+                count.result = self._counter(path, text_column)
             except Exception as err:  # noqa: BLE001 - any failure is a line on the plan, never a crash
                 count.result = str(err) or type(err).__name__
             finally:
@@ -77,3 +78,12 @@ class TokenCounts:
             if cancelled():
                 return None
         return count.result
+
+    def known_problem(self, path: str, text_column: str = "text") -> str | None:
+        """Why `path` could not be counted, when a finished count said so (a missing text column, a file that
+        is no parquet); None when it counted, or its count has not finished."""
+        with self._lock:
+            count = self._counts.get((*path_identity(path), text_column))
+        if count is None or not count.done.is_set():
+            return None
+        return count.result if isinstance(count.result, str) else None

@@ -136,7 +136,16 @@ class FilePicker(Vertical):
     def on_file_picker_scan_done(self, event: ScanDone) -> None:
         event.stop()
         self.scanned = True
-        self.set_demo_offer(event.found is None and not self.recent)
+        # offered only while no data is chosen: under the demo path it would contradict it
+        self.set_demo_offer(event.found is None and not self.recent and not self.path_text)
+
+    def demo_chosen(self, path: str, built: bool) -> str:
+        """Put the demo corpus in the input (the offer goes); the line saying what `d` did."""
+        self.set_demo_offer(False)
+        self.set_path(path)
+        how = "built just now" if built else "built before, reused"
+        return (f"data: the demo corpus, {path} ({how}; a FineWeb-schema parquet of Python's own docstrings, "
+                "one per Python version)")
 
     def set_demo_offer(self, show: bool) -> None:
         self.query_one("#demo-offer").display = show
