@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import DataError
+from trainer.own_files import fresh_file
 
 FORMAT = "fwtui-prepared"
 FORMAT_VERSION = 1
@@ -81,7 +82,7 @@ def write_meta(directory: Path, meta: dict[str, Any]) -> None:
     """Write meta.json atomically (temporary name, fsync, rename): once it exists the dataset is complete."""
     path = Path(directory) / META_NAME
     tmp = path.with_name(f"{META_NAME}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with os.fdopen(fresh_file(tmp, mode=0o644), "w", encoding="utf-8") as f:  # never through a planted symlink
         json.dump({"format": FORMAT, "version": FORMAT_VERSION, **meta}, f, indent=2, sort_keys=False)
         f.write("\n")
         f.flush()

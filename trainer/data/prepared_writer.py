@@ -23,6 +23,7 @@ import numpy as np
 
 from trainer.data.dataset import META_NAME, TOKEN_BYTES, TRAIN_NAME, VAL_NAME
 from trainer.errors import DataError
+from trainer.own_files import check_own_folder, fresh_file, open_own
 from trainer.data.tokenizer import EOT
 
 JOURNAL_NAME = "resume.json"
@@ -104,8 +105,9 @@ class PreparedWriter:
         self._lock = None
 
     def __enter__(self) -> "PreparedWriter":
+        check_own_folder(self.directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.directory / LOCK_NAME, "a+b")
+        self._lock = os.fdopen(open_own(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT), "r+b")
         fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX)  # a concurrent prepare here finishes first
         return self
 
@@ -123,7 +125,7 @@ class PreparedWriter:
         journal = self._read_journal()
         if journal is not None:
             for name, path in self.partial.items():
-                f = open(path, "r+b")
+                f = os.fdopen(open_own(path, os.O_RDWR), "r+b")  # never through a planted symlink
                 f.truncate(journal["sizes"][name])
                 f.seek(0, os.SEEK_END)
                 self._files[name] = f
@@ -131,7 +133,9 @@ class PreparedWriter:
             self.next_group, self.next_row = journal["next_group"], journal["next_row"]
             return True
         (self.directory / JOURNAL_NAME).unlink(missing_ok=True)
-        self._files = {name: open(path, "w+b") for name, path in self.partial.items()}
+        # Made anew (a planted symlink is unlinked, not followed); readable by others as before: data, not secrets.
+        self._files = {name: os.fdopen(fresh_file(path, os.O_RDWR, 0o644), "r+b")
+                       for name, path in self.partial.items()}
         return False
 
     def _read_journal(self) -> dict | None:
@@ -169,7 +173,8 @@ class PreparedWriter:
         journal = {"key": self.key, "next_group": next_group, "next_row": next_row, "tally": asdict(self.tally),
                    "sizes": {name: f.tell() for name, f in self._files.items()}}
         tmp = self.directory / f"{JOURNAL_NAME}.tmp"
-        tmp.write_text(json.dumps(journal))
+        with os.fdopen(fresh_file(tmp), "w", encoding="utf-8") as f:
+            f.write(json.dumps(journal))
         os.replace(tmp, self.directory / JOURNAL_NAME)
 
     def finish(self) -> tuple[Tally, SplitTopUp]:

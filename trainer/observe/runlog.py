@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from trainer.observe.events import SCHEMA_VERSION, Event, event_from_dict
+from trainer.own_files import open_own
 
 EVENTS_FILE = "events.jsonl"
 HEADER = {"schema": "fwtui.events", "version": SCHEMA_VERSION}
@@ -44,7 +45,8 @@ class EventLogWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._retry_at: float | None = None  # clock time of the next try after a failure; None while healthy
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        # Never appended through a symlink someone planted, nor to a file not ours (trainer.own_files).
+        self._fd: int | None = open_own(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         if os.fstat(self._fd).st_size == 0:
             self._write(json.dumps(HEADER) + "\n")
         elif not _ends_with_newline(self.path):

@@ -26,6 +26,7 @@ from trainer.train.loop import Trainer
 from trainer.train.resume import CONFIG_FILE, DATA_KEY, read_run_config
 from trainer.observe.runlog import EventLogWriter
 from trainer.observe.vitals import VitalsSink
+from trainer.own_files import check_own_folder, fresh_file
 from trainer.runs.listing import RunLock
 from trainer.train.schedule import schedule_warnings
 
@@ -82,6 +83,7 @@ def prepare_run_dir(request: RunRequest, config: RunConfig) -> Path:
         if (run_dir / CKPT_FILE).exists():
             raise ConfigError(f"{run_dir} already holds a run (ckpt.pt); add --resume to continue it, "
                               "or pass another --out")
+    check_own_folder(run_dir)  # before tightening it: root may chmod and write into anyone's folder
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(run_dir, 0o700)
     return run_dir
@@ -97,7 +99,7 @@ def write_config(run_dir: Path, config: RunConfig, data_dir: str | Path | None =
         # A JSON string is a valid TOML basic string (the same escapes: \\, \", \uXXXX).
         text += ("# the prepared data this run trains on; --resume without --data reads it\n"
                  f"{DATA_KEY} = {json.dumps(str(data_dir))}\n")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = fresh_file(tmp)  # never through a symlink planted at config.toml.tmp
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()

@@ -18,6 +18,7 @@ from trainer.errors import FwtuiError
 from trainer.observe.events import (CheckpointSaved, Eval, Event, Failed, Finished, HellaSwag,
                                     RunStarted, Step)
 from trainer.observe.health import Finding, assess
+from trainer.own_files import open_own
 from trainer.runs.locks import is_locked
 from trainer.observe.runlog import EVENTS_FILE, log_problem, parse_line
 
@@ -49,7 +50,7 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_own(self.path, os.O_RDWR | os.O_CREAT)  # never truncated through a planted symlink
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
