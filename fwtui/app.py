@@ -150,12 +150,28 @@ class FwtuiApp(App):
         if title is None:  # a resumed run is known by its directory
             title = f"{args.out.resolve().name if args.out else 'run'} · continued"
         self.dashboard = DashboardScreen(controls, title=title, in_process=True)
+        if args.resume and args.out is not None:
+            self._replay_history(Path(args.out))  # before the engine appends to the same log
         self.push_screen(self.dashboard)
         args.tensorboard = args.tensorboard or self.options.tensorboard  # every in-process run, started or resumed
         self.session = EngineSession(self, args, controls)
         self.session.start()
         if self._collector is None:  # Steps wait in the mailbox for this timer (or the next wake-up)
             self._collector = self.set_interval(COLLECT_SECONDS, self.collect_events)
+
+    def _replay_history(self, run_dir: Path) -> None:
+        """A continued run's dashboard starts with the run's whole history (loss, val points, samples, events)
+        from RUN/events.jsonl, as `fwtui attach`, compare and report show it."""
+        from trainer.errors import FwtuiError
+        from trainer.observe.runlog import read_events
+
+        try:
+            events = read_events(run_dir)
+        except (OSError, FwtuiError) as err:
+            self.notify(f"the run's earlier history is not shown: {err}", severity="warning", markup=False)
+            return
+        for event in events:
+            self.dashboard.feed(event)
 
     def on_events_waiting(self, message: EventsWaiting) -> None:
         self.collect_events()

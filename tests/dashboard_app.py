@@ -50,4 +50,4 @@ def text_of(app: App, selector: str) -> str:
 
 
 def log_text(dash: DashboardScreen) -> str:
-    return "\n".join(dash.query_one(EventLog).lines)
+    return "\n".join(dash.query_one(EventLog).lines_text)

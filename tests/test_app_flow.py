@@ -119,11 +119,17 @@ async def test_out_run_resume_opens_the_dashboard_continuing_the_run(workdir: Pa
         await wait_for(pilot, lambda: app.dashboard is not None and app.screen is app.dashboard, "the dashboard")
         assert not any(isinstance(screen, SetupScreen) for screen in app.screen_stack)
         dashboard = app.dashboard
-        await wait_for(pilot, lambda: dashboard.error_message is not None or dashboard.loss_points > 0,
-                       "the first Step of the resumed run")
+        await wait_for(pilot, lambda: dashboard.error_message is not None or (
+            dashboard.run is not None and dashboard.run.start_iter > 0 and dashboard.last_step is not None),
+            "the first Step of the resumed run")
         assert dashboard.error_message is None, dashboard.error_message
         assert dashboard.run.start_iter == resumed_at, dashboard.run.start_iter
-        assert dashboard.train_loss.points[0][0] == resumed_at, dashboard.train_loss.points[:3]
+        # the whole history, as attach shows it (issue 20 §2.4): the first run's points, then the new ones
+        iters = [it for it, _ in dashboard.train_loss.points]
+        assert iters[0] == 0 and resumed_at in iters and iters == sorted(iters), iters[:8]
+        assert dashboard.val_loss.points and dashboard.val_loss.points[0][0] < resumed_at
+        log = "\n".join(dashboard.query_one("#log").lines_text)
+        assert "run started from scratch" in log and f"run started from iter {resumed_at}" in log, log
         await pilot.press("q")
         await pilot.press("y")
         await wait_for(pilot, lambda: dashboard.run_over, "the end of the run")

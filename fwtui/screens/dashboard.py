@@ -293,7 +293,8 @@ class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
         self.set_class(self.run is not None, "-running")
         self.set_class(self.failed is not None, "-failed")
         self.query_one(HeaderLine).show(title=self.run_title, run=self.run, step=self.last_step,
-                                        status=self._status())
+                                        status=self._status(),
+                                        ended_at=self.finished.iter if self.finished is not None else None)
         self.query_one(PreparePanel).show(self.prepare, self.prepare_done)
         self.query_one(ThroughputPanel).show(self.run, self.last_step)
         self.query_one(VitalsPanel).show(self.run, self.last_step)

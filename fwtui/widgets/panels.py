@@ -6,13 +6,15 @@ say "unknown". Panels read without colour: the error panel starts with "ERROR:",
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import tzinfo
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Log, Static
+from textual import events
+from textual.widgets import RichLog, Static
 
 from fwtui import format as fmt
 from fwtui.vitals_text import vitals_lines
@@ -105,7 +107,10 @@ class HeaderLine(Horizontal):
         yield self.Left(id="header-left")
         yield self.Right(id="header-right")
 
-    def show(self, *, title: str, run: RunStarted | None, step: Step | None, status: str) -> None:
+    def show(self, *, title: str, run: RunStarted | None, step: Step | None, status: str,
+             ended_at: int | None = None) -> None:
+        """`ended_at`: Finished.iter, the iterations done when the run ended (the last Step is the index of the
+        last step done, one less: a completed run of 70 reads 70 / 70, not 69)."""
         parts = ["fwtui"]
         if title:
             parts.append(title)
@@ -118,6 +123,7 @@ class HeaderLine(Horizontal):
         right = ""
         if run is not None:
             done = step.iter if step is not None else run.start_iter
+            done = ended_at if ended_at is not None else done
             right = f"iter {fmt.count(done)} / {fmt.count(run.max_iters)}"
             if run.max_iters > 0:
                 right += f"  {fmt.percent(done / run.max_iters)}"
@@ -283,19 +289,33 @@ class ErrorPanel(Panel):
         self.show_text(Text(f"ERROR{where}: {message}\nThe run has stopped. q quits; the log below has the events."))
 
 
-class EventLog(Log):
-    """Eval, checkpoint, sample, pause and warning lines, newest at the bottom, at most LOG_LINES kept."""
+class EventLog(RichLog):
+    """Eval, checkpoint, sample, pause and warning lines, newest at the bottom, at most LOG_LINES kept.
+
+    A long line (a warning with its fix) wraps at the panel's width instead of running past its right edge, so
+    the panel scrolls only up and down; the lines are wrapped again when the width changes."""
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002
-        super().__init__(max_lines=LOG_LINES, highlight=False, auto_scroll=True, id=id)
+        super().__init__(max_lines=LOG_LINES, wrap=True, min_width=1, highlight=False, markup=False,
+                         auto_scroll=True, id=id)
         self.border_title = "events"
-        self._written = False
+        self.lines_text: deque[str] = deque(maxlen=LOG_LINES)
+        """The lines as written (before wrapping), oldest first."""
+        self._wrapped_at = 0  # the content width the lines were last wrapped to
 
     def add_lines(self, lines: list[str]) -> None:
-        """Append lines without leaving an empty line at the bottom (write_lines would end on one)."""
-        if lines:
-            self.write(("\n" if self._written else "") + "\n".join(lines))
-            self._written = True
+        for line in lines:
+            self.lines_text.append(line)
+            self.write(Text(line))
+
+    def on_resize(self, event: events.Resize) -> None:
+        super().on_resize(event)
+        width = self.scrollable_content_region.width
+        if self._wrapped_at and width != self._wrapped_at and self.lines_text:
+            self.clear()
+            for line in self.lines_text:
+                self.write(Text(line))
+        self._wrapped_at = width
 
 
 def log_line(event) -> str | None:

@@ -57,7 +57,17 @@ def _nan(steps: list[Step], evals: list[Eval]) -> list[Finding]:
                            "checkpoint with a lower learning_rate or grad_clip")]
 
 
-def _gap(evals: list[Eval], steps: list[Step]) -> list[Finding]:
+def _epochs_at(it: int, started: RunStarted | None, steps: list[Step]) -> float | None:
+    """Epochs done at boundary `it`: it × tokens/iter ÷ the training split's tokens (RunStarted), the figure the
+    Step of iteration it - 1 carries, so a finding reads the same whichever Steps had arrived when it was
+    made; without a RunStarted (a nanoGPT log), the latest Step up to `it`."""
+    if started is not None and started.dataset_tokens > 0:
+        return it * started.tokens_per_iter / started.dataset_tokens
+    seen = [s.epoch for s in steps if s.iter <= it]
+    return max(seen) if seen else None
+
+
+def _gap(evals: list[Eval], steps: list[Step], started: RunStarted | None = None) -> list[Finding]:
     finite = [e for e in evals if _finite(e.val_loss) and _finite(e.train_loss)]
     if not finite:
         return []
@@ -67,8 +77,7 @@ def _gap(evals: list[Eval], steps: list[Step]) -> list[Finding]:
         return []
     head = (f"train/val gap: val {last.val_loss:.2f} vs train {last.train_loss:.2f} at iter {last.iter:,} "
             f"(+{gap:.2f} nats, above {GAP_NATS:g})")
-    seen = [s.epoch for s in steps if s.iter <= last.iter]
-    epoch = max(seen) if seen else None
+    epoch = _epochs_at(last.iter, started, steps)
     if epoch is not None and epoch < 1.0:
         # Under one epoch no training token has been seen twice, so the model cannot have memorised train:
         # the splits differ in kind (a small corpus's validation is its last documents, see data/ingest.py).
@@ -156,5 +165,5 @@ def assess(events: list[Event]) -> list[Finding]:
     steps = [e for e in events if isinstance(e, Step)]
     evals = [e for e in events if isinstance(e, Eval)]
     start_iter = started.start_iter if started is not None else (steps[0].iter if steps else 0)
-    return (_nan(steps, evals) + _gap(evals, steps) + _plateau(evals) + _spikes(steps) + _mfu_drop(steps, start_iter)
-            + _memory(steps) + _epochs(started, steps))
+    return (_nan(steps, evals) + _gap(evals, steps, started) + _plateau(evals) + _spikes(steps)
+            + _mfu_drop(steps, start_iter) + _memory(steps) + _epochs(started, steps))
