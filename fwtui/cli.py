@@ -52,7 +52,8 @@ def _card_options(parser: argparse.ArgumentParser) -> None:
 
 
 DEMO_HELP = ("use the demo corpus: a FineWeb-schema parquet built once from Python's own docstrings (no "
-             "download), kept at ~/.cache/fwtui/demo/python-X.Y-stdlib-docstrings.parquet")
+             "download), kept at ~/.cache/fwtui/data/demo/python-X.Y-stdlib-docstrings.parquet "
+             "($FWTUI_CACHE_DIR/demo/ when set)")
 
 COMMON_FLAGS = ("--debug", "--tokenizer-file")
 """The options every command takes: the only ones that may come before the command word."""
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="tokenize parquet files into train.bin / val.bin")
     _common(p)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="parquet files, directories or globs")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="parquet files, directories or globs")
+    p.add_argument("--demo", action="store_true", help=DEMO_HELP + " (prints its path; with --count, its size)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: a cache keyed by the inputs)")
     p.add_argument("--count", action="store_true",
                    help="print the token count (exact from FineWeb's token_count, else an estimate)")

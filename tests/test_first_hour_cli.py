@@ -133,3 +133,33 @@ def test_runs_keep_status_iteration_and_losses_readable(width, tmp_path, monkeyp
     for row in table_lines(out):
         assert "rtx4070-12gb-20261206-" in row  # whole names: the two runs told apart
         assert "stopped" in row and "3 / 200" in row and "3.5000" in row
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_presets_listing_is_the_real_command(home, monkeypatch, capsys) -> None:
+    """The README's block is `COLUMNS=160 fwtui presets` as it prints today: every preset, the recipe column."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("$ COLUMNS=160 fwtui presets\n") + len("$ COLUMNS=160 fwtui presets\n")
+    block = text[start:text.index("```", start)]
+    monkeypatch.setenv("COLUMNS", "160")
+    assert main(["presets"]) == 0
+    printed = "\n".join(line.rstrip() for line in capsys.readouterr().out.splitlines()) + "\n"
+    assert block == printed
+    assert len(table_lines(block)) == len(all_presets()) and "recipe" in block
+
+
+def test_readme_says_where_the_demo_is_and_how_to_print_its_size(demo_parquet, home, monkeypatch, capsys) -> None:
+    from trainer.data.demo import default_path
+
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    assert "~/.cache/fwtui/data/demo/python-X.Y-stdlib-docstrings.parquet" in text
+    assert "differs between machines" in text and "`fwtui prepare --demo --count` prints yours" in text
+    assert "fwtui train --demo" in text
+    monkeypatch.setenv("FWTUI_CACHE_DIR", str(home / "cache"))
+    default_path().parent.mkdir(parents=True)
+    shutil.copy(demo_parquet, default_path())
+    assert main(["prepare", "--demo", "--count"]) == 0
+    out = capsys.readouterr().out
+    assert f"demo corpus: {default_path()}" in out and "tokens (exact) in" in out and "documents" in out

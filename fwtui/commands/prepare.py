@@ -1,4 +1,5 @@
-"""`fwtui prepare PATH... [--out DIR] [--count]`: tokenize parquet into train.bin/val.bin, or count tokens."""
+"""`fwtui prepare PATH... [--demo] [--out DIR] [--count]`: tokenize parquet into train.bin/val.bin, or count
+tokens (`--demo`: the demo corpus, built once, and where it is)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,15 @@ from trainer.observe.events import PrepareProgress
 
 def main(args: argparse.Namespace) -> int:
     console = Console(highlight=False, soft_wrap=True)
+    if getattr(args, "demo", False):
+        from trainer.data.demo import build_demo_corpus
+
+        args.paths = [*args.paths, str(build_demo_corpus())]
+        console.print(f"demo corpus: {args.paths[-1]}")
+    if not args.paths:
+        from trainer.errors import ConfigError
+
+        raise ConfigError("prepare needs PATH (parquet files, a directory or a glob) or --demo")
     if args.count:
         from trainer.data.token_count import count_tokens
 
