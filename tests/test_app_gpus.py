@@ -274,6 +274,14 @@ def test_fwtui_waits_for_a_stopped_child_then_says_where_the_run_is(tmp_path: Pa
                           exit_when_over=False, detached=False)
     assert _after_child_run(app) == 0 and child.proc.returncode == 0  # waited for the ranks to end
     assert f"see it again with `fwtui attach {child.run_dir}`" in capsys.readouterr().err
+    from trainer.observe.events import Finished
+
+    child.argv = ["train", "--preset", "cpu-tiny", "--gpus", "2", "--out", str(child.run_dir)]
+    app.dashboard.finished = Finished(iter=16, reason="stopped", seconds=1.0)  # q on the run: how to continue it
+    assert _after_child_run(app) == 0
+    assert (f"stopped at iter 16 with a checkpoint; continue it with `fwtui train --out {child.run_dir} --resume "
+            "--gpus 2`") in capsys.readouterr().err
+    app.dashboard.finished = None
     app.dashboard.error_message = "the training process exited (status 2) before its first event: bad"
     assert _after_child_run(app) == 2
     assert capsys.readouterr().err.strip() == f"fwtui: error: {app.dashboard.error_message}"

@@ -79,8 +79,11 @@ def body_parquet(path: Path) -> Path:
 async def test_a_parquet_without_a_text_column_is_named_and_not_started(home: Path, size) -> None:
     from fwtui.recent import load_recent
 
+    from fwtui.app import AppOptions, FwtuiApp
+
     data = body_parquet(home / "body.parquet")
-    app = make_app(home, preset="cpu-tiny", data=str(data))
+    # the real app (a start would train, remember the path and make runs/): `t` must do none of it
+    app = FwtuiApp(AppOptions(preset="cpu-tiny", data=str(data)), gpu_probe=lambda: [], root=home)
     async with app.run_test(size=size) as pilot:
         screen = app.screen
         plan = screen.query_one("#plan")
@@ -89,7 +92,7 @@ async def test_a_parquet_without_a_text_column_is_named_and_not_started(home: Pa
         screen.query_one("#presets").focus_list()
         await pilot.press("t")
         await pilot.pause()
-        assert app.started_with is None
+        assert app.session is None and app.screen is screen  # no run, still on the setup screen
         problem = str(screen.query_one("#start-problem").render())
         assert problem.startswith("data: ") and "no column 'text'" in problem
     assert str(data) not in load_recent() and not (home / "runs").exists()

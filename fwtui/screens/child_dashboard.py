@@ -108,4 +108,11 @@ def goodbye(child: ChildRun, dashboard: Any, ending: bool) -> tuple[str, int]:
             return f"fwtui: run {run} is ending (torchrun, pid {pid}); `fwtui attach {run}` shows it", 0
         return (f"fwtui: run {run} goes on in the background (torchrun, pid {pid}); watch it with "
                 f"`fwtui attach {run}`, stop it with `kill -TERM {pid}` (a checkpoint at a boundary)"), 0
+    finished = getattr(dashboard, "finished", None)
+    if finished is not None and finished.reason == "stopped":
+        argv = child.argv
+        flags = next((f" {flag} {argv[i + 1]}" for i, flag in enumerate(argv[:-1])
+                      if flag in ("--gpus", "--nproc-cpu")), "")  # the same processes again
+        return (f"fwtui: run {run} stopped at iter {finished.iter:,} with a checkpoint; continue it with "
+                f"`fwtui train --out {run} --resume{flags}`; `fwtui attach {run}` shows it"), 0
     return f"fwtui: run {run} — see it again with `fwtui attach {run}`", 0
