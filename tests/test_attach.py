@@ -153,11 +153,13 @@ def test_serve_puts_the_attach_view_on_localhost(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "fwtui.cli", "serve", str(run), "--port", str(port)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert "serving" in proc.stdout.readline()
+        line = proc.stdout.readline()
+        assert "serving" in line
+        link = line.split(" at ", 1)[1].split()[0]  # the secret link (tests/test_serve_owner_only.py)
         deadline, page = time.monotonic() + 30, ""
         while time.monotonic() < deadline and not page:
             try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+                page = urllib.request.urlopen(link, timeout=5).read().decode()
             except OSError:
                 time.sleep(0.2)
         assert f"127.0.0.1:{port}" in page  # the page's websocket and static URLs point at loopback

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -72,20 +71,12 @@ def test_run_directories_and_everything_in_them_are_owner_only(data, tmp_path, c
 
 
 def test_serve_binds_the_loopback_address_unless_told_otherwise(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("textual_serve")
+    from fwtui import serve_guard
+
     assert build_parser().parse_args(["serve", "RUN"]).host == "127.0.0.1"
     bound = []
-
-    class Server:
-        def __init__(self, command, host, port, title):
-            bound.append((host, port))
-
-        def serve(self):
-            pass
-
-    fake = types.ModuleType("textual_serve.server")
-    fake.Server = Server
-    monkeypatch.setitem(sys.modules, "textual_serve", types.ModuleType("textual_serve"))
-    monkeypatch.setitem(sys.modules, "textual_serve.server", fake)
+    monkeypatch.setattr(serve_guard.OwnerOnlyServer, "serve", lambda self: bound.append((self.host, self.port)))
     run = tmp_path / "run"
     run.mkdir()
     (run / "events.jsonl").write_text('{"schema": "fwtui.events", "version": 1}\n')
@@ -93,7 +84,7 @@ def test_serve_binds_the_loopback_address_unless_told_otherwise(tmp_path, monkey
     assert bound == [("127.0.0.1", 8000)] and capsys.readouterr().err == ""
     assert cli_main(["serve", str(run), "--host", "0.0.0.0"]) == 0
     assert bound[-1] == ("0.0.0.0", 8000)
-    assert "anyone who can reach port 8000 can stop or steer this run" in capsys.readouterr().err
+    assert "anyone who sees it on the network can stop or steer this run" in capsys.readouterr().err
 
 
 # --- damaged checkpoints (items 1 and 9): any garbage falls back to ckpt.prev.pt, never unpickled ---------
