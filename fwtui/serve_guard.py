@@ -8,7 +8,8 @@ the dashboard. So every URL here lives under a secret path segment, `/<token>/`,
   included (refused before the upgrade, so no `fwtui attach` is started);
 - the websocket must also come from a page of this server: its `Origin` must be the origin the browser used
   for it (`http://` + the Host header), so another site's page in the owner's browser is refused even if the
-  link leaked through its history.
+  link leaked through its history; served on a loopback address, that Host must name this machine
+  (127.0.0.1, localhost, ::1, on any port: a tunnel's), so a page on a DNS-rebound name is refused too.
 
 The page's own URLs (websocket, scripts) are built from the Host the browser used, so the link works
 unchanged through `ssh -L 9000:127.0.0.1:8000` (the browser's localhost:9000).
@@ -28,6 +29,7 @@ from textual_serve.server import Server, to_int
 
 TOKEN_BYTES = 32
 """secrets.token_urlsafe(32): 256 random bits, 43 URL-safe characters."""
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 REFUSED = "fwtui serve: this address needs the secret link printed by `fwtui serve` to its owner"
 
 
@@ -71,7 +73,8 @@ class OwnerOnlyServer(Server):
             raise web.HTTPForbidden(text=REFUSED + "\n")
         if request.match_info.route.name == "websocket":
             origin = request.headers.get("Origin", "")
-            if not hmac.compare_digest(origin.encode(), origin_of(request).encode()):
+            rebound = self.host in LOOPBACK_NAMES and request.url.host not in LOOPBACK_NAMES
+            if rebound or not hmac.compare_digest(origin.encode(), origin_of(request).encode()):
                 raise web.HTTPForbidden(text=f"fwtui serve: a websocket from {origin or 'no page'} is refused; "
                                              "open the link printed by `fwtui serve`\n")
         return await handler(request)

@@ -95,6 +95,9 @@ async def test_serve_refuses_everyone_without_the_link_and_pages_of_other_origin
         for origin in ("http://evil.example", f"http://127.0.0.1:{port + 1}", "null", ""):
             assert await ws_status(session, ws_url, origin) == 403, origin
         assert await ws_status(session, ws_url, None) == 403  # a script with no Origin at all
+        # a page whose name was rebound to 127.0.0.1 (DNS rebinding): its Origin matches its Host, not this machine
+        rebound = f"http://evil.example:{port}"
+        assert await ws_status(session, ws_url, rebound, Host=f"evil.example:{port}") == 403
         # the owner: the link and this server's own page
         assert await ws_status(session, ws_url, me) == 101
         # through `ssh -L 9000:127.0.0.1:8000`: the browser says localhost:9000 for both Host and Origin
