@@ -132,7 +132,7 @@ class SetupScreen(TypingGuard, Screen):
         with Horizontal(id="setup-main"):
             with Vertical(id="setup-left"):
                 yield PresetList(self.presets, initial=self.base.name if self.base else None, id="presets")
-                yield FilePicker(self.root, load_recent(), id="picker")
+                yield FilePicker(self.root, load_recent(), token_counts=self.token_counts, id="picker")
                 yield RunList(id="runs")
             with VerticalScroll(id="setup-right"):
                 yield GpuChoice(id="gpus")  # hidden with 0 or 1 GPU

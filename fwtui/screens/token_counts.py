@@ -35,6 +35,18 @@ def path_identity(path: str) -> tuple:
     return (str(p.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
+def input_files(path: str) -> list[str]:
+    """The data files `path` stands for (trainer.data.parquet_source.resolve_paths), or [path] as it is
+    when it names none (a prepared directory, a bad path: the counter then says why)."""
+    from trainer.data.parquet_source import resolve_paths
+    from trainer.errors import FwtuiError
+
+    try:
+        return [str(p) for p in resolve_paths([path])]
+    except (FwtuiError, OSError):
+        return [path]
+
+
 def count_with_ingest(path: str, text_column: str = "text") -> Any:
     """trainer.data.token_count.count_tokens of one path, imported when first needed (pyarrow stays out of the
     screen's start)."""
@@ -59,7 +71,25 @@ class TokenCounts:
 
     def get(self, path: str, cancelled: Callable[[], bool] = lambda: False, text_column: str = "text") -> Any:
         """Blocks until the count is there. Returns the TokenCount, a str (why it failed: a missing text
-        column too), or None when `cancelled()` turned true while waiting for a count another request runs."""
+        column too), or None when `cancelled()` turned true while waiting for a count another request runs.
+
+        Several files (a folder, a glob, ticked files joined by os.pathsep) are counted file by file and
+        summed, so each file is read once whatever selection it is part of (the picker's list counts them)."""
+        files = input_files(path)
+        if len(files) > 1:
+            counts = []
+            for file in files:
+                counted = self.get_one(file, cancelled, text_column)
+                if counted is None or isinstance(counted, str):
+                    return counted
+                counts.append(counted)
+            from trainer.data.token_count import combine
+
+            return combine(counts)
+        return self.get_one(path, cancelled, text_column)
+
+    def get_one(self, path: str, cancelled: Callable[[], bool] = lambda: False, text_column: str = "text") -> Any:
+        """get() of one path as the counter sees it (no splitting into files)."""
         key = (*path_identity(path), text_column)
         with self._lock:
             count = self._counts.get(key)
@@ -82,8 +112,9 @@ class TokenCounts:
     def known_problem(self, path: str, text_column: str = "text") -> str | None:
         """Why `path` could not be counted, when a finished count said so (a missing text column, a file that
         is no parquet); None when it counted, or its count has not finished."""
-        with self._lock:
-            count = self._counts.get((*path_identity(path), text_column))
-        if count is None or not count.done.is_set():
-            return None
-        return count.result if isinstance(count.result, str) else None
+        for file in input_files(path):
+            with self._lock:
+                count = self._counts.get((*path_identity(file), text_column))
+            if count is not None and count.done.is_set() and isinstance(count.result, str):
+                return count.result
+        return None

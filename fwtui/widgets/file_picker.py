@@ -1,7 +1,9 @@
 """The parquet picker: a path input, a directory tree of folders and .parquet files, and recent files.
 
 When no parquet file is in reach (none under the current directory within a few levels, and no recent
-file), it offers the demo corpus instead: the screen builds it on `d` or the button.
+file), it offers the demo corpus instead: the screen builds it on `d` or the button. A picked file or
+folder with sibling shards lists them (ShardList: sizes and token counts; space ticks several), and
+"fetch FineWeb" downloads shards from the hub (screens.fetch) and picks them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Button, DirectoryTree, Input, OptionList, Static
 from textual.widgets.option_list import Option
+
+from fwtui.widgets.shard_list import DATA_SUFFIXES, ShardList
 
 SCAN_DEPTH = 3
 """Folder levels below the start directory searched for a parquet file (the tree shows them all)."""
@@ -49,16 +53,20 @@ def find_parquet(root: Path, max_depth: int = SCAN_DEPTH, max_dirs: int = SCAN_M
 
 
 def data_path_problem(text: str) -> str | None:
-    """Why `text` cannot be used as training data, in one line; None when it can (file, folder, glob)."""
+    """Why `text` cannot be used as training data, in one line; None when it can (file, folder, glob, or
+    several of them joined by os.pathsep, as ticked files are)."""
     text = text.strip()
     if not text:
         return "type a path to a .parquet file, a folder of them, or a glob"
+    if os.pathsep in text and not Path(text).expanduser().exists():
+        parts = [part for part in text.split(os.pathsep) if part.strip()]
+        return next((problem for problem in map(data_path_problem, parts) if problem), None)
     path = Path(text).expanduser()
     if any(ch in text for ch in "*?["):
         return None if glob.glob(str(path)) else f"{text}: the glob matches no file"
     if not path.exists():
         return f"{text}: no such file or folder; check the path or pick one in the tree"
-    if path.is_file() and path.suffix not in (".parquet", ".bin"):
+    if path.is_file() and path.suffix not in (*DATA_SUFFIXES, ".bin"):
         return f"{text}: not a .parquet file; pick a FineWeb parquet shard"
     return None
 
@@ -74,7 +82,7 @@ class ParquetTree(DirectoryTree):
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         return [p for p in paths
-                if not p.name.startswith(".") and (p.suffix == ".parquet" or _is_dir(p))]
+                if not p.name.startswith(".") and (p.suffix in DATA_SUFFIXES or _is_dir(p))]
 
 
 def _is_dir(path: Path) -> bool:
@@ -102,12 +110,17 @@ class FilePicker(Vertical):
             super().__init__()
             self.found = found
 
-    def __init__(self, root: Path, recent: list[str], *, id: str | None = None) -> None:
+    def __init__(self, root: Path, recent: list[str], *, token_counts=None, id: str | None = None) -> None:
         super().__init__(id=id)
         self.root = root
         self.recent = recent
+        if token_counts is None:
+            from fwtui.screens.token_counts import TokenCounts
+
+            token_counts = TokenCounts()
+        self.token_counts = token_counts
         self.border_title = "data"
-        self.border_subtitle = "Enter picks · d demo corpus"
+        self.border_subtitle = "Enter picks · space ticks shards · d demo"
         self.scanned = False
         """True once the background scan for parquet files has answered (tests wait on it)."""
 
@@ -117,13 +130,16 @@ class FilePicker(Vertical):
         yield Static("No parquet file here or in your recent files: press d to build a demo corpus "
                      "from Python's own docstrings (nothing to download).", id="demo-offer")
         yield Button("demo corpus (d)", id="demo-button", compact=True)
+        yield Button("fetch FineWeb…", id="fetch-button", compact=True)
         yield ParquetTree(self.root, id="data-tree")
+        yield ShardList(self.token_counts, id="data-shards")
         yield OptionList(*[Option(p, id=p) for p in self.recent], id="data-recent", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#data-problem").display = False
         self.query_one("#data-recent").display = bool(self.recent)
         self.query_one("#data-recent").border_title = "recent"
+        self.query_one(ShardList).display = False
         self.set_demo_offer(False)
         if not self.recent:
             self.scan()
@@ -162,7 +178,30 @@ class FilePicker(Vertical):
     def set_path(self, path: str, announce: bool = True) -> bool:
         """Put `path` in the input and check it; post Picked when usable. Returns whether it is usable."""
         self.query_one("#data-path", Input).value = path
-        return self._check(path, announce)
+        usable = self._check(path, announce)
+        self._list_shards(path if usable else "")
+        return usable
+
+    def _list_shards(self, text: str) -> None:
+        """A folder: its files, all ticked; a file (or ticked files) of a folder: their folder, those ticked."""
+        shards = self.query_one(ShardList)
+        parts = [Path(p).expanduser() for p in text.split(os.pathsep) if p.strip()] if text else []
+        if len(parts) == 1 and parts[0].is_dir():
+            shards.show(parts[0])
+        elif parts and all(p.is_file() and p.parent == parts[0].parent for p in parts):
+            shards.show(parts[0].parent, ticked=parts)
+        else:
+            shards.display = False
+
+    def on_shard_list_chosen(self, event: ShardList.Chosen) -> None:
+        event.stop()
+        self.query_one("#data-path", Input).value = event.spec
+        if event.spec:
+            self._check(event.spec)
+        else:
+            line = self.query_one("#data-problem", Static)
+            line.update("no file ticked: tick one or more with space")
+            line.display = True
 
     def _check(self, text: str, announce: bool = True) -> bool:
         problem = data_path_problem(text)
@@ -176,7 +215,7 @@ class FilePicker(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "data-path":
             event.stop()
-            self._check(event.value)
+            self.set_path(event.value)
 
     def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
         event.stop()
@@ -191,3 +230,16 @@ class FilePicker(Vertical):
         if event.button.id == "demo-button":
             event.stop()
             self.post_message(self.DemoRequested())
+        elif event.button.id == "fetch-button":
+            event.stop()
+            self.open_fetch()
+
+    def open_fetch(self) -> None:
+        """The fetch dialog; the shards it brings are picked (and listed, ticked) when it closes."""
+        from fwtui.screens.fetch import FetchScreen
+
+        def fetched(spec: str | None) -> None:
+            if spec:
+                self.set_path(spec)
+
+        self.app.push_screen(FetchScreen(), fetched)

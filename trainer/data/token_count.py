@@ -41,6 +41,15 @@ class TokenCount:
         return self.tokens + self.documents
 
 
+def combine(counts: Sequence[TokenCount]) -> TokenCount:
+    """The count of several inputs from each one's count (the app's picker sums the files ticked)."""
+    exact = all(c.exact for c in counts)
+    estimated = sum(not c.exact for c in counts)
+    how = (f"exact: sum of FineWeb's token_count over {len(counts)} file(s)" if exact else
+           f"estimate: {estimated} of {len(counts)} file(s) without a complete token_count column")
+    return TokenCount(sum(c.tokens for c in counts), exact, sum(c.documents for c in counts), how)
+
+
 def count_tokens(paths: Sequence[str | Path] | str | Path, text_column: str = "text", *,
                  tokenizer_file: str | Path | None = None) -> TokenCount:
     files = resolve_paths(paths)
