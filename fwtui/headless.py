@@ -85,6 +85,8 @@ class HeadlessPrinter:
             self.line(f"vitals: {e.vitals_source}")
 
     def _step(self, e: ev.Step) -> None:
+        if not e.log_point:  # a live point between log points is for the views: log_interval governs the print
+            return
         of = f"/{self.max_iters:,}" if self.max_iters else ""
         mfu = f"MFU {fmt.percent(e.mfu)}" if e.mfu is not None else "MFU unknown"
         if e.mem_allocated_bytes is not None:  # CUDA: the allocator's figures against the card

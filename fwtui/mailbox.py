@@ -4,8 +4,8 @@ The trainer's sink puts each event here (a deque append: it never waits on the U
 look now, calls `notify` (the app's post_message of an EventsWaiting message). Every post wakes the UI's
 event loop, and each wake-up costs the run a GIL hand-over and some Textual bookkeeping: at a Step every
 iteration on a small model that was 22 wake-ups a second, over 1% of a core on a busy 2-core machine. So
-Steps do not each wake the UI: the first one after a quiet spell does, the rest ride along with the next
-wake-up or wait for the app's collection timer (COLLECT_SECONDS). Any other event (an eval, a sample, a
+Steps (and Progress, the same kind of news) do not each wake the UI: the first one after a quiet spell does,
+the rest ride along with the next wake-up or wait for the app's collection timer (COLLECT_SECONDS). Any other event (an eval, a sample, a
 pause, the end) wakes it at once, taking the Steps before it along, in order.
 """
 
@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from trainer.observe.events import Event, Step
+from trainer.observe.events import Event, Progress, Step
 
 COLLECT_SECONDS = 0.5
 """The app collects waiting Steps at least this often, and a Step wakes the UI at most this often: a Step
@@ -42,7 +42,7 @@ class EventMailbox:
         if self._notified:
             return  # the wake-up on its way takes this one too
         now = self._clock()
-        if isinstance(event, Step) and now - self._last_notice < self._step_seconds:
+        if isinstance(event, (Step, Progress)) and now - self._last_notice < self._step_seconds:
             return  # the collection timer, or the next wake-up, takes it
         self._notified, self._last_notice = True, now
         self._notify()

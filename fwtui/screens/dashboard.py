@@ -35,13 +35,14 @@ from fwtui.screens.help import HelpModal
 from fwtui.screens.sample_modal import SampleModal
 from fwtui.screens.chart_keys import CHART_BINDINGS, ChartKeys
 from fwtui.screens.run_requests import RunRequests  # e, c, h: requests for the next step boundary
+from fwtui.screens.run_position import CLOCK_TICK_SECONDS, RunPosition  # the iteration, clocks moving
 from fwtui.widgets.hellaswag_chart import HellaSwagChart, hellaswag_text
 from fwtui.screens.compare import open_compare_picker
 from fwtui.widgets.charts import HISTORY_POINTS, ChartView, History, LossChart, LossCurves, ThroughputChart
 from fwtui.widgets.panels import (ErrorPanel, EventLog, HeaderLine, HealthPanel, MemoryPanel, PreparePanel,
                                   SamplePanel, ThroughputPanel, TimePanel, VitalsPanel, log_line)
-from trainer.observe.events import (Eval, Event, Failed, Finished, PrepareDone, PrepareProgress, RunStarted, Sample,
-                            StateChanged, Step, HellaSwag)
+from trainer.observe.events import (Eval, Event, Failed, Finished, PrepareDone, PrepareProgress, Progress, RunStarted,
+                                    Sample, StateChanged, Step, HellaSwag)
 from fwtui.screens.health_watch import HealthWatch
 from trainer.observe.health import Finding
 
@@ -64,7 +65,7 @@ SAMPLE_SETTINGS = {"max_new_tokens": 200, "temperature": 0.8, "top_k": 200}
 """What `s` asks for: 200 new tokens at temperature 0.8, top-k 200 (nanoGPT's sample.py defaults)."""
 
 
-class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
+class DashboardScreen(RunRequests, RunPosition, ChartKeys, Screen[None]):
     CSS_PATH = "../dashboard.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
@@ -94,6 +95,8 @@ class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
         # What the events said last; panels are drawn from these.
         self.run: RunStarted | None = None
         self.last_step: Step | None = None
+        self.progress: Progress | None = None  # the latest Progress (iteration, elapsed, ETA between Steps)
+        self.paused_at: int | None = None  # the step boundary of the last pause
         self.prepare: PrepareProgress | None = None
         self.prepare_done: PrepareDone | None = None
         self.latest_sample: Sample | None = None
@@ -114,6 +117,7 @@ class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
         self._flush_scheduled = False  # a call_later flush is queued
         self._flush_timer: Any = None  # a throttled flush is waiting on this timer
         self._last_flush = 0.0  # time.monotonic() of the last panel redraw
+        self._last_clock = 0.0  # time.monotonic() of the last time-panel redraw (fwtui.screens.run_position)
         self._charts_dirty = True
         self._charts_urgent = True  # redraw at the next tick even in steady training
         self._last_chart_redraw = 0.0
@@ -127,12 +131,6 @@ class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
     def health(self) -> list[Finding] | None:
         """The latest run health findings (trainer.observe.health), most serious first; None before any step."""
         return self._health.findings
-
-    @property
-    def iteration(self) -> int | None:
-        if self.last_step is not None:
-            return self.last_step.iter
-        return None if self.run is None else self.run.start_iter
 
     @property
     def loss_points(self) -> int:
@@ -184,6 +182,7 @@ class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
         self.query_one("#memory").border_title = "memory"
         self.query_one("#time").border_title = "time"
         self.set_interval(CHART_REDRAW_SECONDS, self._redraw_charts_if_dirty)
+        self.set_interval(CLOCK_TICK_SECONDS, self.tick_clock)
         self._ready = True
         self._flush()
 
@@ -207,6 +206,9 @@ class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
                 self.tokens_per_sec.add(event.iter, event.tokens_per_sec)
                 self._charts_dirty = True
                 self._charts_urgent |= len(self.train_loss) < 3  # the first points show at once
+            case Progress():
+                if self.progress is None or event.iter >= self.progress.iter:
+                    self.progress = event
             case Eval():
                 self.curves.add_eval(event.iter, event.val_loss)
                 self._charts_dirty = self._charts_urgent = True
@@ -219,6 +221,7 @@ class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
                 self._forward_sample(event)
             case StateChanged():
                 self.paused = event.state == "paused"
+                self.paused_at = event.iter if self.paused else None
             case Finished():
                 self.finished = event
                 self._charts_urgent = True
@@ -226,11 +229,14 @@ class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
                 self.failed = event
                 self._charts_urgent = True
         self._health.note(event)
+        if isinstance(event, (Step, Progress)):
+            self.note_news(event)
         line = log_line(event)
         if line is not None:
             self._log_pending.append(line)
         # Steps wait for the next panel refresh, unless one brings a non-finite loss (health says so at once).
-        self._schedule_flush(urgent=not isinstance(event, Step) or not math.isfinite(event.loss))
+        self._schedule_flush(urgent=not isinstance(event, (Step, Progress))
+                             or not math.isfinite(getattr(event, "loss", 0.0)))
         if isinstance(event, (Finished, Failed)) and self.stopping:
             self.app.exit()
 
@@ -243,7 +249,7 @@ class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
         self._health.start(event, same_run=same_run)
         self.run = event
         self.refresh_budget.ceilings = ceilings_for(device=event.device, in_process=self.in_process)
-        self.last_step = None
+        self.last_step = self.progress = self.paused_at = None
         self.finished = self.failed = None
         self.paused = False
         self._charts_dirty = self._charts_urgent = True
@@ -293,13 +299,12 @@ class DashboardScreen(RunRequests, ChartKeys, Screen[None]):
         self.set_class(self.run is not None, "-running")
         self.set_class(self.failed is not None, "-failed")
         self.query_one(HeaderLine).show(title=self.run_title, run=self.run, step=self.last_step,
-                                        status=self._status(),
-                                        ended_at=self.finished.iter if self.finished is not None else None)
+                                        status=self._status(), iteration=self.iteration)
         self.query_one(PreparePanel).show(self.prepare, self.prepare_done)
         self.query_one(ThroughputPanel).show(self.run, self.last_step)
         self.query_one(VitalsPanel).show(self.run, self.last_step)
         self.query_one(MemoryPanel).show(self.run, self.last_step)
-        self.query_one(TimePanel).show(self.run, self.last_step, self.finished, self.tz)
+        self.show_time()
         self.query_one(SamplePanel).show(self.latest_sample, can_sample=self.controls is not None)
         if self.failed is not None:
             self.query_one(ErrorPanel).show(self.failed.message, self.failed.iter)

@@ -17,6 +17,7 @@ from textual import events
 from textual.widgets import RichLog, Static
 
 from fwtui import format as fmt
+from fwtui.live_clock import RunClock
 from fwtui.vitals_text import vitals_lines
 from trainer.observe.events import (CheckpointSaved, Eval, Failed, Finished, PrepareDone, PrepareProgress, RunStarted,
                             Sample, StateChanged, Step, Warning)
@@ -108,9 +109,10 @@ class HeaderLine(Horizontal):
         yield self.Right(id="header-right")
 
     def show(self, *, title: str, run: RunStarted | None, step: Step | None, status: str,
-             ended_at: int | None = None) -> None:
-        """`ended_at`: Finished.iter, the iterations done when the run ended (the last Step is the index of the
-        last step done, one less: a completed run of 70 reads 70 / 70, not 69)."""
+             iteration: int | None = None) -> None:
+        """`iteration`: where the run stands when the screen knows better than the last Step: a Progress since, the
+        boundary it paused at, or Finished.iter, the iterations done when it ended (the last Step is the index of
+        the last step done, one less: a completed run of 70 reads 70 / 70, not 69)."""
         parts = ["fwtui"]
         if title:
             parts.append(title)
@@ -122,8 +124,7 @@ class HeaderLine(Horizontal):
         self.query_one("#header-left", Panel).show_text(Text(" · ".join(parts), overflow="ellipsis", no_wrap=True))
         right = ""
         if run is not None:
-            done = step.iter if step is not None else run.start_iter
-            done = ended_at if ended_at is not None else done
+            done = iteration if iteration is not None else step.iter if step is not None else run.start_iter
             right = f"iter {fmt.count(done)} / {fmt.count(run.max_iters)}"
             if run.max_iters > 0:
                 right += f"  {fmt.percent(done / run.max_iters)}"
@@ -199,21 +200,24 @@ class TimePanel(Panel):
     FIXED_SIZE = True  # a grid cell of fixed width, 6 lines high in both layouts
 
     def show(self, run: RunStarted | None, step: Step | None, finished: Finished | None,
-             tz: tzinfo | None) -> None:
+             tz: tzinfo | None, clock: RunClock | None = None) -> None:
+        """`clock`: the iteration, elapsed time and ETA as of now (fwtui.live_clock), else the Step's own."""
         if run is None or step is None:
             self.show_text("waiting for the first step")
             return
-        share = f" ({fmt.percent(step.iter / run.max_iters)})" if run.max_iters > 0 else ""
-        lines = [f"iter {fmt.count(step.iter)} of {fmt.count(run.max_iters)}{share}"]
+        now = clock or RunClock(step.iter, step.elapsed_seconds, step.eta_seconds, step.time, step.tokens_seen,
+                                step.epoch)
+        share = f" ({fmt.percent(now.iter / run.max_iters)})" if run.max_iters > 0 else ""
+        lines = [f"iter {fmt.count(now.iter)} of {fmt.count(run.max_iters)}{share}"]
         if finished is not None:
             lines.append(f"elapsed {fmt.duration(finished.seconds)} · {finished.reason}")
         else:
-            left = fmt.approx(fmt.duration(step.eta_seconds))
-            lines.append(f"elapsed {fmt.duration(step.elapsed_seconds)} · left {left}")
-            # The finish time is the step's own clock plus its ETA, so a replay shows what was expected then.
-            finish = None if step.eta_seconds is None else step.time + step.eta_seconds
-            lines.append(f"done {fmt.approx(fmt.clock(finish, now=step.time, tz=tz))} (incl. evals)")
-        lines.append(f"tokens {fmt.compact(step.tokens_seen)} · epoch {step.epoch:.2f}")
+            left = fmt.approx(fmt.duration(now.eta_seconds))
+            lines.append(f"elapsed {fmt.duration(now.elapsed_seconds)} · left {left}")
+            # The finish time is the clock's own time plus its ETA, so a replay shows what was expected then.
+            finish = None if now.eta_seconds is None else now.at + now.eta_seconds
+            lines.append(f"done {fmt.approx(fmt.clock(finish, now=now.at, tz=tz))} (incl. evals)")
+        lines.append(f"tokens {fmt.compact(now.tokens_seen)} · epoch {now.epoch:.2f}")
         self.show_text(Text("\n".join(lines)))
 
 

@@ -111,7 +111,8 @@ class RunStarted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Step(Event):
-    """One optimizer step, emitted every log_interval iterations."""
+    """One optimizer step: every log_interval iterations (a log point), and between them a live point at least
+    every few seconds (trainer.train.live_figures: `log_point` False, read without a sync inside a step)."""
 
     kind: ClassVar[str] = "step"
     iter: int
@@ -150,6 +151,25 @@ class Step(Event):
     """This process's resident memory now."""
     skipped_steps: int = 0
     """Steps of the run so far whose loss or gradient norm was not finite, so the update was skipped."""
+    log_point: bool = True
+    """True at a log point (iter % log_interval == 0, or the last iteration): what the headless printer prints.
+    False for a live point between them: its loss was copied off the device without waiting and read a step or
+    so later, and its step time is the host's time since the previous point."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Progress(Event):
+    """How far the run got, at most about once a second (trainer.train.live_figures): light, no loss."""
+
+    kind: ClassVar[str] = "progress"
+    iter: int
+    """The last iteration finished (as Step.iter)."""
+    elapsed_seconds: float
+    eta_seconds: float | None
+    """As Step.eta_seconds, from the same estimator; None until a step time has been measured."""
+    tokens_seen: int = 0
+    epoch: float = 0.0
+    """As Step's: tokens_seen / training-split tokens."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,7 +271,7 @@ class Failed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (PrepareProgress, PrepareDone, RunStarted, Step, Eval, HellaSwag, CheckpointSaved, Sample,
+    for cls in (PrepareProgress, PrepareDone, RunStarted, Step, Progress, Eval, HellaSwag, CheckpointSaved, Sample,
                 StateChanged, Warning, Finished, Failed)
 }
 

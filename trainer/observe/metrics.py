@@ -203,8 +203,10 @@ class StepMetrics:
         self.window_seconds += seconds
         self.window_steps += 1
 
-    def step_event(self, it: int, *, loss: float, grad_norm: float, lr: float, skipped_steps: int = 0) -> ev.Step:
-        """The Step event for iteration `it`, the last of the window; the window starts afresh."""
+    def step_event(self, it: int, *, loss: float, grad_norm: float, lr: float, skipped_steps: int = 0,
+                   log_point: bool = True) -> ev.Step:
+        """The Step event for iteration `it`, the last of the window; the window starts afresh. A live point
+        (`log_point` False, trainer.train.live_figures) on a GPU closes the window a step or so after `it`."""
         seconds, steps = self.window_seconds, self.window_steps
         self.window_seconds, self.window_steps = 0.0, 0
         self.eta.add_window(seconds, steps)
@@ -212,13 +214,22 @@ class StepMetrics:
         tokens_per_sec = self.tokens_per_iter / step_seconds if step_seconds > 0 else 0.0
         mem = memory_stats(self.device, self.memory_bytes)
         tokens_seen = (it + 1) * self.tokens_per_iter
-        evals_left = evals_to_come(it + 1, self.max_iters, self.eval_interval)
         return ev.Step(
             iter=it, loss=loss, lr=lr, step_seconds=step_seconds, tokens_per_sec=tokens_per_sec,
             mfu=mfu(tokens_per_sec / self.world_size, self.flops_per_token, self.peak_flops),
             mem_allocated_bytes=mem.allocated_bytes, mem_reserved_bytes=mem.reserved_bytes,
             mem_peak_bytes=mem.peak_bytes, mem_total_bytes=mem.total_bytes, tokens_seen=tokens_seen,
             epoch=tokens_seen / max(self.dataset_tokens, 1), elapsed_seconds=time.perf_counter() - self.started,
-            eta_seconds=self.eta.eta(self.max_iters - it - 1, evals_left,
-                                     evals_left if self.always_save_checkpoint else 1),
-            grad_norm=grad_norm if math.isfinite(grad_norm) else None, skipped_steps=skipped_steps)
+            eta_seconds=self.eta_after(it), grad_norm=grad_norm if math.isfinite(grad_norm) else None,
+            skipped_steps=skipped_steps, log_point=log_point)
+
+    def progress_event(self, it: int) -> ev.Progress:
+        """How far the run got after iteration `it`: elapsed time and the ETA as a Step would say them now."""
+        tokens_seen = (it + 1) * self.tokens_per_iter
+        return ev.Progress(iter=it, elapsed_seconds=time.perf_counter() - self.started, eta_seconds=self.eta_after(it),
+                           tokens_seen=tokens_seen, epoch=tokens_seen / max(self.dataset_tokens, 1))
+
+    def eta_after(self, it: int) -> float | None:
+        """Seconds left once iteration `it` is done (EtaEstimator.eta), evals and checkpoints to come counted."""
+        evals_left = evals_to_come(it + 1, self.max_iters, self.eval_interval)
+        return self.eta.eta(self.max_iters - it - 1, evals_left, evals_left if self.always_save_checkpoint else 1)

@@ -88,7 +88,7 @@ def summarize_nanogpt(log: NanoGPTLog) -> RunSummary:
 
 def summarize_events(events: list[Event]) -> RunSummary:
     """The same summary from our own events (resumed runs: each process's elapsed time is added up)."""
-    steps = [e for e in events if isinstance(e, Step)]
+    steps = [e for e in events if isinstance(e, Step) and e.log_point]  # the logged lines; live points between
     evals = [e for e in events if isinstance(e, Eval)]
     checkpoints = [e for e in events if isinstance(e, CheckpointSaved)]
     starts = [e for e in events if isinstance(e, RunStarted)]

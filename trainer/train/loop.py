@@ -8,7 +8,8 @@ Host syncs: none in a step. A non-finite loss or norm skips the update on the de
 bad_steps: a found-inf flag the fused AdamW reads, as under GradScaler). The loss, the norm and the bad-step
 counters reach the host at log points (every log_interval steps, one `tolist`) and before a save, where the
 divergence rule is checked; an evaluation syncs once. So on a GPU the host runs ahead between log points,
-and a window's step time is measured at its end (StepMetrics).
+and a window's step time is measured at its end (StepMetrics). Between log points the views still move:
+trainer.train.live_figures emits Progress and live Steps whose figures are copied off the device unawaited.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from trainer.observe import events as ev
-from trainer.train.oom import free_device_memory, is_out_of_memory
+from trainer.train.oom import free_device_memory, is_out_of_memory, out_of_memory_error, smaller_micro_batch
 from trainer.data.batches import TRAIN_STREAM, BatchLoader
 from trainer.train.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
 from trainer.train.checkpointer import Checkpointer, checkpoint_payload
@@ -43,6 +44,7 @@ from trainer.train.resume import PreparedLike, best_val_loss_of, check_resume, d
 from trainer.train.schedule import describe_schedule_change, lr_at
 from trainer.data.bpb import token_byte_lengths
 from trainer.train.evaluator import EvalResult, Evaluator
+from trainer.train.live_figures import LiveFigures
 from trainer.train.bad_steps import BadSteps, TrainingDiverged
 
 
@@ -194,7 +196,8 @@ class Trainer:
             dataset_tokens=self.data.train_tokens, max_iters=cfg.max_iters, eval_interval=cfg.eval_interval,
             always_save_checkpoint=cfg.always_save_checkpoint, device=self.device, memory_bytes=info.memory_bytes,
             world_size=self.dist.world_size, eta=self.eta, started=self._started)
-        it = self.iter_num
+        self.live = LiveFigures(self.metrics, self.device)
+        it = self._unlogged_from = self.iter_num  # the first iteration not yet told by a log point
         while True:
             self.iter_num = it
             if self._step_boundary(it):
@@ -209,6 +212,10 @@ class Trainer:
             self.metrics.add_step(time.perf_counter() - t0)  # at a log point: up to the device's finish
             if read is not None:
                 self._emit_step(it, lr, read)
+            else:  # between log points: Progress and live points, read without waiting (trainer.train.live_figures)
+                for event in self.live.after_step(it, loss, norm, self.nonfinite.skipped,
+                                                  lambda i: lr_at(i, self.config)):
+                    self.emit(event)
             it += 1
         # The end: a final evaluation and checkpoint at iter max_iters.
         self._evaluate_and_save(it, final=True)
@@ -220,12 +227,13 @@ class Trainer:
     def _emit_step(self, it: int, lr: float, read: list[float]) -> None:
         """At a log point, with BadSteps.read's figures: skips warned about, divergence checked, the Step."""
         loss, norm, in_a_row, longest, skipped = read[0], read[1], *(int(v) for v in read[2:])
-        first = it - self.metrics.window_steps + 1
+        first, self._unlogged_from = self._unlogged_from, it + 1
         if warning := self.nonfinite.warning(first, it, loss, norm, in_a_row, skipped):
             self.warn(warning)
         if streak := BadSteps.streak(first, it, in_a_row, longest):
             raise self._diverged(streak)
         self.emit(self.metrics.step_event(it, loss=loss, grad_norm=norm, lr=lr, skipped_steps=skipped))
+        self.live.logged()
 
     # --- one optimizer step ------------------------------------------------------------------------------
     def _step(self, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -284,13 +292,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         free_device_memory()
         b, a = cfg.batch_size, cfg.gradient_accumulation_steps
-        smaller = next((d for d in range(b // 2, 0, -1) if b % d == 0), None) if b > 1 else None
+        smaller = smaller_micro_batch(b)
         if not self.auto_batch or smaller is None or self.dist.active:  # ranks must keep one micro-batch shape
-            hint = (f"try --set batch_size={b // 2} --set gradient_accumulation_steps={a * 2} (same tokens per "
-                    "iteration) or --auto-batch; `fwtui plan --probe` finds the largest micro-batch that fits"
-                    if b > 1 else "use a smaller model or block_size")
-            raise FwtuiError(f"out of memory on {self.info.name} at micro-batch {b} x block {cfg.block_size} "
-                             f"(gradient_accumulation_steps {a}); {hint}") from None
+            raise out_of_memory_error(self.info.name, b, cfg.block_size, a) from None
         new_a = a * b // smaller
         self.config = cfg.replace(batch_size=smaller, gradient_accumulation_steps=new_a)
         self.loader.set_batch_size(smaller)

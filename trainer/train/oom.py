@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+from trainer.errors import FwtuiError
+
 
 def is_out_of_memory(err: BaseException) -> bool:
     """torch.cuda.OutOfMemoryError, or a RuntimeError saying "out of memory" (older torch, cuBLAS, compile)."""
@@ -27,3 +29,18 @@ def free_device_memory() -> None:
             torch.cuda.empty_cache()
     except ImportError:  # pragma: no cover
         pass
+
+
+def smaller_micro_batch(batch_size: int) -> int | None:
+    """The micro-batch to retry with after an out-of-memory step: the largest divisor of batch_size at most half
+    of it (so accumulation makes up the same tokens an iteration), or None at 1."""
+    return next((d for d in range(batch_size // 2, 0, -1) if batch_size % d == 0), None) if batch_size > 1 else None
+
+
+def out_of_memory_error(device_name: str, batch_size: int, block_size: int, accumulation: int) -> FwtuiError:
+    """The one line for an out-of-memory step the loop may not shrink: what ran out, and what to change."""
+    hint = (f"try --set batch_size={batch_size // 2} --set gradient_accumulation_steps={accumulation * 2} (same "
+            "tokens per iteration) or --auto-batch; `fwtui plan --probe` finds the largest micro-batch that fits"
+            if batch_size > 1 else "use a smaller model or block_size")
+    return FwtuiError(f"out of memory on {device_name} at micro-batch {batch_size} x block {block_size} "
+                      f"(gradient_accumulation_steps {accumulation}); {hint}")
