@@ -1,12 +1,16 @@
 """Bytes the console writes to the terminal during training, through a real pty at 120x40 (issue 5: thin
 SSH links; the goal is 10 KB/s or less on average).
 
-    python bench/terminal_bytes.py [--mode app|attach|synthetic] [--seconds 60] [--rate 20]
+    python bench/terminal_bytes.py [--mode app|attach|synthetic] [--seconds 60] [--rate 20] [--log-interval 1]
 
   app        `fwtui --preset cpu-tiny --data D --start` in the pty: the app trains cpu-tiny itself.
   attach     `fwtui train` headless in the background, `fwtui attach RUN` in the pty.
   synthetic  `fwtui attach RUN` in the pty while this script appends Step events to RUN/events.jsonl at
              --rate a second (no engine needed; a fixed, known event rate).
+
+--log-interval (app and attach; default 1, a Step every iteration: the busiest the dashboard gets) set to, say,
+1000 leaves only what moves the views between log points: a Progress a second, a live loss point every 5 s and
+the time panel's clocks (issue 20).
 
 The pty is sized with TIOCSWINSZ before the child starts, TERM=xterm-256color. Everything read from the
 pty's master side is counted. Prints the total, the average over the whole window, the first 5 s (the first
@@ -48,11 +52,11 @@ def fwtui(*args: str) -> list[str]:
     return [sys.executable, "-m", "fwtui.cli", *args]
 
 
-def train_args(data: Path, run: Path) -> list[str]:
+def train_args(data: Path, run: Path, log_interval: int = 1) -> list[str]:
     # Enough iterations to outlast the window (about 3 a second here), yet finite: should this script die,
     # the detached run must not train for days. Logged every iteration (the busiest the dashboard gets).
     return ["--preset", "cpu-tiny", "--data", str(data), "--out", str(run), "--set", "max_iters=3000",
-            "--set", "log_interval=1", "--set", "eval_interval=200", "--set", "val_fraction=0.05"]
+            "--set", f"log_interval={log_interval}", "--set", "eval_interval=200", "--set", "val_fraction=0.05"]
 
 
 def synthetic_writer(run: Path, rate: float, halt: threading.Event) -> threading.Thread:
@@ -152,6 +156,7 @@ def main() -> int:
     parser.add_argument("--mode", choices=("app", "attach", "synthetic"), default="app")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=20.0, help="synthetic mode: Step events a second")
+    parser.add_argument("--log-interval", type=int, default=1, help="app and attach modes: the run's log_interval")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fwtui-bytes-") as tmp:
         tmp_path = Path(tmp)
@@ -160,9 +165,10 @@ def main() -> int:
         halt = threading.Event()
         try:
             if args.mode == "app":
-                command = fwtui(*train_args(make_data(tmp_path), run), "--start")
+                command = fwtui(*train_args(make_data(tmp_path), run, args.log_interval), "--start")
             elif args.mode == "attach":
-                background = subprocess.Popen(fwtui("train", *train_args(make_data(tmp_path), run)), cwd=ROOT,
+                background = subprocess.Popen(fwtui("train", *train_args(make_data(tmp_path), run, args.log_interval)),
+                                              cwd=ROOT,
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 deadline = time.monotonic() + 300
                 while not (run / "events.jsonl").is_file():
@@ -181,7 +187,8 @@ def main() -> int:
             if background is not None:
                 background.terminate()
                 background.wait(timeout=60)
-    label = args.mode + (f" ({args.rate:g} steps/s)" if args.mode == "synthetic" else "")
+    label = args.mode + (f" ({args.rate:g} steps/s)" if args.mode == "synthetic" else
+                         f" (log_interval {args.log_interval})")
     report(reads, args.seconds, label)
     return 0
 

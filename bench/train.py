@@ -101,7 +101,7 @@ def trainer_run(config, data, run_dir: Path, peak_tflops, warmup: int, headline:
     out: dict = {}
 
     def sink(event):
-        if isinstance(event, ev.Step):
+        if isinstance(event, ev.Step) and event.log_point:  # live points between (issue 20) are not timed here
             stamps.append((event.iter, time.perf_counter()))
             if event.iter == config.max_iters - 1:
                 out.update(figures_of(stamps, warmup, config, started[0], trainer.device))

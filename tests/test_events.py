@@ -3,6 +3,7 @@ round-trips through JSON and the log field by field; a failing sink is a warning
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import io
 import json
@@ -88,6 +89,16 @@ def test_optional_fields_round_trip_as_none():
     assert set(EVENT_TYPES) >= {"step", "eval", "run_started", "finished", "failed", "sample", "checkpoint"}
     assert event_from_dict({"kind": "from-the-future", "x": 1}) is None
     assert event_from_dict({**json.loads(step.to_json()), "added_later": 1}) == step  # a newer writer's key
+
+
+def test_a_live_point_round_trips_and_an_older_step_reads_as_a_log_point():
+    """Step.log_point (issue 20): False for a live point between log points; a Step written before the field
+    existed was a log point."""
+    live = event_from_dict(json.loads(dataclasses.replace(make_step(7), log_point=False).to_json()))
+    assert live.log_point is False
+    old = json.loads(make_step(8).to_json())
+    del old["log_point"]
+    assert event_from_dict(old).log_point is True
 
 
 def test_what_the_log_writes_is_what_attach_reads_back(tmp_path):

@@ -233,3 +233,40 @@ async def test_attach_to_a_run_with_slow_steps_moves_between_log_points(data, tm
     finally:
         trainer.controls.stop("test over")
         worker.join(60)
+
+
+async def test_the_app_moves_between_log_points_and_pauses_and_stops_where_it_says(home: Path, slow_steps):
+    """The app training cpu-tiny itself at 80x24, log_interval 1000: the header's iteration and the loss curve
+    move with no log point after iter 0; `p` shows the boundary the run paused at, `q` the one it stopped at."""
+    from fwtui.app import AppOptions, FwtuiApp
+    from tests.conftest import synthetic_texts, write_fineweb_parquet
+
+    data = write_fineweb_parquet(home / "shard.parquet", synthetic_texts(200), row_group_size=50)
+    run = home / "run"
+    extra = ["val_fraction=0.05", "log_interval=1000", "eval_iters=2", "eval_interval=1000", "max_iters=400",
+             "batch_size=2", "block_size=64"]
+    app = FwtuiApp(AppOptions(preset="cpu-tiny", data=str(data), out=str(run), overrides=extra, start=True),
+                   gpu_probe=lambda: [], root=home)
+    deadline = time.monotonic() + 120
+    async with app.run_test(size=(80, 24)) as pilot:
+        async def until(condition, what):
+            while not condition():
+                assert time.monotonic() < deadline, f"gave up waiting for {what}"
+                await pilot.pause(0.1)
+
+        await until(lambda: app.dashboard is not None and app.screen is app.dashboard, "the dashboard")
+        board = app.dashboard
+        await until(lambda: board.error_message is not None or (board.iteration or 0) >= 3, "iterations")
+        assert board.error_message is None, board.error_message
+        await until(lambda: board.loss_points >= 2, "a live loss point after the log point at iter 0")
+        await pilot.press("p")
+        await until(lambda: board.paused, "the pause")
+        paused = [e for e in read_events(run) if isinstance(e, ev.StateChanged)][-1]
+        await pilot.pause()
+        assert board.iteration == paused.iter and f"iter {paused.iter} / 400" in text_of(app, "#header-right")
+        await pilot.press("q")
+        await pilot.press("y")
+        await until(lambda: board.finished_reason is not None, "Finished")
+        finished = [e for e in read_events(run) if isinstance(e, ev.Finished)][-1]
+        assert board.iteration == finished.iter == paused.iter  # stopped at the boundary it paused at
+    assert app.session is not None and app.session.done.wait(30)

@@ -242,7 +242,7 @@ def test_a_nan_step_is_skipped_on_the_device_and_counted_at_the_next_log_point(d
     monkeypatch.setattr(Trainer, "_step", step)
     rec, trainer, reason = train(data, tmp_path, tiny(max_iters=12, log_interval=4))
     assert reason == "completed" and seen.get("checked")
-    steps = rec.of(ev.Step)
+    steps = [s for s in rec.of(ev.Step) if s.log_point]  # a slow machine may add live points between
     assert [(s.iter, s.skipped_steps) for s in steps] == [(0, 0), (4, 0), (8, 1), (11, 1)]
     warnings = [w.message for w in rec.of(ev.Warning)]
     assert warnings == ["iters 5 to 8: 1 step skipped (loss or gradient norm not finite); 0 of 5 in a row at iter 8"]
@@ -290,7 +290,7 @@ def test_a_step_asks_the_host_nothing_between_log_points(data, tmp_path, monkeyp
     monkeypatch.setattr(Trainer, "_step", step)
     rec, _, reason = train(data, tmp_path, tiny(max_iters=8, log_interval=4, eval_interval=4))
     assert reason == "completed" and inside["steps"] == 8
-    assert [(s.iter, s.skipped_steps) for s in rec.of(ev.Step)] == [(0, 0), (4, 1), (7, 1)]
+    assert [(s.iter, s.skipped_steps) for s in rec.of(ev.Step) if s.log_point] == [(0, 0), (4, 1), (7, 1)]
 
 
 def fake_oom(monkeypatch, on_call):

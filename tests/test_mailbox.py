@@ -86,3 +86,20 @@ def test_a_closed_mailbox_keeps_nothing():
     mailbox.close()  # the app went away; the run goes on
     mailbox.put(eval_at(10))
     assert len(mailbox) == 0 and mailbox.take() == [] and len(wakes) == 1
+
+
+def test_progress_rides_along_like_a_step():
+    """Progress (issue 20: about once a second, between log points) is news of the same kind as a Step: it does
+    not wake the UI more often than Steps do."""
+    from trainer.observe.events import Progress
+
+    clock = Clock()
+    mailbox, wakes = mailbox_with(clock)
+    mailbox.put(step(1))
+    mailbox.take()
+    clock.now += 0.1
+    mailbox.put(Progress(iter=2, elapsed_seconds=3.0, eta_seconds=60.0))
+    assert len(wakes) == 1  # within half a second of the last wake-up: the collection timer takes it
+    clock.now += 0.5
+    mailbox.put(Progress(iter=3, elapsed_seconds=4.0, eta_seconds=59.0))
+    assert len(wakes) == 2 and [e.iter for e in mailbox.take()] == [2, 3]

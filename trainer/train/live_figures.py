@@ -14,8 +14,8 @@ every view standing still for minutes. Between log points this component gives, 
     So a point arrives at least every 2 x POINT_SECONDS (10 s) when steps are shorter, and after every step
     when they are longer.
 
-events.jsonl stays bounded by time, whatever the step rate: at most one Progress a second (about 100 bytes)
-and one live Step every POINT_SECONDS (about 600 bytes with vitals), about 0.8 MB an hour of training on top of
+events.jsonl stays bounded by time, whatever the step rate: at most one Progress a second (about 160 bytes)
+and one live Step every POINT_SECONDS (about 600 bytes with vitals), about 1 MB an hour of training on top of
 the log points.
 """
 
