@@ -185,8 +185,12 @@ def main() -> int:
         finally:
             halt.set()
             if background is not None:
-                background.terminate()
-                background.wait(timeout=60)
+                background.terminate()  # a stop at the next step boundary, with a checkpoint: slow under load
+                try:
+                    background.wait(timeout=180)
+                except subprocess.TimeoutExpired:
+                    background.kill()
+                    background.wait()
     label = args.mode + (f" ({args.rate:g} steps/s)" if args.mode == "synthetic" else
                          f" (log_interval {args.log_interval})")
     report(reads, args.seconds, label)

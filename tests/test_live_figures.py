@@ -114,15 +114,15 @@ def test_on_a_gpu_the_loss_is_read_a_step_later_once_its_copy_completed(monkeypa
     now = [0.0]
     metrics = StepMetrics(tokens_per_iter=1024, flops_per_token=1e6, peak_flops=None, dataset_tokens=10**6,
                           max_iters=100, eval_interval=1000, always_save_checkpoint=False)
-    figures = LiveFigures(metrics, "cuda:0", point_seconds=5.0, progress_seconds=1.0, clock=lambda: now[0])
+    figures = LiveFigures(metrics, "cuda:0", lambda it: 1e-3, point_seconds=5.0, progress_seconds=1.0,
+                          clock=lambda: now[0])
     monkeypatch.setattr(figures, "_copy_off_device", copy_off_device)
     loss, norm, skipped = torch.tensor(3.25), torch.tensor(0.5), torch.tensor(0.0)
-    lr = lambda it: 1e-3  # noqa: E731
 
     def after(it: int, at: float) -> list[ev.Event]:
         now[0] = at
         metrics.add_step(0.7)
-        return figures.after_step(it, loss + it, norm, skipped, lr)
+        return figures.after_step(it, loss + it, norm, skipped)
 
     assert after(0, 0.7) == [] and copies == []  # nothing due yet
     out = after(1, 5.6)  # 5 s since the start: a copy starts, a Progress goes out; nothing is read

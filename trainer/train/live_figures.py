@@ -51,10 +51,14 @@ class LiveFigures:
     once and neither waits for the device.
     """
 
-    def __init__(self, metrics: StepMetrics, device: str, *, point_seconds: float | None = None,
-                 progress_seconds: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
-        """The intervals default to POINT_SECONDS and PROGRESS_SECONDS as they are when the run starts."""
+    def __init__(self, metrics: StepMetrics, device: str, lr_at: Callable[[int], float], *, first_iter: int = 0,
+                 point_seconds: float | None = None, progress_seconds: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`lr_at(it)`: the learning rate of iteration `it`; `first_iter`: the run's first (a resume's start).
+        The intervals default to POINT_SECONDS and PROGRESS_SECONDS as they are when the run starts."""
         self.metrics = metrics
+        self.lr_at = lr_at
+        self._unlogged_from = first_iter  # the first iteration no log point has told yet
         self.on_cuda = str(device).startswith("cuda")
         self.point_seconds = POINT_SECONDS if point_seconds is None else point_seconds
         self.progress_seconds = PROGRESS_SECONDS if progress_seconds is None else progress_seconds
@@ -62,27 +66,29 @@ class LiveFigures:
         self._last_point = self._last_progress = clock()
         self._pending: _Pending | None = None
 
-    def logged(self) -> None:
-        """A log point's Step just went out: it is the freshest point (a read in flight is dropped)."""
+    def logged(self, it: int) -> int:
+        """Iteration `it` is a log point: its Step is the freshest point (a read in flight is dropped). Returns the
+        first iteration of the log window it closes (the bad-step warning names the window)."""
         self._pending = None
         self._last_point = self._last_progress = self._clock()
+        first, self._unlogged_from = self._unlogged_from, it + 1
+        return first
 
-    def after_step(self, it: int, loss: torch.Tensor, norm: torch.Tensor, skipped: torch.Tensor,
-                   lr_at: Callable[[int], float]) -> list[ev.Event]:
+    def after_step(self, it: int, loss: torch.Tensor, norm: torch.Tensor, skipped: torch.Tensor) -> list[ev.Event]:
         """The events due after step `it` (0-dim device tensors of its loss, norm and skipped count): a live
         Step whose figures have reached the host, then a Progress when one is due; often none."""
         out: list[ev.Event] = []
         now = self._clock()
         if self._pending is not None and self._pending.done.query():  # completed: reading it waits for nothing
             pending, self._pending = self._pending, None
-            out.append(self._point(pending.iter, pending.values.tolist(), lr_at))
+            out.append(self._point(pending.iter, pending.values.tolist()))
         if self._pending is None and now - self._last_point >= self.point_seconds:
             self._last_point = now
             figures = torch.stack([loss.detach().float(), norm.detach().float(), skipped.detach().float()])
             if self.on_cuda:
                 self._pending = _Pending(it, *self._copy_off_device(figures))
             else:
-                out.append(self._point(it, figures.tolist(), lr_at))  # computed already: no wait on a CPU
+                out.append(self._point(it, figures.tolist()))  # computed already: no wait on a CPU
         if out and out[-1].iter == it:  # a point of this very step says all a Progress would
             self._last_progress = now
         elif now - self._last_progress >= self.progress_seconds:
@@ -100,7 +106,7 @@ class LiveFigures:
         done.record()
         return host, done
 
-    def _point(self, it: int, values: list[float], lr_at: Callable[[int], float]) -> ev.Step:
+    def _point(self, it: int, values: list[float]) -> ev.Step:
         loss, norm, skipped = values
-        return self.metrics.step_event(it, loss=loss, grad_norm=norm, lr=lr_at(it), skipped_steps=int(skipped),
+        return self.metrics.step_event(it, loss=loss, grad_norm=norm, lr=self.lr_at(it), skipped_steps=int(skipped),
                                        log_point=False)

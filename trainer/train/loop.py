@@ -8,8 +8,7 @@ Host syncs: none in a step. A non-finite loss or norm skips the update on the de
 bad_steps: a found-inf flag the fused AdamW reads, as under GradScaler). The loss, the norm and the bad-step
 counters reach the host at log points (every log_interval steps, one `tolist`) and before a save, where the
 divergence rule is checked; an evaluation syncs once. So on a GPU the host runs ahead between log points,
-and a window's step time is measured at its end (StepMetrics). Between log points the views still move:
-trainer.train.live_figures emits Progress and live Steps whose figures are copied off the device unawaited.
+and a window's step time is measured at its end (StepMetrics); between them, trainer.train.live_figures.
 """
 
 from __future__ import annotations
@@ -196,8 +195,8 @@ class Trainer:
             dataset_tokens=self.data.train_tokens, max_iters=cfg.max_iters, eval_interval=cfg.eval_interval,
             always_save_checkpoint=cfg.always_save_checkpoint, device=self.device, memory_bytes=info.memory_bytes,
             world_size=self.dist.world_size, eta=self.eta, started=self._started)
-        self.live = LiveFigures(self.metrics, self.device)
-        it = self._unlogged_from = self.iter_num  # the first iteration not yet told by a log point
+        self.live = LiveFigures(self.metrics, self.device, lambda i: lr_at(i, self.config), first_iter=self.iter_num)
+        it = self.iter_num
         while True:
             self.iter_num = it
             if self._step_boundary(it):
@@ -213,8 +212,7 @@ class Trainer:
             if read is not None:
                 self._emit_step(it, lr, read)
             else:  # between log points: Progress and live points, read without waiting (trainer.train.live_figures)
-                for event in self.live.after_step(it, loss, norm, self.nonfinite.skipped,
-                                                  lambda i: lr_at(i, self.config)):
+                for event in self.live.after_step(it, loss, norm, self.nonfinite.skipped):
                     self.emit(event)
             it += 1
         # The end: a final evaluation and checkpoint at iter max_iters.
@@ -227,13 +225,12 @@ class Trainer:
     def _emit_step(self, it: int, lr: float, read: list[float]) -> None:
         """At a log point, with BadSteps.read's figures: skips warned about, divergence checked, the Step."""
         loss, norm, in_a_row, longest, skipped = read[0], read[1], *(int(v) for v in read[2:])
-        first, self._unlogged_from = self._unlogged_from, it + 1
+        first = self.live.logged(it)  # the first iteration since the last log point
         if warning := self.nonfinite.warning(first, it, loss, norm, in_a_row, skipped):
             self.warn(warning)
         if streak := BadSteps.streak(first, it, in_a_row, longest):
             raise self._diverged(streak)
         self.emit(self.metrics.step_event(it, loss=loss, grad_norm=norm, lr=lr, skipped_steps=skipped))
-        self.live.logged()
 
     # --- one optimizer step ------------------------------------------------------------------------------
     def _step(self, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
