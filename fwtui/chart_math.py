@@ -4,8 +4,11 @@
   its moments: after t values, ema_t = beta * ema_{t-1} + (1 - beta) * y_t with ema_0 = 0, shown as
   ema_t / (1 - beta^t), so the first points are not dragged toward 0. Non-finite losses are skipped (the raw
   curve shows them; one NaN must not poison the average for the rest of the run).
-- The x axis is iterations, tokens seen or wall time. Steps carry all three; an eval only its iteration, so
-  its tokens and seconds are interpolated linearly between the steps around it (`AxisMap`).
+- The x axis is iterations, tokens seen, wall time or training FLOPs (tokens seen x the run's training
+  FLOPs per token, 6N + 12LHQT: runs of different sizes compare at equal compute). Steps carry the first
+  three; an eval only its iteration, so its tokens and seconds are interpolated linearly between the steps
+  around it (`AxisMap`).
+- Seeds of one config draw as one band (`band`): the mean of the runs at each x, and their min and max.
 - Log y is log10 of the loss (nats/token); values <= 0 have no logarithm and are left out.
 - A run's colour comes from its name (CRC-32 into a fixed palette), so the same run has the same colour in
   every compare; when two runs of one compare land on one colour, the later takes the next free one.
@@ -20,8 +23,8 @@ import zlib
 SMOOTHING_FACTORS = (0.0, 0.6, 0.9, 0.99)
 """What `m` cycles through: the EMA's beta, 0 = off (raw losses)."""
 
-X_AXES = ("iter", "tokens", "time")
-"""What `x` cycles through: iterations, tokens seen, wall time since the run's start."""
+X_AXES = ("iter", "tokens", "time", "flops")
+"""What `x` cycles through: iterations, tokens seen, wall time since the run's start, training FLOPs."""
 
 
 def next_in(options: tuple, current) -> object:
@@ -71,6 +74,8 @@ class AxisMap:
     def __init__(self) -> None:
         self.iters, self.tokens, self.seconds = [], [], []
         self._sorted = True
+        self.flops_per_token: float | None = None
+        """Training FLOPs a token (the RunStarted event's): the FLOPs axis; None until known."""
 
     def add(self, it: float, tokens: float, seconds: float) -> None:
         if self.iters and it <= self.iters[-1]:
@@ -82,7 +87,13 @@ class AxisMap:
         self.seconds.append(seconds)
 
     def clear(self) -> None:
+        flops = self.flops_per_token  # the run's, not its history: kept
         self.__init__()
+        self.flops_per_token = flops
+
+    def can_convert(self, axis: str) -> bool:
+        """False for the FLOPs axis of a run whose FLOPs per token is unknown."""
+        return axis != "flops" or self.flops_per_token is not None
 
     def _sort(self) -> None:
         if not self._sorted:
@@ -93,12 +104,16 @@ class AxisMap:
             self._sorted = True
 
     def convert(self, xs: list[float], axis: str) -> list[float]:
-        """Iterations `xs` on `axis` ("iter" leaves them; "tokens"; "time" in seconds)."""
+        """Iterations `xs` on `axis` ("iter" leaves them; "tokens"; "time" in seconds; "flops": tokens x
+        flops_per_token, [] when that is unknown)."""
+        if not self.can_convert(axis):
+            return []
         if axis == "iter" or not self.iters:
             return list(xs)
         self._sort()
-        ys = self.tokens if axis == "tokens" else self.seconds
-        return [interpolate(self.iters, ys, x) for x in xs]
+        ys = self.tokens if axis in ("tokens", "flops") else self.seconds
+        scale = self.flops_per_token if axis == "flops" else 1.0
+        return [interpolate(self.iters, ys, x) * scale for x in xs]
 
 
 def interpolate(xs: list[float], ys: list[float], x: float) -> float:
@@ -117,6 +132,11 @@ def axis_scale(axis: str, last: float) -> tuple[float, str]:
             if last >= 2 * div:
                 return div, f"tokens ({unit})"
         return 1.0, "tokens"
+    if axis == "flops":
+        for div, unit in ((1e18, "EFLOP"), (1e15, "PFLOP"), (1e12, "TFLOP"), (1e9, "GFLOP")):
+            if last >= 2 * div:
+                return div, f"training FLOPs ({unit})"
+        return 1.0, "training FLOPs"
     if axis == "time":
         if last >= 2 * 3600:
             return 3600.0, "wall time (h)"
@@ -124,6 +144,24 @@ def axis_scale(axis: str, last: float) -> tuple[float, str]:
             return 60.0, "wall time (min)"
         return 1.0, "wall time (s)"
     return 1.0, "iter"
+
+
+def band(series: list[tuple[list[float], list[float]]]) -> tuple[list[float], list[float], list[float],
+                                                                 list[float]]:
+    """(xs, mean, min, max) of several runs' curves: at the x values of the run with the most points, within
+    the span every run covers, each run's value interpolated on its own polyline. Empty runs are left out."""
+    runs = [(xs, ys) for xs, ys in series if xs]
+    if not runs:
+        return [], [], [], []
+    start, end = max(xs[0] for xs, _ in runs), min(xs[-1] for xs, _ in runs)
+    grid = [x for x in max(runs, key=lambda r: len(r[0]))[0] if start <= x <= end]
+    means, lows, highs = [], [], []
+    for x in grid:
+        values = [interpolate(xs, ys, x) for xs, ys in runs]
+        means.append(sum(values) / len(values))
+        lows.append(min(values))
+        highs.append(max(values))
+    return grid, means, lows, highs
 
 
 def log_y(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:

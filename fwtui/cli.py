@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on N GPUs of this machine (or all) through torchrun and DDP")
     p.add_argument("--nproc-cpu", type=int, metavar="N",
                    help="train in N CPU processes (gloo) through torchrun: for testing the several-GPU path")
+    p.add_argument("--seeds", metavar="S,S,...",
+                   help="train once per seed (e.g. 1337,7,42) into sibling runs RUN-seedS: one after another, or "
+                        "one per GPU when several are visible and --gpus is not given; then `fwtui compare`")
 
     p = sub.add_parser("sample", help="generate text from a run's checkpoint or a nanoGPT ckpt.pt")
     _common(p)
@@ -184,14 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
 
-    p = sub.add_parser("compare", help="overlay the loss curves of several runs (keys: x axis, l log y, m EMA)")
+    p = sub.add_parser("compare", help="overlay the loss curves of several runs (keys: x axis, l log y, m EMA, "
+                                       "r references, t seed table)")
     _common(p)
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories, events.jsonl files or nanoGPT logs")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run directories, events.jsonl files, nanoGPT logs, or a directory of runs")
+    p.add_argument("--summary", action="store_true",
+                   help="print the runs grouped by config less the seed: mean ± sd, Welch's t-test between groups")
 
     p = sub.add_parser("report", help="write report.md and loss.png of a run (or a nanoGPT log) to share")
     _common(p)
-    p.add_argument("run", metavar="RUN", help="a run directory, its events.jsonl, or a nanoGPT stdout log")
-    p.add_argument("--out", metavar="DIR", help="where to write (default the run directory, or LOG-report/)")
+    p.add_argument("run", metavar="RUN", nargs="+",
+                   help="a run directory, its events.jsonl, or a nanoGPT stdout log; several runs (or a directory "
+                        "of runs): one report comparing them, seed groups and Welch's t-test")
+    p.add_argument("--out", metavar="DIR", help="where to write (default the run directory, LOG-report/, or "
+                                                "compare-report/ beside several runs)")
 
     p = sub.add_parser("view", help="open a nanoGPT stdout log or an events.jsonl in the dashboard")
     _common(p)

@@ -17,6 +17,7 @@ from fwtui.chart_math import run_colours
 from fwtui.widgets.charts import LossCurves
 from trainer.errors import FwtuiError
 from trainer.observe.events import Eval, HellaSwag, RunStarted, Step
+from trainer.runs.significance import RunFigures, SeedGroup, group_by_seed
 
 
 @dataclass
@@ -112,14 +113,15 @@ def _take(run: ComparedRun, event: dict) -> None:
         run.best_val = event["val_loss"] if run.best_val is None else min(run.best_val, event["val_loss"])
     elif kind == RunStarted.kind:
         run.config = dict(event["config"])
-        run.preset = str(run.config.get("name", ""))
+        run.preset = run.curves.preset = str(run.config.get("name", ""))
         run.curves.axis.flops_per_token = event.get("flops_per_token")  # the FLOPs x axis (training FLOPs)
     elif kind == HellaSwag.kind:
         run.hellaswag = event["acc_norm"]
 
 
 def assign_colours(runs: list[ComparedRun]) -> None:
-    """Each run's colour from its name (fwtui.chart_math.run_colours); a repeated name keeps the path apart."""
+    """Each run's colour from its name (fwtui.chart_math.run_colours); a repeated name keeps the path apart.
+    The runs of a seed group (two or more read runs of one config less the seed) all take its first run's."""
     seen: set[str] = set()
     for run in runs:
         if run.name in seen:
@@ -127,3 +129,23 @@ def assign_colours(runs: list[ComparedRun]) -> None:
         seen.add(run.name)
     for run, slot in zip(runs, run_colours([r.name for r in runs])):
         run.slot = slot
+    for members in seed_groups(runs):
+        for run in members[1:]:
+            run.slot = members[0].slot
+
+
+def figures(run: ComparedRun) -> RunFigures:
+    """What the seed comparison (trainer.runs.significance) takes of a run."""
+    return RunFigures(run.name, run.config, run.final_val, run.final_val_bpb, run.hellaswag)
+
+
+def seed_groups(runs: list[ComparedRun]) -> list[list[ComparedRun]]:
+    """The read runs grouped by config less the seed (trainer.runs.significance.group_by_seed), in order."""
+    read = [r for r in runs if not r.reading and not r.problem]
+    by_name = {r.name: r for r in read}
+    return [[by_name[f.name] for f in group.runs] for group in group_by_seed([figures(r) for r in read])]
+
+
+def summary_groups(runs: list[ComparedRun]) -> list[SeedGroup]:
+    """The seed groups of the read runs, for the summary table (fwtui.seed_summary)."""
+    return group_by_seed([figures(r) for r in runs if not r.reading and not r.problem])

@@ -40,7 +40,8 @@ def test_ema_skips_non_finite_losses_and_waits_for_a_finite_one():
 
 
 def test_keys_cycle_through_their_options():
-    assert next_in(X_AXES, "iter") == "tokens" and next_in(X_AXES, "time") == "iter"
+    assert next_in(X_AXES, "iter") == "tokens" and next_in(X_AXES, "time") == "flops"
+    assert next_in(X_AXES, "flops") == "iter"
     assert next_in(SMOOTHING_FACTORS, 0.99) == 0.0 and next_in(SMOOTHING_FACTORS, 0.0) == 0.6
 
 

@@ -319,12 +319,11 @@ def user_preset_dir() -> Path:
 
 
 def preset_paths() -> dict[str, Path]:
-    """Every preset name to its file; a user preset of the same name shadows a shipped one."""
+    """Every preset name to its file (not references.toml: the charts' lines); a user preset shadows a shipped one."""
     found: dict[str, Path] = {}
     for directory in (shipped_preset_dir(), user_preset_dir()):
         if directory.is_dir():
-            for path in sorted(directory.glob("*.toml")):
-                found[path.stem] = path
+            found.update({p.stem: p for p in sorted(directory.glob("*.toml")) if p.name != "references.toml"})
     return found
 
 

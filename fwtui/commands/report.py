@@ -1,4 +1,5 @@
-"""`fwtui report RUN [--out DIR]`: a run to share, as report.md and loss.png.
+"""`fwtui report RUN [--out DIR]`: a run to share, as report.md and loss.png. Several runs (or a directory of
+runs): one report.md comparing them, seed groups and Welch's test included (fwtui.commands.report_runs).
 
 RUN is a run directory (its events.jsonl), an events.jsonl, or a nanoGPT stdout log, read as `fwtui view`
 reads them. report.md holds the config, the parameters, tokens, time, MFU, the final losses, HellaSwag when
@@ -178,8 +179,13 @@ def main(args: argparse.Namespace) -> int:
     from fwtui.run_logs import load
     from trainer.errors import FwtuiError
 
-    events, summary, title = load(args.run, None)
-    out = out_dir_for(args.run, args.out)
+    runs = args.run if isinstance(args.run, list) else [args.run]
+    if len(runs) > 1 or Path(runs[0]).is_dir() and not (Path(runs[0]) / "events.jsonl").is_file():
+        from fwtui.commands import report_runs  # several runs (or a directory of them): the seed groups' table
+
+        return report_runs.main(runs, args.out)
+    events, summary, title = load(runs[0], None)
+    out = out_dir_for(runs[0], args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -1,4 +1,5 @@
-"""`fwtui train --preset NAME --data PATH [--out RUN] [--set k=v ...] [--resume] [--auto-batch]`: headless.
+"""`fwtui train --preset NAME --data PATH [--out RUN] [--set k=v ...] [--resume] [--auto-batch] [--seeds S,S]`:
+headless. `--seeds` trains once per seed into sibling run directories (fwtui.commands.seeds).
 
 Prints a line per log interval; Ctrl-C, SIGTERM or SIGHUP stop at the next step boundary with a
 checkpoint. `--resume` continues RUN with RUN/config.toml's settings and data; `--set` changes only what it
@@ -55,6 +56,10 @@ def demo_choice(args: argparse.Namespace) -> None:
 
 def main(args: argparse.Namespace) -> int:
     demo_choice(args)
+    if getattr(args, "seeds", None):
+        from fwtui.commands import seeds
+
+        return seeds.main(args, main)  # once per seed, each a whole run of this command
     if getattr(args, "gpus", None) is not None or getattr(args, "nproc_cpu", None) is not None:
         count = _process_count(args)
         if count > 1:

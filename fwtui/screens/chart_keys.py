@@ -1,4 +1,5 @@
-"""The chart keys every screen with charts shares: `x` the x axis, `l` log y, `m` the train loss's EMA.
+"""The chart keys every screen with charts shares: `x` the x axis, `l` log y, `m` the train loss's EMA, `r`
+the reference lines (presets/references.toml).
 
 A screen mixes in ChartKeys, adds CHART_BINDINGS to its BINDINGS, keeps a `chart_view`
 (fwtui.widgets.charts.ChartView) that its charts read, and redraws them in `redraw_charts_for_view`.
@@ -14,6 +15,7 @@ CHART_BINDINGS = [
     Binding("x", "chart_x", "x axis"),
     Binding("l", "chart_log", "log y"),
     Binding("m", "chart_smoothing", "smoothing"),
+    Binding("r", "chart_references", "refs"),
 ]
 
 class ChartKeys:
@@ -29,6 +31,10 @@ class ChartKeys:
 
     def action_chart_smoothing(self) -> None:
         self.chart_view.smoothing = next_in(SMOOTHING_FACTORS, self.chart_view.smoothing)
+        self._chart_view_changed()
+
+    def action_chart_references(self) -> None:
+        self.chart_view.references = not self.chart_view.references
         self._chart_view_changed()
 
     def _chart_view_changed(self) -> None:

@@ -29,16 +29,20 @@ from textual.worker import get_current_worker
 from textual.widgets import Footer, SelectionList, Static
 
 from fwtui import format as fmt
-from fwtui.chart_math import PALETTE, axis_scale
-from fwtui.compared_runs import ComparedRun, Reader, assign_colours, load_compared, waiting_run
+from fwtui.chart_math import PALETTE, axis_scale, band
+from fwtui.compared_runs import (ComparedRun, Reader, assign_colours, load_compared, seed_groups, summary_groups,
+                                 waiting_run)
 from fwtui.screens.chart_keys import CHART_BINDINGS, ChartKeys
+from fwtui.screens.compare_legend import SeedTable, legend_text
 from fwtui.widgets.charts import ChartView, _Chart, place
 from fwtui.widgets.plot_strips import plot_line_strip
+from fwtui.widgets.reference_lines import draw_references
 from trainer.errors import FwtuiError
 
 
-PICTURES_KEPT = 48
-"""Pictures the compare chart keeps: every view (3 axes x 2 scales x 4 EMA factors) at two sizes."""
+PICTURES_KEPT = 128
+"""Pictures the compare chart keeps: every view (4 axes x 2 scales x 4 EMA factors x references on/off) at
+two sizes."""
 LINE_STRIPS_KEPT = 4000
 """Converted lines it keeps (a 40-line chart: those pictures' lines)."""
 
@@ -50,7 +54,7 @@ class CompareChart(_Chart):
         super().__init__(id=id)
         self.runs, self.view = runs, view
         # The runs are snapshots, so a picture depends only on its plot key: a view seen before (x pressed
-        # three times comes back to iterations) is shown again without plotting or converting a line.
+        # four times comes back to iterations) is shown again without plotting or converting a line.
         self._pictures: dict[tuple, tuple[str, str | None]] = {}  # plot key -> (ANSI picture, title)
         self._line_strips: dict[tuple, Strip] = {}  # (size and themes, ANSI line) -> its Strip
 
@@ -83,8 +87,9 @@ class CompareChart(_Chart):
             self._line_strips[(look, self._lines[y])] = strip
         return strip
 
-    def placed(self, most: int) -> tuple[list[tuple[ComparedRun, list, list, list, list]], str]:
-        """Per run (run, train xs, train ys, val xs, val ys) on the view's axes, x scaled alike for all."""
+    def placed(self, most: int) -> tuple[list[tuple[ComparedRun, list, list, list, list]], str, float]:
+        """Per run (run, train xs, train ys, val xs, val ys) on the view's axes, x scaled alike for all; the
+        axis label and the divisor x was scaled by."""
         rows, last = [], 0.0
         for run in self.runs:
             series = [run.curves.train_series(most, self.view.smoothing), run.curves.val.series(most)]
@@ -94,15 +99,34 @@ class CompareChart(_Chart):
         div, label = axis_scale(self.view.x_axis, last)
         if div != 1.0:
             rows = [(r, [x / div for x in tx], ty, [x / div for x in vx], vy) for r, tx, ty, vx, vy in rows]
-        return rows, label
+        return rows, label, div
 
     def draw(self, plt, legend: bool) -> None:
         # Each run gets at most 2 points per column over all runs: 5 runs x 10,000 steps plot in 25-50 ms (the
         # canvas, not the points, is most of it).
         most = max(20, self.size.width * 2 // max(1, len(self.runs)))
-        rows, label = self.placed(most)
+        rows, label, div = self.placed(most)
+        by_run = {id(row[0]): row for row in rows}
+        # Seeds of one config: their mean as the line (val: "o" at the mean), min and max as dotted edges.
+        groups = [g for g in seed_groups(self.runs) if len(g) > 1]
+        banded = {id(r) for g in groups for r in g}
         all_x, all_y = [], []
+        for members in groups:
+            colour = PALETTE[members[0].slot][0]
+            mine = [by_run[id(r)] for r in members]
+            tx, mean, low, high = band([(row[1], row[2]) for row in mine])
+            vx, vmean, vlow, vhigh = band([(row[3], row[4]) for row in mine])
+            if tx:
+                plt.plot(tx, low, marker="dot", color=colour)
+                plt.plot(tx, high, marker="dot", color=colour)
+                plt.plot(tx, mean, marker="braille", color=colour)
+            if vx:
+                plt.scatter(vx, vmean, marker="o", color=colour)
+            all_x += [*tx, *vx]
+            all_y += [*low, *high, *vlow, *vhigh]
         for run, tx, ty, vx, vy in rows:
+            if id(run) in banded:
+                continue
             colour = PALETTE[run.slot][0]
             if tx:
                 plt.plot(tx, ty, marker="braille", color=colour)
@@ -113,38 +137,13 @@ class CompareChart(_Chart):
         if not all_x:
             plt.title("reading the runs' logs..." if any(r.reading for r in self.runs) else "no points to draw")
             return
+        if self.view.references:
+            all_y += draw_references(plt, "loss", [r.preset for r in self.runs], self.view.x_axis, self.view.log_y,
+                                     (min(all_x) * div, max(all_x) * div), div)
         self.axes(plt, sorted(all_x), all_y, log=self.view.log_y, whole_x=self.view.x_axis == "iter")
         # The unit of x (M tokens, minutes...) is known only here; set_title repaints only on a change.
-        self.set_title(f"loss (nats/token) by {label} · lines train, o val")
-
-
-def legend_text(runs: list[ComparedRun], smoothing: float) -> Text:
-    """One line per run: its colour, name, preset, how far it got and its losses; the best val marked."""
-    best = min((r.best_val for r in runs if r.best_val is not None), default=None)
-    text = Text()
-    for run in runs:
-        if text:
-            text.append("\n")
-        text.append("━━ ", style=PALETTE[run.slot][1])
-        text.append(run.name, style=f"bold {PALETTE[run.slot][1]}")
-        if run.reading or run.problem:
-            text.append("  reading..." if run.reading else f"  {run.problem}", style="" if run.reading else "red")
-            continue
-        parts = [run.preset or "preset unknown",
-                 "iter unknown" if run.last_iter is None else f"iter {fmt.count(run.last_iter)}",
-                 "tokens unknown" if run.tokens_seen is None else f"{fmt.compact(run.tokens_seen)} tokens",
-                 f"train {fmt.loss(run.final_train)}", f"val {fmt.loss(run.final_val)}"]
-        if run.final_val_bpb is not None:
-            parts.append(f"val {fmt.bpb(run.final_val_bpb)}")
-        if run.best_val is not None:
-            parts.append(f"best val {fmt.loss(run.best_val)}" + (" (lowest)" if run.best_val == best else ""))
-        text.append("  " + " · ".join(parts))
-    # Always one line (`m` never changes the legend's height: a new height is a new chart size, plotted twice).
-    if smoothing:
-        text.append(f"\ntrain lines are the EMA {smoothing:g} of the logged losses, debiased; the figures are raw")
-    else:
-        text.append("\ntrain lines are the logged losses (m smooths them: a debiased EMA)", style="dim")
-    return text
+        seeds = " · seeds: mean line, dotted min-max" if groups else ""
+        self.set_title(f"loss (nats/token) by {label} · lines train, o val{seeds}")
 
 
 PACE_WAIT_SECONDS = 0.25
@@ -164,7 +163,8 @@ class CompareScreen(ChartKeys, Screen[None]):
         text-wrap: nowrap; text-overflow: ellipsis;  /* a line a run: wrapped, 5 runs overflowed at 80 columns */
     }
     """
-    BINDINGS = [*CHART_BINDINGS, Binding("a", "add_runs", "add runs"), Binding("q", "back", "back")]
+    BINDINGS = [*CHART_BINDINGS, Binding("t", "seed_table", "seeds"), Binding("a", "add_runs", "add runs"),
+                Binding("q", "back", "back")]
 
     class RunRead(Message):
         """From the reading thread: `waiting` was read into `run`, or could not be (`problem`, one line)."""
@@ -235,8 +235,9 @@ class CompareScreen(ChartKeys, Screen[None]):
             return  # no longer compared
         if message.run is None:
             waiting.reading, waiting.problem = False, message.problem
-        else:  # the name (and so the colour) stays what the legend showed while it was read
+        else:  # the name stays what the legend showed while it was read; a seed group takes one colour
             self.runs[index] = dataclasses.replace(message.run, name=waiting.name, slot=waiting.slot)
+            assign_colours(self.runs)
         self.redraw_charts_for_view()
 
     def show_text(self) -> None:
@@ -277,6 +278,10 @@ class CompareScreen(ChartKeys, Screen[None]):
         first = Path(self.runs[0].path) if self.runs else Path("runs")
         runs_dir = first.parent if first.is_dir() or first.name == "events.jsonl" else Path("runs")
         pick_runs(self.app, runs_dir, exclude=[r.path for r in self.runs], then=self.add_runs)
+
+    def action_seed_table(self) -> None:
+        """`t`: the runs grouped by config less the seed, mean ± sd and Welch's test (fwtui.seed_summary)."""
+        self.app.push_screen(SeedTable(summary_groups(self.runs), reading=self.reading))
 
     def action_back(self) -> None:
         if self.quit_exits:

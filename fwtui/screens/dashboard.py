@@ -248,6 +248,8 @@ class DashboardScreen(RunRequests, RunPosition, ChartKeys, Screen[None]):
                 history.clear()
         self._health.start(event, same_run=same_run)
         self.run = event
+        self.curves.axis.flops_per_token = event.flops_per_token  # the x key's training-FLOPs axis
+        self.curves.preset = event.config.get("name")  # its reference curves (the r key)
         self.refresh_budget.ceilings = ceilings_for(device=event.device, in_process=self.in_process)
         self.last_step = self.progress = self.paused_at = None
         self.finished = self.failed = None

@@ -17,6 +17,7 @@ from textual.strip import Strip
 from textual.visual import Visual, visualize
 from textual_plotext import PlotextPlot
 
+from fwtui.widgets.reference_lines import draw_references
 from fwtui.chart_math import (SMOOTHING_FACTORS, AxisMap, Ema, axis_scale, log_tick_label, log_ticks, log_y,
                               smoothing_label)
 
@@ -67,16 +68,19 @@ class History:
 
 
 class ChartView:
-    """What the chart keys chose, shared by every chart of a screen: `x` the axis, `l` log y, `m` the EMA."""
+    """What the chart keys chose, shared by every chart of a screen: `x` the axis, `l` log y, `m` the EMA, `r`
+    the loss charts' reference lines (fwtui.widgets.reference_lines; HellaSwag's chart always shows its own)."""
 
     def __init__(self) -> None:
         self.x_axis = "iter"  # one of fwtui.chart_math.X_AXES
         self.log_y = False
         self.smoothing = 0.0  # the EMA's beta, one of SMOOTHING_FACTORS; 0 = raw
+        self.references = False
 
     def describe(self) -> str:
-        """One line for a header or a notification: 'x: tokens · y: log · EMA 0.9 (debiased)'."""
-        return f"x: {self.x_axis} · y: {'log' if self.log_y else 'linear'} · {smoothing_label(self.smoothing)}"
+        """One line for a header or a notification: 'x: tokens · y: log · EMA 0.9 (debiased)' (· references)."""
+        refs = " · references" if self.references else ""
+        return f"x: {self.x_axis} · y: {'log' if self.log_y else 'linear'} · {smoothing_label(self.smoothing)}{refs}"
 
 
 class LossCurves:
@@ -89,6 +93,8 @@ class LossCurves:
         self.smoothed = {beta: History(maxlen) for beta in SMOOTHING_FACTORS if beta}
         self._emas = {beta: Ema(beta) for beta in self.smoothed}
         self.axis = AxisMap()
+        self.preset: str | None = None
+        """The run's preset (its RunStarted config's name): which reported curves are its references."""
 
     def add_step(self, it: float, loss: float, tokens_seen: float, elapsed_seconds: float) -> None:
         self.train.add(it, loss)
@@ -278,6 +284,7 @@ def place(view: ChartView, axis: AxisMap | None, series: list[tuple[list[float],
     for xs, ys in series:
         if axis is not None:
             xs = axis.convert(xs, view.x_axis)
+            ys = ys if xs or not ys else []  # an axis the run cannot be drawn on (FLOPs unknown): no points
         if view.log_y:
             xs, ys = log_y(xs, ys)
         placed.append((xs, ys))
@@ -313,7 +320,16 @@ class LossChart(_Chart):
         most = max(20, self.size.width * 2)
         view = self.view
         (train_x, train_y), (val_x, val_y) = place(view, self.curves.axis, [
-            self.curves.train_series(most, view.smoothing), self.curves.val.series(most)])[0]
+            self.curves.train_series(most, view.smoothing), self.curves.val.series(most)], scale=False)[0]
+        also = list(val_y)
+        if view.references and (train_x or val_x):
+            xs = [*train_x, *val_x]
+            div, _ = axis_scale(view.x_axis, max(xs))
+            also += draw_references(plt, "loss", [self.curves.preset], view.x_axis, view.log_y,
+                                    (min(xs), max(xs)), div)
+        else:
+            div, _ = axis_scale(view.x_axis, max([*train_x, *val_x], default=0.0))
+        train_x, val_x = [x / div for x in train_x], [x / div for x in val_x]
         if train_x:
             label = "train" if not view.smoothing else f"train EMA {view.smoothing:g}"
             plt.plot(train_x, train_y, marker="braille", color="cyan", label=label if legend else None)
@@ -321,7 +337,7 @@ class LossChart(_Chart):
             plt.scatter(val_x, val_y, marker="o", color="orange", label="val" if legend else None)
         if train_x or val_x:
             xs = sorted((*train_x, *val_x))
-            self.axes(plt, xs, train_y, also=val_y, log=view.log_y, whole_x=view.x_axis == "iter")
+            self.axes(plt, xs, train_y, also=also, log=view.log_y, whole_x=view.x_axis == "iter")
         else:
             plt.title("waiting for the first step")
 

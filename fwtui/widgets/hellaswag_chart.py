@@ -1,8 +1,8 @@
 """The dashboard's HellaSwag chart: acc_norm at each scoring against iterations, beside the loss.
 
 Hidden until the run's first HellaSwag event (a run that never scores looks as it always did). An "o"
-marks each scoring, joined by a line; two dotted lines, named on the chart, give chance (0.25) and GPT-2
-124M's acc_norm (0.2955, trainer.data.hellaswag), so a value reads without a table or a legend. Iterations only on x: a few
+marks each scoring, joined by a line; dotted lines, named on the chart, give chance (0.25) and GPT-2 124M's
+acc_norm (0.2955), read from presets/references.toml, so a value reads without a table or a legend. Iterations only on x: a few
 points, where tokens or wall time would say nothing more.
 """
 
@@ -13,6 +13,7 @@ from trainer.observe.events import HellaSwag
 
 from fwtui import format as fmt
 from fwtui.widgets.charts import History, _Chart
+from fwtui.widgets.reference_lines import draw_references
 
 
 def hellaswag_text(event: HellaSwag) -> str:
@@ -39,13 +40,12 @@ class HellaSwagChart(_Chart):
         if not xs:
             return
         ends = [xs[0], xs[-1]] if len(xs) > 1 else [xs[0] - 1, xs[0] + 1]
-        for level, label, colour in ((GPT2_124M_ACC_NORM, "GPT-2 124M", "gray"), (CHANCE, "chance", "red")):
-            plt.plot(ends, [level, level], marker="dot", color=colour)
-            plt.text(label, ends[0], level, color=colour, alignment="left")  # named on the chart: no legend needed
+        # GPT-2 124M and chance, from presets/references.toml, named on the chart: no legend needed
+        levels = draw_references(plt, "hellaswag", [], "iter", False, (ends[0], ends[-1]))
         if len(xs) > 1:
             plt.plot(xs, ys, marker="braille", color="magenta")
         plt.scatter(xs, ys, marker="o", color="magenta", label="acc_norm" if legend else None)
-        self.axes(plt, ends, ys, also=[CHANCE, GPT2_124M_ACC_NORM])
+        self.axes(plt, ends, ys, also=levels)
 
     def redraw(self) -> bool:
         scored = self.scores.latest is not None
