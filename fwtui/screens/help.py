@@ -17,7 +17,8 @@ KEYS = [
     ("h", "HellaSwag now: acc_norm at the next step boundary (training waits; hellaswag_interval does it "
           "on its own), charted beside the loss"),
     ("q", "quit: stop at the next step boundary, save a checkpoint, exit"),
-    ("x", "charts: x axis iterations → tokens → wall time"),
+    ("x", "charts: x axis iterations → tokens → wall time → training FLOPs (runs of other sizes at equal compute)"),
+    ("r", "charts: reference lines on / off (GPT-2 124M, chance, speed-run 3.28: presets/references.toml)"),
     ("l", "charts: log y on / off"),
     ("m", "charts: train loss EMA (debiased) off → 0.6 → 0.9 → 0.99"),
     ("a", "compare: pick runs of the runs directory to overlay with this one"),
