@@ -131,7 +131,7 @@ def child_prepare(parquet: str, out: str) -> None:
                       "documents": data.documents, "maxrss_kb": peak_rss_kb()}))
 
 
-def child_raw(parquet: str) -> None:
+def child_raw(parquet: str, every: str = "1") -> None:
     import pyarrow.parquet as pq
 
     from trainer.data.tokenizer import get_encoding
@@ -139,7 +139,7 @@ def child_raw(parquet: str) -> None:
     encoding, workers = get_encoding(), os.cpu_count() or 1
     pf = pq.ParquetFile(parquet)
     seconds = tokens = 0.0
-    for rg in range(pf.metadata.num_row_groups):
+    for rg in range(0, pf.metadata.num_row_groups, int(every)):  # every Nth row group: a sample of the texts
         texts = pf.read_row_group(rg, columns=["text"]).column(0).to_pylist()
         started = time.perf_counter()
         encoded = encoding.encode_ordinary_batch(texts, num_threads=workers)
@@ -173,12 +173,19 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), load average {load:.1f} at start, Python {sys.version.split()[0]}"
 
 
+def load_now() -> str:
+    """The 1-minute load average and the time, printed after each phase: the machine is shared."""
+    return f"load {os.getloadavg()[0]:.1f} at {time.strftime('%H:%M:%S', time.gmtime())} UTC"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, default=2.15, help="size of the shard in GB (default 2.15)")
     parser.add_argument("--dir", help="where to build (default a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the shard and the prepared output")
     parser.add_argument("--skip-raw", action="store_true", help="skip the tiktoken baseline")
+    parser.add_argument("--raw-every", type=int, default=1,
+                        help="time the tiktoken baseline on every Nth row group only (its rate, on a busy machine)")
     parser.add_argument("--build-only", action="store_true", help="build the shard (kept) and stop")
     parser.add_argument("--shard", help="measure this shard, built by --build-only (deleted after, unless --keep)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -215,13 +222,14 @@ def main() -> None:
         print(f"prepare: {prep['tokens']:,} tokens in {prep['seconds']:.1f} s = "
               f"{prep['tokens'] / prep['seconds'] / 1e6:.2f} M tokens/s (whole process); peak RSS "
               f"{prep['maxrss_kb'] / 1024:.0f} MB (goal < 512 MB); tokens {'=' if prep['tokens'] == expected else '!='} "
-              f"token_count sum + one <|endoftext|> a row ({expected:,})", flush=True)
+              f"token_count sum + one <|endoftext|> a row ({expected:,}); {load_now()}", flush=True)
         shutil.rmtree(tmp / "out", ignore_errors=True)
         if not args.skip_raw:
-            raw = run_child("raw", str(parquet))
+            raw = run_child("raw", str(parquet), str(args.raw_every))
+            sample = f", one row group in {args.raw_every}" if args.raw_every > 1 else ""
             print(f"encode_ordinary_batch: {raw['tokens']:,} tokens in {raw['seconds']:.1f} s of encoding = "
                   f"{raw['tokens'] / raw['seconds'] / 1e6:.2f} M tokens/s ({os.cpu_count()} threads, a row group "
-                  "at a time, reading excluded)", flush=True)
+                  f"at a time{sample}, reading excluded); {load_now()}", flush=True)
             print(f"ratio prepare/raw: {(prep['tokens'] / prep['seconds']) / (raw['tokens'] / raw['seconds']):.2f} "
                   "(goal >= 1.0)", flush=True)
     finally:

@@ -257,7 +257,8 @@ class PreparePanel(Panel):
                  f"read {fmt.gigabytes(progress.bytes_done)} of {fmt.gigabytes(progress.bytes_total)} (parquet) "
                  f"· left {fmt.approx(fmt.duration(progress.eta_seconds))}"]
         if progress.source:
-            lines.append(f"reading {progress.source}")
+            which = f"file {progress.file_index}/{progress.file_count} " if progress.file_count > 1 else ""
+            lines.append(f"reading {which}{progress.source}")
         self.show_text(Text("\n".join(lines), overflow="ellipsis"))
 
 
