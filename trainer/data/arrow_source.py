@@ -51,6 +51,10 @@ class ArrowFile:
             self.schema_arrow = reader.schema
         self.metadata = _Metadata(self.batches)
 
+    def read(self, columns: list[str], use_threads: bool = False) -> pa.Table:
+        schema = pa.schema([self.schema_arrow.field(name) for name in columns])
+        return pa.Table.from_batches([b.select(columns) for b in self.batches], schema=schema)
+
     def read_row_group(self, i: int, columns: list[str]) -> pa.Table:
         return pa.Table.from_batches([self.batches[i].select(columns)])
 

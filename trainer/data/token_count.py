@@ -105,16 +105,13 @@ def _token_count_column(pf: pq.ParquetFile, path: Path) -> int | None:
     schema = pf.schema_arrow
     if "token_count" not in schema.names or not pa.types.is_integer(schema.field("token_count").type):
         return None
-    total = 0
-    for rg in range(pf.metadata.num_row_groups):
-        try:
-            column = pf.read_row_group(rg, columns=["token_count"]).column(0)
-        except (pa.ArrowException, OSError, ValueError) as err:
-            raise DataError(f"{path} could not be read at row group {rg} ({err}); re-download it") from None
-        if column.null_count:
-            return None
-        total += pc.sum(column).as_py() or 0
-    return total
+    try:  # the whole int64 column in one call (8 MB a million rows), on the caller's thread, the GIL released
+        column = pf.read(columns=["token_count"], use_threads=False).column(0)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise DataError(f"{path} could not be read ({err}); re-download it") from None
+    if column.null_count:
+        return None
+    return pc.sum(column).as_py() or 0
 
 
 def _text_bytes(pf: pq.ParquetFile, path: Path, column: str) -> int:
