@@ -203,3 +203,12 @@ def test_runs_and_view_summary_show_run_health(tmp_path: Path, capsys, monkeypat
     assert "\n  - 1 loss spike: largest 9.00 at iter 12 against a median of 4.00 over the previous 20 logs" in out
     assert main(["view", str(healthy), "--summary"]) == 0
     assert "health              ok (no NaN" in capsys.readouterr().out
+
+
+def test_a_progress_past_the_last_step_is_the_iteration_shown(tmp_path: Path) -> None:
+    """Between log points (issue 20) the log's newest iteration is a Progress's: `fwtui runs` shows it."""
+    from trainer.observe.events import Progress
+
+    run = make_run(tmp_path, "live", Progress(iter=40, elapsed_seconds=80.0, eta_seconds=10.0), iters=3)
+    info = read_run(run)
+    assert info.iteration == 40 and info.train_loss == 3.0  # the loss stays the last Step's

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.errors import FwtuiError
-from trainer.observe.events import (CheckpointSaved, Eval, Event, Failed, Finished, HellaSwag,
+from trainer.observe.events import (CheckpointSaved, Eval, Event, Failed, Finished, HellaSwag, Progress,
                                     RunStarted, Step)
 from trainer.observe.health import Finding, assess
 from trainer.own_files import open_own
@@ -203,7 +203,7 @@ def read_run(run_dir: str | Path) -> RunInfo:
         status, note = "running", "no lock file: judged live by a log written in the last 10 minutes"
     else:
         status, note = "stopped", "ended without an end event (killed, or the machine went down)"
-    iters = [e.iter for e in tail if isinstance(e, (Step, Eval, Finished))]
+    iters = [e.iter for e in tail if isinstance(e, (Step, Progress, Eval, Finished))]  # Progress: between log points
     judged = tail if first is None or any(e is first for e in tail) else [first, *tail]
     health = tuple(assess(judged)) if steps or evals else None
     saved = [e.iter for e in tail if isinstance(e, CheckpointSaved)]
