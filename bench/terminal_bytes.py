@@ -5,10 +5,11 @@ SSH links; the goal is 10 KB/s or less on average).
 
   app        `fwtui --preset cpu-tiny --data D --start` in the pty: the app trains cpu-tiny itself.
   attach     `fwtui train` headless in the background, `fwtui attach RUN` in the pty.
-  synthetic  `fwtui attach RUN` in the pty while this script appends Step events to RUN/events.jsonl at
-             --rate a second (no engine needed; a fixed, known event rate).
+  synthetic  `fwtui attach RUN` in the pty while this script appends a step's events to RUN/events.jsonl
+             --rate times a second (no engine needed; a fixed, known event rate). `--rate 0.25 --log-interval 50`
+             is an RTX 4070 on rtx4070-12gb: a step every 4 s, a log point every 50.
 
---log-interval (app and attach; default 1, a Step every iteration: the busiest the dashboard gets) set to, say,
+--log-interval (default 1, a Step every iteration: the busiest the dashboard gets) set to, say,
 1000 leaves only what moves the views between log points: a Progress a second, a live loss point every 5 s and
 the time panel's clocks (issue 20).
 
@@ -59,27 +60,37 @@ def train_args(data: Path, run: Path, log_interval: int = 1) -> list[str]:
             "--set", f"log_interval={log_interval}", "--set", "eval_interval=200", "--set", "val_fraction=0.05"]
 
 
-def synthetic_writer(run: Path, rate: float, halt: threading.Event) -> threading.Thread:
-    """Append a RunStarted, then Steps (and an Eval every 200) at `rate` a second, as a trainer would."""
-    from trainer.observe.events import Eval, RunStarted, Step
+def synthetic_writer(run: Path, rate: float, halt: threading.Event, log_interval: int = 1) -> threading.Thread:
+    """Append a RunStarted, then what the Trainer would write for a step every 1/`rate` s: a Step at each log
+    point (every `log_interval`), and between them trainer.train.live_figures's Progress and live points (the
+    real component, fed the steps' figures); an Eval every 200."""
+    import torch
+
+    from trainer.observe.events import Eval, RunStarted
+    from trainer.observe.metrics import StepMetrics
     from trainer.observe.runlog import EventLogWriter
+    from trainer.train.live_figures import LiveFigures
 
     writer = EventLogWriter(run)
-    t0 = time.time()
     writer(RunStarted(run_dir=str(run), config={"name": "cpu-tiny"}, params=104_512, params_with_embeddings=112_704,
                       device="cpu", device_name="CPU: bench", device_memory_bytes=8 << 30, peak_flops=None,
                       peak_flops_source="unknown (bench)", flops_per_token=700_000, tokens_per_iter=1024,
                       dataset_tokens=250_000, start_iter=0, max_iters=1_000_000, precision="float32", compiled=False))
+    metrics = StepMetrics(tokens_per_iter=1024, flops_per_token=700_000, peak_flops=None, dataset_tokens=250_000,
+                          max_iters=1_000_000, eval_interval=200, always_save_checkpoint=False, memory_bytes=8 << 30)
+    live = LiveFigures(metrics, "cpu", lambda it: 1e-3)
 
     def run_loop() -> None:
         i = 0
         while not halt.wait(1.0 / rate):
-            now = time.time()
-            writer(Step(iter=i, loss=10.0 / (1 + i / 100), lr=1e-3, step_seconds=1.0 / rate,
-                        tokens_per_sec=1024 * rate, mfu=None, mem_allocated_bytes=None,
-                        mem_reserved_bytes=300 << 20, mem_peak_bytes=None, mem_total_bytes=8 << 30,
-                        tokens_seen=(i + 1) * 1024, epoch=(i + 1) * 1024 / 250_000, elapsed_seconds=now - t0,
-                        eta_seconds=(1_000_000 - i) / rate))
+            metrics.add_step(1.0 / rate)
+            loss = 10.0 / (1 + i / 100)
+            if i % log_interval == 0:
+                live.logged(i)
+                writer(metrics.step_event(i, loss=loss, grad_norm=1.0, lr=1e-3))
+            else:
+                for event in live.after_step(i, torch.tensor(loss), torch.tensor(1.0), torch.tensor(0.0)):
+                    writer(event)
             if i and i % 200 == 0:
                 writer(Eval(iter=i, train_loss=5.0, val_loss=5.1, best_val_loss=5.1, seconds=0.5))
             i += 1
@@ -156,7 +167,7 @@ def main() -> int:
     parser.add_argument("--mode", choices=("app", "attach", "synthetic"), default="app")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=20.0, help="synthetic mode: Step events a second")
-    parser.add_argument("--log-interval", type=int, default=1, help="app and attach modes: the run's log_interval")
+    parser.add_argument("--log-interval", type=int, default=1, help="the run's log_interval (synthetic: of its steps)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fwtui-bytes-") as tmp:
         tmp_path = Path(tmp)
@@ -179,7 +190,7 @@ def main() -> int:
                 command = fwtui("attach", str(run))
             else:
                 run.mkdir()
-                synthetic_writer(run, args.rate, halt)
+                synthetic_writer(run, args.rate, halt, args.log_interval)
                 command = fwtui("attach", str(run))
             reads = measure(command, args.seconds)
         finally:
@@ -191,8 +202,8 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     background.kill()
                     background.wait()
-    label = args.mode + (f" ({args.rate:g} steps/s)" if args.mode == "synthetic" else
-                         f" (log_interval {args.log_interval})")
+    label = args.mode + (f" ({args.rate:g} steps/s" if args.mode == "synthetic" else " (") + \
+        f", log_interval {args.log_interval})"
     report(reads, args.seconds, label)
     return 0
 

@@ -65,6 +65,7 @@ class LiveFigures:
         self._clock = clock
         self._last_point = self._last_progress = clock()
         self._pending: _Pending | None = None
+        self._host: torch.Tensor | None = None  # the pinned buffer the figures are copied into (CUDA)
 
     def logged(self, it: int) -> int:
         """Iteration `it` is a log point: its Step is the freshest point (a read in flight is dropped). Returns the
@@ -96,11 +97,14 @@ class LiveFigures:
             out.append(self.metrics.progress_event(it))
         return out
 
-    @staticmethod
-    def _copy_off_device(figures: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event]:
+    def _copy_off_device(self, figures: torch.Tensor) -> tuple[torch.Tensor, torch.cuda.Event]:
         """Start copying `figures` into pinned host memory behind the step's kernels; the event completes when
-        the copy has (the host does not wait: the copy is queued on the current stream)."""
-        host = torch.empty(figures.shape, dtype=torch.float32, pin_memory=True)
+        the copy has (the host does not wait: the copy is queued on the current stream). One buffer, made at the
+        first point (cudaHostAlloc may synchronize: once, between steps), serves every point: a new copy starts
+        only after the last one was read."""
+        if self._host is None:
+            self._host = torch.empty(figures.shape, dtype=torch.float32, pin_memory=True)
+        host = self._host
         host.copy_(figures, non_blocking=True)
         done = torch.cuda.Event()
         done.record()
