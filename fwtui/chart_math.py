@@ -170,9 +170,30 @@ def log_y(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
     return [p[0] for p in kept], [p[1] for p in kept]
 
 
+TICK_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
+"""Ticks fall on multiples of one of these × a power of ten (plotext would split the range evenly: 41.87)."""
+
+
+def tick_values(low: float, high: float, most: int = 5) -> list[float]:
+    """At most `most` round values within [low, high]: 0-1,500 -> 0, 500, 1,000, 1,500."""
+    span = high - low
+    if not span > 0 or not math.isfinite(span):
+        return [low]
+    rough = span / (most - 1)
+    power = 10.0 ** math.floor(math.log10(rough))
+    step = next(k * power for k in TICK_STEPS if k * power >= rough * (1 - 1e-9))
+    first = math.ceil(low / step - 1e-9)
+    values = [round(k * step, 12) for k in range(first, math.floor(high / step + 1e-9) + 1)]
+    return values or [low]
+
+
 def log_tick_label(value: float) -> str:
-    """A log10 tick shown as the loss it stands for: log10(4) -> 4."""
-    return f"{10 ** value:.3g}"
+    """A log10 tick shown as the quantity it stands for: log10(4) -> 4, log10(52,000) -> 52k."""
+    quantity = 10 ** value
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if quantity >= scale * (1 - 1e-9):
+            return f"{quantity / scale:.3g}{suffix}"
+    return f"{quantity:.3g}"
 
 
 LOG_TICK_MANTISSAS = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
@@ -186,6 +207,9 @@ def log_ticks(low: float, high: float, most: int = 5) -> list[float]:
     candidates = [math.log10(m * 10.0 ** p) for p in range(math.floor(low) - 1, math.ceil(high) + 1)
                   for m in LOG_TICK_MANTISSAS]
     inside = sorted(c for c in candidates if low - 1e-9 <= c <= high + 1e-9)
+    if len(inside) < 3:  # a narrow range (tokens/s between 50k and 56k): round values of the quantity itself
+        linear = [math.log10(v) for v in tick_values(10 ** low, 10 ** high, most) if v > 0]
+        return linear if len(linear) > len(inside) else inside
     if len(inside) <= most:
         return inside
     step = (len(inside) - 1) / (most - 1)

@@ -1,7 +1,8 @@
-"""Recently used data paths, so the setup screen can offer them again.
+"""Recently used data paths and the last preset started, so the setup screen can offer them again.
 
 Kept as a JSON list in $XDG_STATE_HOME/fwtui/recent.json (else ~/.local/state/fwtui/recent.json),
-newest first. A missing or unreadable file is an empty list: this is a convenience, never an error.
+newest first, and the preset's name in last-preset.json beside it. A missing or unreadable file is an empty
+list (no preset): this is a convenience, never an error.
 """
 
 from __future__ import annotations
@@ -40,11 +41,33 @@ def remember(path: str | Path) -> None:
     """Put `path` (made absolute) first in the recent list; failures to write are ignored."""
     text = str(Path(path).expanduser().resolve())
     items = [text] + [p for p in load_recent(existing_only=False) if p != text]
-    target = recent_path()
+    _write(recent_path(), items[:MAX_RECENT])
+
+
+def last_preset_path() -> Path:
+    return state_dir() / "last-preset.json"
+
+
+def remember_preset(name: str) -> None:
+    """The preset a run was started with: the setup screen starts on it next time."""
+    _write(last_preset_path(), {"preset": name})
+
+
+def last_preset() -> str | None:
+    """The name of the preset the last run was started with, or None."""
+    try:
+        value = json.loads(last_preset_path().read_text(encoding="utf-8")).get("preset")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def _write(target: Path, value: object) -> None:
+    """Write JSON whole (a temporary file renamed over the old one); failures to write are ignored."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(items[:MAX_RECENT], indent=0), encoding="utf-8")
+        tmp.write_text(json.dumps(value, indent=0), encoding="utf-8")
         os.replace(tmp, target)
     except OSError:
         pass

@@ -117,14 +117,14 @@ async def test_sample_key_asks_the_trainer_and_shows_the_answer():
         await pilot.press(*"Once upon", "enter")
         await pilot.pause()
         assert controls.calls == [("sample", "Once upon", 200, 0.8, 200)]
-        assert "training pauses while the model writes" in text_of(app, "#sample-status")
+        assert "training pauses while it writes" in text_of(app, "#sample-status")
         app.dash.feed(step(20))  # training goes on until the step boundary that serves the request
         app.dash.feed(Sample(time=T0 + 300, iter=20, prompt="Once upon", text=" a time there was a GPU.",
                              seconds=0.5))
         await pilot.pause()
         assert app.screen.generated_text == " a time there was a GPU."
         assert "a time there was a GPU." in text_of(app, "#sample-text")
-        assert "training paused 0.50 s for this sample" in text_of(app, "#sample-status")
+        assert "training paused 0.50 s · Enter asks again" in text_of(app, "#sample-status")
         assert app.dash.iteration == 20
         await pilot.press("escape")
         await pilot.pause()

@@ -29,9 +29,10 @@ RTX_4070 = GpuSummary("NVIDIA GeForce RTX 4070", 12282 * 1024 * 1024)
 
 
 async def test_arrows_digits_and_filter_choose_presets(home: Path) -> None:
-    app = make_app(home)
+    app = make_app(home, gpus=[RTX_4070])  # a GPU: the cursor starts on the first preset
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
+        await settle(pilot, lambda: screen.gpus is not None)
         names = visible_names(screen)
         assert screen.base.name == names[0]
         await pilot.press("down", "down")

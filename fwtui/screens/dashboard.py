@@ -34,7 +34,7 @@ from fwtui.screens.confirm import ConfirmModal
 from fwtui.screens.help import HelpModal
 from fwtui.screens.sample_modal import SampleModal
 from fwtui.screens.chart_keys import CHART_BINDINGS, ChartKeys
-from fwtui.screens.run_requests import RunRequests  # e, c, h: requests for the next step boundary
+from fwtui.screens.run_requests import NOT_NOW_BINDINGS, RunRequests  # e, c, h: requests for the next step boundary
 from fwtui.screens.run_position import CLOCK_TICK_SECONDS, RunPosition  # the iteration, clocks moving
 from fwtui.widgets.hellaswag_chart import HellaSwagChart, hellaswag_text
 from fwtui.screens.compare import open_compare_picker
@@ -79,6 +79,7 @@ class DashboardScreen(RunRequests, RunPosition, ChartKeys, Screen[None]):
         Binding("question_mark", "help", "help", key_display="?"),
         *(Binding(b.key, b.action, b.description, show=False) for b in CHART_BINDINGS),  # footer full: `?` lists
         Binding("a", "compare", "compare runs", show=False),
+        *NOT_NOW_BINDINGS,  # s p e c h with no run to ask: one line saying why
     ]
 
     def __init__(self, controls: Any = None, *, title: str = "", attach: bool = False, in_process: bool = True,
@@ -237,8 +238,10 @@ class DashboardScreen(RunRequests, RunPosition, ChartKeys, Screen[None]):
         # Steps wait for the next panel refresh, unless one brings a non-finite loss (health says so at once).
         self._schedule_flush(urgent=not isinstance(event, (Step, Progress))
                              or not math.isfinite(getattr(event, "loss", 0.0)))
-        if isinstance(event, (Finished, Failed)) and self.stopping:
-            self.app.exit()
+        if isinstance(event, (Finished, Failed)):
+            self.refresh_bindings()  # s p e c leave the footer: nothing to ask a run that is over
+            if self.stopping:
+                self.app.exit()
 
     def _start_run(self, event: RunStarted) -> None:
         same_run = self.run is not None and event.run_dir == self.run.run_dir and event.start_iter > 0
@@ -254,6 +257,7 @@ class DashboardScreen(RunRequests, RunPosition, ChartKeys, Screen[None]):
         self.last_step = self.progress = self.paused_at = None
         self.finished = self.failed = None
         self.paused = False
+        self.refresh_bindings()  # a continued run takes requests again
         self._charts_dirty = self._charts_urgent = True
 
     def _forward_sample(self, sample: Sample) -> None:
@@ -393,4 +397,4 @@ class DashboardScreen(RunRequests, RunPosition, ChartKeys, Screen[None]):
         open_compare_picker(self.app, None if self.run is None else self.run.run_dir)
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpModal(read_only=self.controls is None, attach=self.attach))
+        self.app.push_screen(HelpModal(read_only=self.controls is None, attach=self.attach, over=self.run_over))

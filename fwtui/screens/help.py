@@ -1,10 +1,16 @@
-"""The keys of the dashboard, with what each one does to the run (? opens it, Esc/?/q closes it)."""
+"""The keys of a screen, with what each one does (? opens it, Esc/?/q closes it): the dashboard's (KEYS, with
+what each does to the run) or the setup screen's (SETUP_KEYS).
+
+Two columns: the keys, right-aligned, and what they do, wrapped within its own column (never under the keys);
+the list scrolls when the terminal is too short for it.
+"""
 
 from __future__ import annotations
 
+from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -25,14 +31,32 @@ KEYS = [
     ("?", "this help"),
     ("↑ ↓ PgUp PgDn", "scroll the dashboard when the terminal is small"),
 ]
+RUN_KEYS = "spech"
+"""The keys that ask the run for something: nothing to ask in a replay or once the run is over."""
+
+SETUP_KEYS = [
+    ("↑ ↓", "move through the presets; the plan follows the cursor"),
+    ("1-9 0", "jump to a preset by its number (0: the 10th; two digits typed quickly: 10 and past it)"),
+    ("Enter", "choose the preset and go on to the data path"),
+    ("/", "filter the presets by name, tier or description; Enter keeps the filter, Esc clears it"),
+    ("Tab", "next panel: presets → data → runs to continue → overrides → start"),
+    ("d", "build the demo corpus from Python's own docstrings (nothing to download) and pick it"),
+    ("r", "continue a stopped run: go to the list of runs, Enter (or r) continues the highlighted one"),
+    ("g G", "plan for a card of the table (estimates): the next card, the previous one; back to this machine"),
+    ("n", "how many GPUs to train on (shown when there are several)"),
+    ("t", "start the run"),
+    ("q", "quit"),
+    ("?", "this help"),
+]
 
 
 class HelpModal(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpModal { align: center middle; }
-    HelpModal > Vertical {
+    HelpModal > VerticalScroll {
         width: 80; max-width: 95%; height: auto; max-height: 95%;
-        border: thick $primary; background: $surface; padding: 1 2;
+        border: thick $primary; background: $surface; padding: 0 1; scrollbar-size-vertical: 1;
+        border-title-style: bold;
     }
     """
 
@@ -42,31 +66,49 @@ class HelpModal(ModalScreen[None]):
         Binding("q", "dismiss_help", "close", show=False),
     ]
 
-    def __init__(self, *, read_only: bool = False, attach: bool = False, detach: bool = False) -> None:
+    def __init__(self, *, read_only: bool = False, attach: bool = False, detach: bool = False, over: bool = False,
+                 keys: list[tuple[str, str]] | None = None, title: str = "keys") -> None:
         """read_only: a replay (`fwtui view`); attach: `fwtui attach` (q detaches); detach: a run the app
-        started as a child (several GPUs: `d` leaves it running)."""
+        started as a child (several GPUs: `d` leaves it running); over: the run has ended. `keys`: another
+        screen's keys (SETUP_KEYS) instead of the dashboard's."""
         super().__init__()
-        self.read_only, self.attach, self.detach = read_only, attach, detach
+        self.read_only, self.attach, self.detach, self.over = read_only, attach, detach, over
+        self.keys, self.title_text = keys, title
 
-    def lines(self) -> list[str]:
+    def rows(self) -> list[tuple[str, str]]:
+        """(keys, what they do) in the order shown."""
+        if self.keys is not None:
+            return list(self.keys)
         rows = []
         for key, what in KEYS:
-            if key == "q" and self.read_only:
-                what = "quit the viewer"
+            if key == "q" and (self.read_only or self.over):
+                what = "quit the viewer" if self.read_only or self.attach else "quit"
             elif key == "q" and self.attach:
                 what = "detach: leave this view; the run goes on"
-            elif self.read_only and key in "spech" and len(key) == 1:
-                what += " (not available in a replay)"
-            rows.append(f"{key:>13}  {what}")
-            if key == "q" and self.detach:
-                rows.append(f"{'d':>13}  detach: the app exits, the run goes on; `fwtui attach RUN` shows it again")
+            elif len(key) == 1 and key in RUN_KEYS and (self.read_only or self.over):
+                what += " (not available in a replay)" if self.read_only else " (the run is over)"
+            rows.append((key, what))
+            if key == "q" and self.detach and not self.over:
+                rows.append(("d", "detach: the app exits, the run goes on; `fwtui attach RUN` shows it again"))
         return rows
 
+    def lines(self) -> list[str]:
+        """The rows as plain lines, for tests and logs: `            q  quit: ...`."""
+        return [f"{key:>13}  {what}" for key, what in self.rows()]
+
+    def table(self) -> Table:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(justify="right", no_wrap=True, style="bold")
+        grid.add_column(ratio=1)  # wraps within itself, never under the keys
+        for key, what in self.rows():
+            grid.add_row(key, what)
+        return grid
+
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static("keys", classes="title")
-            yield Static("\n".join(self.lines()), id="help-keys")
-            yield Static("\nEsc closes this help.")
+        with VerticalScroll(id="help-box") as box:  # the title and "Esc closes" on its border stay in view
+            box.border_title = self.title_text
+            box.border_subtitle = "Esc closes this help"
+            yield Static(self.table(), id="help-keys")
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

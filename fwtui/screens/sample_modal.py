@@ -22,6 +22,10 @@ from trainer.observe.events import Sample
 
 START_OF_TEXT = "\n"
 """What an empty prompt sends: the trainer's default prompt, i.e. generate from the start of a text."""
+# The lines above the text, each within the modal's 72 columns at 80x24 (95% of 80, less border and padding):
+# a longer one wrapped or was cut there.
+TITLE = "sample · type a prompt, Enter asks the run (empty: a text's start)"
+ASKED = "asked: at the next step boundary, training pauses while it writes…"
 
 
 class SampleModal(ModalScreen[None]):
@@ -46,10 +50,9 @@ class SampleModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static("sample: type a prompt and press Enter (empty = start of a text); Esc closes",
-                         markup=False)
+            yield Static(TITLE, markup=False)
             yield Input(placeholder="prompt (empty = start of a text)", id="sample-prompt")
-            yield Static("", id="sample-status", markup=False)
+            yield Static("Esc closes without asking", id="sample-status", markup=False)
             with VerticalScroll():
                 yield Static("", id="sample-text", markup=False)
 
@@ -58,8 +61,7 @@ class SampleModal(ModalScreen[None]):
         prompt = event.value if event.value else START_OF_TEXT
         self.sent_prompt, self.received = prompt, None
         self._request(prompt)
-        self.query_one("#sample-status", Static).update(
-            "at the next step boundary, training pauses while the model writes; this line then says how long…")
+        self.query_one("#sample-status", Static).update(ASKED)
         self.query_one("#sample-text", Static).update("")
 
     def show_sample(self, sample: Sample) -> bool:
@@ -70,8 +72,8 @@ class SampleModal(ModalScreen[None]):
             return False
         self.received = sample
         self.query_one("#sample-status", Static).update(
-            f"iter {fmt.count(sample.iter)} · training paused {fmt.seconds(sample.seconds)} for this sample "
-            "· Enter asks again, Esc closes")
+            f"iter {fmt.count(sample.iter)} · training paused {fmt.seconds(sample.seconds)} · Enter asks again · "
+            "Esc closes")
         text = Text()
         if sample.prompt.strip():
             text.append(sample.prompt, style="italic")

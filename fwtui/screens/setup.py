@@ -22,7 +22,8 @@ from textual.widgets import Button, Footer, Static
 from textual.worker import get_current_worker
 
 from fwtui.format import gigabytes
-from fwtui.recent import load_recent
+from fwtui.recent import last_preset, load_recent, remember_preset
+from fwtui.screens.setup_keys import SetupKeys  # r n / digits g G ?
 from fwtui.screens.setup_plan import data_content_problem, fits_on, plan_for
 from fwtui.screens.token_counts import TokenCounts
 from fwtui.screens.typing_guard import TypingGuard
@@ -34,7 +35,10 @@ from fwtui.widgets.preset_list import PresetList
 from fwtui.widgets.run_list import RunChoice, RunList, list_run_choices
 from trainer.config import RunConfig, apply_overrides
 from trainer.errors import FwtuiError
-from trainer.plan.target import for_card, next_card
+from trainer.plan.target import for_card
+
+CPU_PRESET = "cpu-tiny"
+"""Where the cursor starts on a machine without GPU when no preset was asked for or used before."""
 
 GpuProbe = Callable[[], list[Any]]
 """Returns the machine's GPUs as objects with .name and .memory_bytes (trainer.observe.hardware.GpuSummary)."""
@@ -51,7 +55,7 @@ class StartChoice:
     gpus: int = 1
 
 
-class SetupScreen(TypingGuard, Screen):
+class SetupScreen(SetupKeys, TypingGuard, Screen):
     BINDINGS = [
         Binding("q", "app.quit", "quit"),
         Binding("t", "start", "start"),
@@ -59,8 +63,10 @@ class SetupScreen(TypingGuard, Screen):
         Binding("d", "demo", "demo corpus"),
         Binding("r", "continue_run", "continue a run"),
         Binding("g", "plan_for", "plan for a card", show=False),  # this machine -> each card of the table
+        Binding("G", "plan_for(True)", "previous card", show=False),  # the same ring the other way
         Binding("n", "choose_gpus", "GPUs"),  # in the footer only when there are several (check_action)
-        *[Binding(str(n), f"preset({n})", f"preset {n}", show=False) for n in range(1, 10)],
+        Binding("question_mark", "help", "help", key_display="?"),
+        *[Binding(str(n), f"preset('{n}')", f"preset {n}", show=False) for n in range(10)],
     ]
 
     class StartRequested(Message):
@@ -118,7 +124,12 @@ class SetupScreen(TypingGuard, Screen):
         self.demo_at_once = demo
         self.peak_tflops = peak_tflops
         self.runs_dir = runs_dir
-        chosen = [p for p in presets if p.name == preset]
+        # The preset to start on: --preset, else the one the last run was started with; with neither, the
+        # first, until the GPU probe finds no GPU (then cpu-tiny: a GPU preset's plan on a CPU is no use).
+        wanted = preset or last_preset()
+        chosen = [p for p in presets if p.name == wanted]
+        self.preset_settled = bool(chosen)
+        """False while the preset is only the list's first, to be replaced by CPU_PRESET on a machine without GPU."""
         self.base: RunConfig | None = chosen[0] if chosen else (presets[0] if presets else None)
         self.data: str | None = None
         self.gpus: list[Any] | None = None  # None while nvidia-smi is being asked
@@ -243,14 +254,10 @@ class SetupScreen(TypingGuard, Screen):
             self.refresh_bindings()  # `n` joins the footer when there is a choice
         else:
             line = "CPU (nvidia-smi found no NVIDIA GPU)"
+            if not self.preset_settled and self.base is self.presets[0]:  # the user has not moved the cursor
+                self.query_one(PresetList).move_to(CPU_PRESET)  # the plan follows (Highlighted)
+        self.preset_settled = True
         self.query_one("#setup-title", Static).update(f"fwtui · set up a run   {line}")
-        self.refresh_plan()
-
-    def action_plan_for(self) -> None:
-        self.plan_for = card = next_card(self.plan_for.name if self.plan_for else None)
-        self.notify(f"plan for the {card.name} (estimates; g: next card)" if card else "plan for this machine")
-        fits_for = card or (self.gpus[0] if self.gpus else None)  # no card and no GPU: no marks
-        self.compute_fits(fits_for) if fits_for else self.query_one(PresetList).set_fits({})
         self.refresh_plan()
 
     def on_setup_screen_runs_listed(self, event: RunsListed) -> None:
@@ -363,32 +370,10 @@ class SetupScreen(TypingGuard, Screen):
             return
         assert self.base is not None and self.data is not None
         self.started = True
+        remember_preset(self.base.name)  # the next setup screen starts on it
         self.post_message(self.StartRequested(StartChoice(
             preset=self.base, overrides=self.query_one(OverridesPanel).all_overrides(), data=self.data,
             gpus=self.gpu_count)))
-
-    def action_continue_run(self) -> None:
-        """`r`: on the run list, continue the highlighted run; elsewhere, go to the list."""
-        runs = self.query_one(RunList)
-        if not runs.choices:
-            self.notify("no run to continue: none in the runs directory has a checkpoint and iterations left")
-        elif runs.has_focus and runs.highlighted_choice is not None:
-            self._continue(runs.highlighted_choice)
-        else:
-            runs.focus()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # no choice with 0 or 1 GPU: `n` stays off the footer
-        return action != "choose_gpus" or cuda_visible(self.gpus or []) > 1
-
-    def action_choose_gpus(self) -> None:
-        self.query_one(GpuChoice).focus()
-
-    def action_filter(self) -> None:
-        self.query_one(PresetList).open_filter()
-
-    def action_preset(self, number: int) -> None:
-        self.query_one(PresetList).jump_to(number)
 
     def action_demo(self) -> None:
         from trainer.data.demo import default_path

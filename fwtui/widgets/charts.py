@@ -19,6 +19,7 @@ from textual_plotext import PlotextPlot
 
 from fwtui.widgets.reference_lines import draw_references
 from fwtui.chart_math import (SMOOTHING_FACTORS, AxisMap, Ema, axis_scale, log_tick_label, log_ticks, log_y,
+                               tick_values,
                               smoothing_label)
 
 HISTORY_POINTS = 2000
@@ -145,23 +146,6 @@ def y_limits(low: float, high: float) -> tuple[float, float]:
     unit = nice_ceil(span if span > 0 else max(abs(high) * 0.1, 1e-6)) / 10
     lo, hi = math.floor(low / unit) * unit, math.ceil(high / unit) * unit
     return (lo, hi) if hi > lo else (lo - unit, hi + unit)
-
-
-TICK_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
-"""Ticks fall on multiples of one of these × a power of ten (plotext would split the range evenly: 41.87)."""
-
-
-def tick_values(low: float, high: float, most: int = 5) -> list[float]:
-    """At most `most` round values within [low, high]: 0-1,500 -> 0, 500, 1,000, 1,500."""
-    span = high - low
-    if not span > 0 or not math.isfinite(span):
-        return [low]
-    rough = span / (most - 1)
-    power = 10.0 ** math.floor(math.log10(rough))
-    step = next(k * power for k in TICK_STEPS if k * power >= rough * (1 - 1e-9))
-    first = math.ceil(low / step - 1e-9)
-    values = [round(k * step, 12) for k in range(first, math.floor(high / step + 1e-9) + 1)]
-    return values or [low]
 
 
 def tick_label(value: float) -> str:

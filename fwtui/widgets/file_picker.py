@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -69,6 +70,20 @@ def data_path_problem(text: str) -> str | None:
     if path.is_file() and path.suffix not in (*DATA_SUFFIXES, ".bin"):
         return f"{text}: not a .parquet file; pick a FineWeb parquet shard"
     return None
+
+
+def recent_row(path: str) -> Text:
+    """`000_00000.parquet  ~/data/fineweb/sample/10BT`: the file's name first (what tells two apart), then its
+    folder, home as ~; one line, cut at the right edge (app.tcss), never wrapped mid-name."""
+    where = Path(path)
+    folder = str(where.parent)
+    home = str(Path.home())
+    if folder == home or folder.startswith(home + os.sep):
+        folder = "~" + folder[len(home):]
+    row = Text(no_wrap=True, overflow="ellipsis")
+    row.append(where.name or path)
+    row.append(f"  {folder}", style="dim")
+    return row
 
 
 class ParquetTree(DirectoryTree):
@@ -133,7 +148,7 @@ class FilePicker(Vertical):
         yield Button("fetch FineWeb…", id="fetch-button", compact=True)
         yield ParquetTree(self.root, id="data-tree")
         yield ShardList(self.token_counts, id="data-shards")
-        yield OptionList(*[Option(p, id=p) for p in self.recent], id="data-recent", compact=True)
+        yield OptionList(*[Option(recent_row(p), id=p) for p in self.recent], id="data-recent", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#data-problem").display = False

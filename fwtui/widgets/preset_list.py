@@ -1,12 +1,15 @@
 """The preset list: one row per preset with its VRAM tier, exact parameters and tokens per iteration.
 
-Rows are numbered 1-9 for the digit keys, a `/` filter narrows them by name, tier or description, and a
-mark says whether the planner expects the preset to fit the detected card (✓ fits, ✗ too big, blank
-when nothing is known). The marks come from the screen (the planner's memory estimate); this widget
+Every row is numbered for the digit keys (two digits typed within TYPE_AHEAD_SECONDS reach the 10th and
+past it), a `/` filter narrows them by name, tier or description (Enter keeps it, Esc clears it; the border
+says while one is on), and a mark says whether the planner expects the preset to fit the detected card
+(✓ fits, ✗ too big, blank when nothing is known). The marks come from the screen (the planner's memory estimate); this widget
 only draws them.
 """
 
 from __future__ import annotations
+
+import time
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,13 +22,15 @@ from trainer.config import RunConfig
 from trainer.model.formulas import count_params, format_count
 
 FITS, TOO_BIG = "✓", "✗"
+TYPE_AHEAD_SECONDS = 1.0
+"""A digit typed this soon after another joins it (1 then 2: the 12th row), when that row exists."""
 
 
-def preset_row(number: int | None, config: RunConfig, fits: bool | None, name_width: int) -> Text:
-    """`1 ✓ rtx4070-12gb   12 GB  63.52M  524.29k`: number, fit mark, name, tier, params, tokens/iter."""
+def preset_row(number: int, config: RunConfig, fits: bool | None, name_width: int, number_width: int = 1) -> Text:
+    """` 1 ✓ rtx4070-12gb   12 GB  63.52M  524.29k`: number, fit mark, name, tier, params, tokens/iter."""
     mark = " " if fits is None else (FITS if fits else TOO_BIG)
     row = Text(no_wrap=True, overflow="ellipsis")
-    row.append(f"{number if number is not None and number <= 9 else ' '} ", style="dim")
+    row.append(f"{number:>{number_width}} ", style="dim")
     row.append(f"{mark} ", style="green" if fits else ("red" if fits is False else ""))
     row.append(f"{config.name:<{name_width}}", style="bold")
     row.append(f" {config.vram_tier or '-':>6}")
@@ -58,6 +63,8 @@ class PresetList(Vertical):
         """The preset the cursor starts on (from --preset); the first one when None."""
         self.fits: dict[str, bool | None] = {}
         self.filter_text = ""
+        self._typed = ""  # the digits typed so far (type-ahead) and when the last one came
+        self._typed_at = 0.0
         self.border_title = "presets"
         self.border_subtitle = "tier · params · tok/iter"
 
@@ -84,10 +91,12 @@ class PresetList(Vertical):
         keep = keep or self.highlighted_name
         shown = self.visible
         width = max((len(p.name) for p in self.presets), default=8)
+        digits = len(str(len(shown)))
         options.clear_options()
-        options.add_options(
-            [Option(preset_row(i + 1, p, self.fits.get(p.name), width), id=p.name) for i, p in enumerate(shown)]
-        )
+        options.add_options([Option(preset_row(i + 1, p, self.fits.get(p.name), width, digits), id=p.name)
+                             for i, p in enumerate(shown)])
+        self.border_title = (f"presets · filter “{self.filter_text.strip()}”: {len(shown)} of {len(self.presets)} "
+                             "(Esc clears)" if self.filter_text.strip() else "presets")
         names = [p.name for p in shown]
         if shown:
             options.highlighted = names.index(keep) if keep in names else 0
@@ -117,6 +126,27 @@ class PresetList(Vertical):
         self.query_one("#preset-options", OptionList).highlighted = number - 1
         return shown[number - 1]
 
+    def type_digit(self, digit: str, now: float | None = None) -> RunConfig | None:
+        """A digit key: the row of that number, or with the digit typed just before it (within
+        TYPE_AHEAD_SECONDS) the row of both (1, 2: the 12th) when there is one; 0 alone is the 10th."""
+        now = time.monotonic() if now is None else now
+        joined = self._typed + digit if now - self._typed_at <= TYPE_AHEAD_SECONDS else ""
+        self._typed_at = now
+        count = len(self.visible)
+        if joined and 1 <= int(joined) <= count:
+            self._typed = joined
+            return self.jump_to(int(joined))
+        self._typed = digit
+        return self.jump_to(10 if digit == "0" else int(digit))
+
+    def move_to(self, name: str) -> bool:
+        """Put the cursor on the preset called `name` when it is shown (the plan follows); whether it was."""
+        names = [p.name for p in self.visible]
+        if name not in names:
+            return False
+        self.query_one("#preset-options", OptionList).highlighted = names.index(name)
+        return True
+
     def open_filter(self) -> None:
         box = self.query_one("#preset-filter", Input)
         box.display = True
@@ -126,6 +156,10 @@ class PresetList(Vertical):
         self.query_one("#preset-options", OptionList).focus()
 
     # --- events -------------------------------------------------------------------------------------
+    def on_resize(self) -> None:
+        # The list shrinks when the runs to continue appear below it: keep the cursor's row in view.
+        self.query_one("#preset-options", OptionList).scroll_to_highlight()
+
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "preset-filter":
             event.stop()
@@ -138,7 +172,12 @@ class PresetList(Vertical):
             self._close_filter()
 
     def key_escape(self) -> None:
-        if self.query_one("#preset-filter", Input).has_focus:
+        """Esc cancels the filter, from its box or from the list: every preset again, the cursor kept."""
+        box = self.query_one("#preset-filter", Input)
+        if box.has_focus or self.filter_text:
+            box.value = ""  # Input.Changed follows: the list is rebuilt with every preset
+            self.filter_text = ""
+            self._rebuild()
             self._close_filter()
 
     def _close_filter(self) -> None:

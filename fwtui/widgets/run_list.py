@@ -104,12 +104,13 @@ def list_run_choices(runs_dir: Path) -> list[RunChoice]:
     return [row for row in rows if row is not None]
 
 
-def run_row(choice: RunChoice, name_width: int) -> Text:
-    """`▶ cpu-tiny-20250101-120000  stopped at iter 40 of 200 · val 5.12 · 2h05m ago`."""
+def run_row(choice: RunChoice) -> Text:
+    """Two lines, each cut at the right edge (app.tcss), never wrapped mid-word:
+    `▶ cpu-tiny-20250101-120000` then `  stopped at iter 40 of 200 · val 5.12 · 2h05m ago`."""
     row = Text(no_wrap=True, overflow="ellipsis")
     row.append("▶ " if choice.continuable else "  ", style="green")
-    row.append(f"{choice.name:<{name_width}}", style="bold" if choice.continuable else "dim")
-    row.append(f"  {choice.line}", style="" if choice.continuable else "yellow")
+    row.append(choice.name, style="bold" if choice.continuable else "dim")
+    row.append(f"\n  {choice.line}", style="" if choice.continuable else "yellow")
     return row
 
 
@@ -128,9 +129,8 @@ class RunList(OptionList):
 
     def show(self, choices: list[RunChoice]) -> None:
         self.choices = list(choices)
-        width = min(36, max((len(c.name) for c in choices), default=8))
         self.clear_options()
-        self.add_options([Option(run_row(c, width), id=str(i)) for i, c in enumerate(choices)])
+        self.add_options([Option(run_row(c), id=str(i)) for i, c in enumerate(choices)])
         if choices:
             self.highlighted = 0
 

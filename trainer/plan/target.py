@@ -88,12 +88,12 @@ def for_card(config: RunConfig) -> RunConfig:
     return dataclasses.replace(config, device="cuda") if config.device in ("cpu", "mps") else config
 
 
-def next_card(current_label: str | None) -> GpuSummary | None:
-    """The setup screen's "plan for" key: this machine (None) -> each card of the table whose memory is
-    known, in table order -> this machine again. A GpuSummary (name, spec memory) as nvidia-smi would give."""
+def next_card(current_label: str | None, backwards: bool = False) -> GpuSummary | None:
+    """The setup screen's "plan for" keys: this machine (None) -> each card of the table whose memory is
+    known, in table order -> this machine again (`backwards`: the same ring the other way). A GpuSummary
+    (name, spec memory) as nvidia-smi would give."""
     cards = [GpuSummary(spec.label, int(spec.memory_gib * GIB)) for spec in PEAK_TABLE if spec.memory_gib]
-    labels = [card.name for card in cards]
-    if current_label not in labels:
-        return cards[0]
-    index = labels.index(current_label) + 1
-    return cards[index] if index < len(cards) else None
+    ring: list[GpuSummary | None] = [None, *cards]  # this machine, then the cards
+    labels = [None, *(card.name for card in cards)]
+    here = labels.index(current_label) if current_label in labels else 0
+    return ring[(here + (-1 if backwards else 1)) % len(ring)]
