@@ -26,8 +26,9 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     return apply_overrides(load_preset(args.preset), args.overrides)
 
 
-def dataset_size(spec: str | None, text_column: str) -> tuple[int | None, bool, str]:
-    """(training tokens or None, exact, where the figure came from) for --data."""
+def dataset_size(spec: str | None, text_column: str, val_fraction: float = 0.0005) -> tuple[int | None, bool, str]:
+    """(training tokens or None, exact, where the figure came from) for --data: the training split, what the
+    run's epochs divide by (trainer.data.train_split)."""
     if not spec:
         return None, False, "unknown: no --data given"
     from trainer.data.dataset import is_prepared_dir, open_prepared
@@ -42,9 +43,10 @@ def dataset_size(spec: str | None, text_column: str) -> tuple[int | None, bool, 
         from trainer.data.token_count import count_tokens
     except ImportError:
         return None, False, "unknown: counting parquet tokens needs trainer.data.ingest (not installed here)"
+    from trainer.data.train_split import training_tokens
+
     count = count_tokens([spec], text_column=text_column)
-    # What prepare writes (one <|endoftext|> per document more); the validation share (0.05%) is included.
-    return count.prepared_tokens, count.exact, f"{count.how}; + 1 end-of-text token a document"
+    return training_tokens(spec, count, text_column=text_column, val_fraction=val_fraction)
 
 
 def detect(config: RunConfig, args: argparse.Namespace):
@@ -168,7 +170,7 @@ def main(args: argparse.Namespace) -> int:
     if args.probe and not device.is_cuda:
         raise ConfigError("--probe runs real training steps on a CUDA device and none is visible here; "
                           "the plan's memory estimate gives the largest batch without one")
-    tokens, exact, data_how = dataset_size(args.data, config.text_column)
+    tokens, exact, data_how = dataset_size(args.data, config.text_column, config.val_fraction)
     if args.probe:
         config = probe(config, device, args)  # the plan below is for the fitted micro-batch
     plan = make_plan(config, dataset_tokens=tokens, dataset_tokens_exact=exact, device_name=device.name,

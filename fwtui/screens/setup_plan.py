@@ -32,8 +32,11 @@ def plan_for(config: RunConfig, data: str | None, gpu: Any, *, gpus: int = 1, to
         if isinstance(counted, str):  # no text column, not a parquet file...: `t` refuses it too (start_problem)
             return None, f"data: {counted}"
         else:
-            # What prepare will write: the documents' tokens plus one end-of-text token each (as `fwtui plan`).
-            tokens, exact = counted.prepared_tokens, counted.exact
+            # The training split, as `fwtui plan` and the run count it (trainer.data.train_split).
+            from trainer.data.train_split import training_tokens
+
+            tokens, exact, _ = training_tokens(data, counted, text_column=config.text_column,
+                                               val_fraction=config.val_fraction)
     try:
         from trainer.plan.planner import across_gpus, make_plan
     except ImportError:

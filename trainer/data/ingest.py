@@ -69,6 +69,15 @@ def prepare(paths: Sequence[str | Path] | str | Path, out_dir: str | Path | None
                   workers=workers or os.cpu_count() or 1, progress=progress, tokenizer_file=tokenizer_file)
 
 
+def find_prepared(paths: Sequence[str | Path] | str | Path, *, text_column: str = "text",
+                  val_fraction: float = 0.0005, tokenizer_file: str | Path | None = None) -> PreparedData | None:
+    """What `prepare` would reuse for these inputs and settings, when the cache holds it; None otherwise.
+    Tokenizes nothing: the inputs' identity (size, mtime, footer) and the cache's meta.json only."""
+    sources = [describe(path) for path in resolve_paths(paths)]
+    key = cache_key(sources, text_column, val_fraction, tokenizer_info(tokenizer_file).sha256)
+    return _reuse(cache_root() / key[:24], key)
+
+
 def resolve_data(spec: str | Path, *, text_column: str = "text", val_fraction: float = 0.0005,
                  progress: ProgressCallback | None = None, tokenizer_file: str | Path | None = None,
                  workers: int = 0) -> PreparedData:
