@@ -59,7 +59,7 @@ class SetupScreen(SetupKeys, TypingGuard, Screen):
     BINDINGS = [
         Binding("q", "app.quit", "quit"),
         Binding("t", "start", "start"),
-        Binding("slash", "filter", "filter presets"),
+        Binding("slash", "filter", "filter"),
         Binding("d", "demo", "demo corpus"),
         Binding("r", "continue_run", "continue a run"),
         Binding("g", "plan_for", "plan for a card", show=False),  # this machine -> each card of the table
