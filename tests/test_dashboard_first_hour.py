@@ -14,6 +14,7 @@ from fwtui.screens.sample_modal import SampleModal
 from fwtui.widgets.charts import ThroughputChart
 from tests.dashboard_app import DashApp, FakeControls, text_of
 from tests.dashboard_script import T0, Sample, run_started, scripted_run, step
+from tests.setup_helpers import settle
 from tests.test_runs import make_run
 from trainer.observe.events import Finished
 
@@ -108,6 +109,7 @@ async def test_attach_to_a_finished_run_offers_no_requests(tmp_path, size):
     run = make_run(tmp_path, "done", Finished(iter=4, reason="completed", seconds=5.0, final_val_loss=3.5), iters=5)
     app = build_attach_app(run)
     async with app.run_test(size=size) as pilot:
+        await settle(pilot, lambda: app.dashboard.finished is not None and "help" in footer_text(app))
         await pilot.pause()
         footer = footer_text(app)
         assert "q" in footer and "help" in footer
@@ -126,9 +128,8 @@ async def test_the_app_s_own_running_run_still_offers_them():
     async with app.run_test(size=(120, 40)) as pilot:
         for event in scripted_run(100):
             app.dash.feed(event)
-        await pilot.pause()
+        await settle(pilot, lambda: "checkpoint" in footer_text(app))  # the footer is drawn after the events
         footer = footer_text(app)
-        assert all(offer in footer for offer in ("sample", "pause", "eval", "checkpoint"))
+        assert all(offer in footer for offer in ("sample", "pause", "eval", "checkpoint")), footer
         app.dash.feed(Finished(time=T0 + 3000, iter=101, reason="stopped", seconds=900.0))
-        await pilot.pause()
-        assert "sample" not in footer_text(app) and "quit" in footer_text(app)
+        await settle(pilot, lambda: "quit" in footer_text(app) and "sample" not in footer_text(app))

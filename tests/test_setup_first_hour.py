@@ -198,6 +198,10 @@ async def test_runs_and_recent_files_never_wrap_mid_word(home: Path, size) -> No
         for name in names:
             row = next(i for i, line in enumerate(lines) if f"▶ {name}" in line)
             assert lines[row + 1].lstrip("│ ").startswith("stopped at iter 41 of 6,000")
+        # The recent files: as many as there is room for (none may fit at 80x24), each one line, name first.
         recent = [line.lstrip("│ ") for line in lines if "_00000.parquet" in line]
-        assert recent  # as many as there is room for (one at 80x24), each the file's name first, whole
         assert all(line.startswith(("000_00000.parquet  ", "001_00000.parquet  ")) for line in recent), recent
+        rows = screen.query_one("#data-recent")
+        assert rows.styles.text_wrap == "nowrap" and rows.option_count == 2
+        assert {str(rows.get_option_at_index(i).prompt).split("  ")[0] for i in range(2)} == {
+            "000_00000.parquet", "001_00000.parquet"}
