@@ -35,7 +35,7 @@ def test_a_missing_run_names_run_directories(tmp_path, capsys, command) -> None:
     (tmp_path / "empty").mkdir()
     assert cli_main([command, str(tmp_path / "empty")] + args[2:]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "not a run directory" in err and "fwtui runs" in err
+    assert err.count("\n") == 0 and "no events.jsonl" in err and "run directory" in err
 
 
 def stopped_at_89(run_dir) -> None:
