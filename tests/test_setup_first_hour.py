@@ -135,6 +135,13 @@ async def test_escape_clears_the_filter_enter_keeps_it_and_the_border_says_so(ho
         await pilot.press("slash", *"4070", "enter", "r")  # another key (here: no run to continue) keeps it
         await pilot.pause()
         assert visible_names(screen) == kept and "filter “4070”" in presets.border_title
+        await pilot.press("slash", *"4070d")  # a filter nothing matches: said, not an empty list
+        await pilot.pause()
+        options = presets.query_one("#preset-options")
+        assert visible_names(screen) == [] and "0 of" in presets.border_title
+        assert options.option_count == 1 and "no preset matches “4070d”" in str(options.get_option_at_index(0).prompt)
+        await pilot.press("escape")
+        assert visible_names(screen) == every
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -100,6 +100,9 @@ class PresetList(Vertical):
         names = [p.name for p in shown]
         if shown:
             options.highlighted = names.index(keep) if keep in names else 0
+        elif self.filter_text.strip():  # never an empty list without a word: say why, and the way back
+            options.add_option(Option(Text(f"no preset matches “{self.filter_text.strip()}”: Esc clears the "
+                                           "filter", style="italic"), disabled=True))
 
     def set_fits(self, fits: dict[str, bool | None]) -> None:
         """Marks from the planner: name -> True (fits the card), False (too big), None (unknown)."""
