@@ -41,6 +41,7 @@ SETUP_KEYS = [
     ("/", "filter the presets by name, tier or description; Enter keeps the filter, Esc clears it"),
     ("Tab", "next panel: presets → data → runs to continue → overrides → start"),
     ("d", "build the demo corpus from Python's own docstrings (nothing to download) and pick it"),
+    ("space", "in the data panel's list of shards: tick or untick a file (the plan counts the ticked ones)"),
     ("r", "continue a stopped run: go to the list of runs, Enter (or r) continues the highlighted one"),
     ("g G", "plan for a card of the table (estimates): the next card, the previous one; back to this machine"),
     ("n", "how many GPUs to train on (shown when there are several)"),
