@@ -14,6 +14,9 @@ import os
 import sys
 import traceback
 
+from fwtui.arg_types import finite_number, whole_number
+from trainer.model.sampling_options import MAX_NEW_TOKENS
+
 
 def _common(parser: argparse.ArgumentParser, top: bool = False) -> None:
     """--debug and --tokenizer-file, before the command word or after it: a command's own copy sets no default,
@@ -36,7 +39,7 @@ def _run_options(parser: argparse.ArgumentParser, data_required: bool = False) -
     parser.add_argument("--text-column", metavar="NAME",
                         help="the parquet column holding the documents (default text; the same as --set "
                              "text_column=NAME)")
-    parser.add_argument("--peak-tflops", type=float, metavar="T",
+    parser.add_argument("--peak-tflops", type=finite_number(above=True), metavar="T",
                         help="the card's peak bf16 TFLOP/s, for MFU on a card not in the table")
     parser.add_argument("--hellaswag-file", metavar="FILE",
                         help="hellaswag_val.jsonl for the run's HellaSwag scoring (hellaswag_interval, the h key); "
@@ -83,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--keys", action="store_true", help="list the config keys a preset may set")
     _card_options(p)
-    p.add_argument("--peak-tflops", type=float, metavar="T", help="with --gpu-memory: the card's bf16 peak")
+    p.add_argument("--peak-tflops", type=finite_number(above=True), metavar="T", help="with --gpu-memory: the card's bf16 peak")
 
     p = sub.add_parser("prepare", help="tokenize parquet files into train.bin / val.bin")
     _common(p)
@@ -95,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="text", help="the column holding the documents (default text)")
     p.add_argument("--val-fraction", type=float, default=0.0005,
                    help="share of documents held out for validation (default 0.0005)")
-    p.add_argument("--workers", type=int, default=0, help="encoding threads (default: every core)")
+    p.add_argument("--workers", type=whole_number(0, hint="0 uses every core"), default=0, help="encoding threads (default: every core)")
 
     p = sub.add_parser("fetch", help="download FineWeb shards (or any hub dataset's files) through huggingface_hub")
     _common(p)
@@ -133,14 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default="\n",
                    help="text to continue, or FILE:path to read it from a file (default: a newline, the start of "
                         "a text)")
-    p.add_argument("--max-new-tokens", type=int, default=200, metavar="N",
+    p.add_argument("--max-new-tokens", type=whole_number(1, MAX_NEW_TOKENS, "ask for --num-samples instead"),
+                   default=200, metavar="N",
                    help="tokens to generate per sample (default %(default)s)")
-    p.add_argument("--temperature", type=float, default=0.8, metavar="T",
+    p.add_argument("--temperature", type=finite_number(hint="0 is greedy, 0.8 usual"), default=0.8, metavar="T",
                    help="0 picks the likeliest token each time; higher is more varied (default %(default)s)")
-    p.add_argument("--top-k", type=int, default=200, metavar="K",
+    p.add_argument("--top-k", type=whole_number(0, hint="0 samples from the whole vocabulary"), default=200, metavar="K",
                    help="sample among the K likeliest tokens only (default %(default)s)")
-    p.add_argument("--num-samples", type=int, default=1, metavar="N", help="samples to print (default %(default)s)")
-    p.add_argument("--seed", type=int, default=1337,
+    p.add_argument("--num-samples", type=whole_number(1, 1000), default=1, metavar="N", help="samples to print (default %(default)s)")
+    p.add_argument("--seed", type=whole_number(0, 2**63 - 1), default=1337,
                    help="random seed; sample i uses seed + i, so each is reproducible (default %(default)s)")
     p.add_argument("--device", default="auto",
                    help="cuda, cuda:N, cpu or mps (default %(default)s: the first CUDA GPU, else the CPU)")
@@ -150,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN|CKPT", help="a run directory or a ckpt.pt file")
     p.add_argument("--hellaswag", action="store_true", default=True,
                    help="score HellaSwag's validation set (the one benchmark so far: on by default)")
-    p.add_argument("--limit", type=int, metavar="N", help="score the first N examples only (of 10,042)")
+    p.add_argument("--limit", type=whole_number(1), metavar="N", help="score the first N examples only (of 10,042)")
     p.add_argument("--hellaswag-file", metavar="FILE",
                    help="hellaswag_val.jsonl to read; or set FWTUI_HELLASWAG_FILE (default: fwtui's cache, "
                         "downloaded once from the authors' address and checked by sha256)")
@@ -167,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe", action="store_true",
                    help="find the largest micro-batch that fits by real steps on the GPU")
     p.add_argument("--measure-peak", action="store_true", help="measure the card's bf16 matmul peak")
-    p.add_argument("--price-kwh", type=float, metavar="PRICE", help="electricity price per kWh for a cost")
+    p.add_argument("--price-kwh", type=finite_number(), metavar="PRICE", help="electricity price per kWh for a cost")
     p.add_argument("--save-preset", metavar="NAME", help="with --probe, save the fitted config as a user preset")
     _card_options(p)
     p.add_argument("--gpus", type=int, metavar="N",
@@ -185,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("run", metavar="RUN")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=whole_number(0, 65535), default=8000)
 
     p = sub.add_parser("compare", help="overlay the loss curves of several runs (keys: x axis, l log y, m EMA, "
                                        "r references, t seed table)")
@@ -255,8 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         print("fwtui: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - the one place errors become a line for the user
-        from trainer.errors import FwtuiError
+        from trainer.data.dataset import cache_root
+        from trainer.errors import FwtuiError, as_user_error
 
+        err = as_user_error(err, str(cache_root()))  # a folder that refused: its path, the cause and the fix
         if args.debug:
             traceback.print_exc()
         elif isinstance(err, FwtuiError):

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import sys
 import tomllib
 from dataclasses import dataclass, fields
@@ -207,9 +208,16 @@ class RunConfig:
             raise bad("muon_momentum", "must be at least 0 and below 1 (0.95 is usual)")
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise bad("dtype", 'must be "auto", "bfloat16", "float16" or "float32"')
-        if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
+        if not is_device_name(self.device):
             raise bad("device", 'must be "auto", "cpu", "cuda", "cuda:N" or "mps"')
+        if not (0 <= self.seed < 2**63):  # torch.manual_seed takes a signed 64-bit integer
+            raise bad("seed", "must be a whole number from 0 to 2**63 - 1, e.g. 1337")
         return self
+
+
+def is_device_name(name: str) -> bool:
+    """"auto", "cpu", "cuda", "cuda:N" or "mps": the devices a run (or `fwtui sample --device`) may name."""
+    return re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name) is not None
 
 
 FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(RunConfig)}

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from trainer.errors import CheckpointError, ConfigError
+from trainer.model.sampling_options import check_sampling
 
 RULE = "-" * 40
 
@@ -28,12 +29,10 @@ def _prompt_text(prompt: str) -> str:
 
 
 def _check(args: argparse.Namespace) -> None:
+    """The parser's types check each flag from the command line; this checks a Namespace made in code too."""
     if args.num_samples < 1:
         raise ConfigError(f"--num-samples {args.num_samples}: must be 1 or more")
-    if args.max_new_tokens < 1:
-        raise ConfigError(f"--max-new-tokens {args.max_new_tokens}: must be 1 or more, e.g. 200")
-    if args.temperature < 0:
-        raise ConfigError(f"--temperature {args.temperature}: must be 0 (greedy) or more, e.g. 0.8")
+    check_sampling(args.max_new_tokens, args.temperature, args.top_k)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trainer.data.dataset import check_token_ids
+
 TRAIN_STREAM = 0
 EVAL_TRAIN_STREAM = 1
 EVAL_VAL_STREAM = 2
@@ -64,7 +66,8 @@ class BatchLoader:
         # the process's resident memory.
         data = np.memmap(self.path, dtype=np.uint16, mode="r")
         starts = self.offsets(self.global_index(index))
-        windows = np.stack([data[o:o + self.block_size + 1] for o in starts]).astype(np.int64)
+        windows = check_token_ids(np.stack([data[o:o + self.block_size + 1] for o in starts]), self.path)
+        windows = windows.astype(np.int64)
         buf = torch.from_numpy(windows)  # (B, T + 1)
         x, y = buf[:, :-1], buf[:, 1:]  # inputs and next-token targets, each (B, T)
         if self.cuda:

@@ -116,3 +116,17 @@ def open_prepared(directory: str | Path, *, cached: bool = True) -> PreparedData
                             f"({expected:,} bytes): truncated or replaced; delete {directory} and prepare it again")
     return PreparedData(dir=directory, train_tokens=counts["train"][0], val_tokens=counts["val"][0],
                         documents=counts["train"][1] + counts["val"][1], meta=meta, cached=cached)
+
+
+def check_token_ids(windows, path: str | Path):
+    """`windows` (uint16 token windows read from `path`) as they are, or DataError when one holds an id past
+    GPT-2's vocabulary: a damaged or foreign .bin would otherwise end in an IndexError on the CPU or a device
+    assert on CUDA (which poisons the CUDA context: no checkpoint can be written after it). A max over the
+    (B, T + 1) batch: microseconds beside a step."""
+    from trainer.data.tokenizer import VOCAB_SIZE
+
+    if windows.size and int(windows.max()) >= VOCAB_SIZE:
+        raise DataError(f"{path} holds token id {int(windows.max()):,}, past GPT-2's {VOCAB_SIZE:,}: not GPT-2 "
+                        f"tokens (a damaged or foreign file); delete {Path(path).parent} and prepare it again")
+    return windows
+

@@ -84,6 +84,9 @@ def resolve_paths(specs: Sequence[str | Path]) -> list[Path]:
         text = os.path.expanduser(str(spec))
         path = Path(text)
         if path.is_dir():
+            if not os.access(path, os.R_OK | os.X_OK):  # rglob would find nothing and say "no .parquet files"
+                raise DataError(f"directory {path} cannot be read (permission denied); fix its permissions "
+                                "(chmod u+rx) or point at a folder you can read")
             files = sorted(p for p in path.rglob("*.parquet") if p.is_file()) or dataset_folder_files(path)
             if not files:
                 raise DataError(f"directory {path} holds no .parquet files (nor a datasets save_to_disk folder's "

@@ -19,8 +19,8 @@ import os
 
 import torch
 
-from trainer.errors import ConfigError
 from trainer.model.precision import autocast_for, resolve_precision
+from trainer.model.sampling_options import check_sampling
 from trainer.model.threads import one_cpu_thread
 
 EOT = 50256  # GPT-2's <|endoftext|>: documents end with it, so a sample stops there
@@ -46,10 +46,7 @@ def generate_text(
     `precision` is the run's ("bfloat16", "float16", "float32"; the trainer passes its own); None
     resolves dtype "auto" for the device, as a run with the default dtype would.
     """
-    if max_new_tokens < 0:
-        raise ConfigError(f"max_new_tokens = {max_new_tokens}: must be 0 or more")
-    if temperature < 0:
-        raise ConfigError(f"temperature = {temperature}: must be 0 (greedy) or more, e.g. 0.8")
+    check_sampling(max_new_tokens, temperature, top_k)
     module = getattr(model, "_orig_mod", model)  # a torch.compile wrapper: sample on the eager module
     if device is None:
         device = next(module.parameters()).device

@@ -117,19 +117,29 @@ def detect_device(requested: str = "auto", peak_tflops: float | None = None) -> 
     """The torch device a run will use, with its name, memory and peak (imports torch)."""
     import torch
 
+    from trainer.config import is_device_name
+    from trainer.errors import ConfigError
+
+    if not is_device_name(requested):
+        raise ConfigError(f"device {requested!r}: not a device; use auto, cpu, cuda, cuda:N or mps")
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda"):
         if not torch.cuda.is_available():
-            from trainer.errors import ConfigError
-
             raise ConfigError(f"device = {requested!r}: no CUDA device is visible; use --set device=cpu")
+        count = torch.cuda.device_count()
+        if ":" in requested and int(requested.split(":")[1]) >= count:
+            raise ConfigError(f"device = {requested!r}: this machine shows {count} CUDA device(s), cuda:0 to "
+                              f"cuda:{count - 1}; pick one of them (nvidia-smi lists them)")
         index = int(requested.split(":")[1]) if ":" in requested else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
         peak, source = resolve_peak(props.name, peak_tflops)
         return DeviceInfo(f"cuda:{index}", props.name, props.total_memory, peak, source,
                           bf16=torch.cuda.is_bf16_supported())
     if requested == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError("device = 'mps': this torch build or machine has no Apple GPU (MPS); use "
+                              "--set device=cpu (or auto)")
         peak, source = resolve_peak("apple mps", peak_tflops)
         return DeviceInfo("mps", "Apple MPS", ram_bytes(), peak, source, bf16=True)
     name = cpu_name()

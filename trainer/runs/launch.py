@@ -20,10 +20,12 @@ from trainer.observe import events as ev
 from trainer.train.checkpoint import CKPT_FILE, remove_orphan_temps
 from trainer.config import RunConfig, apply_overrides, config_to_toml, load_preset
 from trainer.train.controls import Controls
-from trainer.errors import ConfigError, DataError, FwtuiError
+from trainer.data.dataset import cache_root
+from trainer.errors import ConfigError, DataError, FwtuiError, as_user_error
 from trainer.train.distributed import Dist
 from trainer.train.loop import Trainer
 from trainer.train.resume import CONFIG_FILE, DATA_KEY, read_run_config
+from trainer.observe.hardware import DeviceInfo, detect_device
 from trainer.observe.runlog import EventLogWriter
 from trainer.observe.vitals import VitalsSink
 from trainer.own_files import check_own_folder, fresh_file
@@ -67,7 +69,24 @@ def resolve_config(request: RunRequest) -> RunConfig:
         raise ConfigError(f"--resume: {saved} is missing; pass --preset with the run's preset")
     else:
         raise ConfigError("no preset given; pass --preset NAME (`fwtui presets` lists them)")
-    return apply_overrides(config, list(request.overrides), follow=not request.resume).validate()
+    resolved = apply_overrides(config, list(request.overrides), follow=not request.resume).validate()
+    if request.resume and saved is not None and saved.is_file():
+        _check_resume_keeps_its_run(request, config, resolved)
+    return resolved
+
+
+def _check_resume_keeps_its_run(request: RunRequest, ran: RunConfig, resolved: RunConfig) -> None:
+    """A resume continues RUN's own config: a --preset naming another one, or a --set recipe=..., would only
+    relabel config.toml (the checkpoint decides the model and optimizer), so both are refused in one line."""
+    if request.preset is not None:
+        asked = request.preset if isinstance(request.preset, RunConfig) else load_preset(request.preset)
+        if asked.name != ran.name:
+            raise ConfigError(f"--resume continues {request.out} with its own config (preset {ran.name!r}), not "
+                              f"{asked.name!r}; drop --preset, or start a new run with another --out")
+    if resolved.recipe != ran.recipe:
+        raise ConfigError(f"--set recipe={resolved.recipe}: {request.out} trained with the {ran.recipe!r} recipe "
+                          "and its checkpoint holds that model and optimizer; drop that --set, or start a new run "
+                          "with another --out")
 
 
 def prepare_run_dir(request: RunRequest, config: RunConfig) -> Path:
@@ -125,6 +144,19 @@ def resolve_run_data(spec: str | Path | None, config: RunConfig, sink: ev.EventS
     return data
 
 
+def fit_to_device(config: RunConfig, info: DeviceInfo, request: RunRequest, sink: ev.EventSink) -> RunConfig:
+    """The config to run on `info`'s device: the plan's memory model asked once before the first step
+    (trainer.plan.fit): a model that cannot fit is refused, a micro-batch that would not is warned about, or
+    with --auto-batch made smaller (same tokens per iteration)."""
+    from trainer.plan.fit import check_fit
+
+    verdict = check_fit(config, device_name=info.name, memory_bytes=info.memory_bytes, on_cuda=info.is_cuda,
+                        bf16_supported=info.bf16, auto_batch=request.auto_batch)
+    for message in verdict.warnings:
+        sink(ev.Warning(message=message))
+    return verdict.config
+
+
 def _data_dir_of_run(run_dir: Path) -> str:
     """The `dataset` line of RUN/config.toml (the checkpoint is not opened for it: the Trainer loads it once)."""
     directory = read_run_config(run_dir)[1] if (run_dir / CONFIG_FILE).is_file() else None
@@ -150,8 +182,6 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
     ranks.split_accumulation(config.gradient_accumulation_steps)  # a count that does not divide: one line
     ranks.start(config.device)
     try:
-        from trainer.observe.hardware import detect_device
-
         ranks.gather_names(detect_device(config.device, request.peak_tflops).name)
         if ranks.is_main:
             return _run(request, config, sink, controls, ranks)
@@ -167,13 +197,17 @@ def _run(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: C
     try:
         if request.data is None and not request.resume:
             raise DataError("no --data given; pass parquet file(s), a directory, a glob or a prepared directory")
+        info = detect_device(config.device, request.peak_tflops)  # a device this machine lacks: before any file
         if request.data is not None:  # a missing file or column is one line, and leaves no run directory behind
             from trainer.data.ingest import check_data
 
             check_data(request.data, text_column=config.text_column)
         run_dir = prepare_run_dir(request, config)
     except BaseException as err:
-        ranks.tell_others(err)
+        user_error = as_user_error(err)  # --out refused (permission, read-only, a file in the way, too long)
+        ranks.tell_others(user_error)
+        if user_error is not err:
+            raise user_error from None
         raise
     # One trainer per run directory; `fwtui runs` reads liveness from this lock.
     with RunLock(run_dir):
@@ -194,9 +228,13 @@ def _run(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: C
                 write_config(run_dir, config, data.dir)
             ranks.tell_others((str(run_dir), str(data.dir)))
             told = True
+            fitted = fit_to_device(config, info, request, out)
+            if fitted is not config and not request.resume:  # --auto-batch made the micro-batch smaller
+                write_config(run_dir, fitted, data.dir)
+            config = fitted
             trainer = Trainer(config, data, run_dir, sink=_config_written_at_start(run_dir, config, data.dir, out)
                               if request.resume else out, controls=controls, peak_tflops=request.peak_tflops,
-                              resume=request.resume, auto_batch=request.auto_batch,
+                              device_info=info, resume=request.resume, auto_batch=request.auto_batch,
                               on_config_change=lambda changed: write_config(run_dir, changed, data.dir),
                               dist=ranks)
             trainer.run()
@@ -207,9 +245,13 @@ def _run(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: C
                 ranks.tell_others(err)  # the other ranks wait for the data: they get the failure instead
             raise
         except Exception as err:
-            out(ev.Failed(message=f"{type(err).__name__}: {err}", iter=trainer.iter_num if trainer else None))
+            user_error = as_user_error(err, str(cache_root()))  # a folder that refused: path, cause, fix
+            out(ev.Failed(message=str(user_error) if user_error is not err else f"{type(err).__name__}: {err}",
+                          iter=trainer.iter_num if trainer else None))
             if not told:
-                ranks.tell_others(err)
+                ranks.tell_others(user_error)
+            if user_error is not err:
+                raise user_error from None
             raise
         except BaseException as err:  # a third Ctrl-C: still leave a last line in the log
             out(ev.Failed(message="interrupted", iter=trainer.iter_num if trainer else None))
@@ -263,7 +305,9 @@ def _follow_rank0(request: RunRequest, config: RunConfig, sink: ev.EventSink, co
         run_dir, data_dir = ranks.hear_rank0("preparing the run directory and the data")
         run_dir = Path(run_dir)
         data = resolve_run_data(data_dir, config, lambda event: None, run_dir)  # prepared: rank 0 made it
-        trainer = Trainer(config, data, run_dir, sink=failures_only, controls=controls,
+        info = detect_device(config.device, request.peak_tflops)
+        config = fit_to_device(config, info, request, lambda event: None)  # rank 0's decision: the same figures
+        trainer = Trainer(config, data, run_dir, sink=failures_only, controls=controls, device_info=info,
                           peak_tflops=request.peak_tflops, resume=request.resume, auto_batch=request.auto_batch,
                           dist=ranks)
         trainer.run()

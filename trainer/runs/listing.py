@@ -157,7 +157,7 @@ def _preset_of(run_dir: Path) -> str | None:
     try:
         with open(run_dir / CONFIG_FILE, "rb") as f:
             name = tomllib.load(f).get("name")
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):  # a broken config.toml hides no other run
         return None
     return name if isinstance(name, str) else None
 

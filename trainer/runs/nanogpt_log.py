@@ -166,6 +166,8 @@ def read_log_text(path: str | Path) -> str:
     """A log file's text (bytes that are not UTF-8 replaced); DataError with one line when unreadable."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():  # /dev/zero, a pipe: read forever
+            raise DataError(f"{path}: not a regular file (a device, pipe or socket); pass a log file")
         return path.read_bytes().decode("utf-8", errors="replace")
     except FileNotFoundError:
         raise DataError(f"{path}: no such run directory or log file; pass a run directory (`fwtui runs` lists "

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from trainer.data.bpb import bits_per_byte, target_bytes
+from trainer.data.dataset import check_token_ids
 from trainer.train.distributed import Dist
 
 
@@ -94,7 +95,9 @@ class Evaluator:
     def _read(self, path: Path, offsets: np.ndarray) -> np.ndarray:
         data = np.memmap(path, dtype=np.uint16, mode="r")
         windows = [np.asarray(data[o:o + self.block_size + 1]) for o in offsets]
-        return np.stack(windows) if windows else np.zeros((0, self.block_size + 1), np.uint16)  # (n, T + 1) uint16
+        if not windows:
+            return np.zeros((0, self.block_size + 1), np.uint16)
+        return check_token_ids(np.stack(windows), path)  # (n, T + 1) uint16
 
     @property
     def tokens(self) -> dict[str, int]:

@@ -7,8 +7,14 @@ import gc
 from trainer.errors import FwtuiError
 
 
+# What torch's CPU allocator says when malloc fails (c10/core/impl/alloc_cpu.cpp): "DefaultCPUAllocator: can't
+# allocate memory: you tried to allocate N bytes. Error code 12 (Cannot allocate memory)".
+CPU_ALLOCATOR_FAILURES = ("can't allocate memory", "cannot allocate memory")
+
+
 def is_out_of_memory(err: BaseException) -> bool:
-    """torch.cuda.OutOfMemoryError, or a RuntimeError saying "out of memory" (older torch, cuBLAS, compile)."""
+    """torch.cuda.OutOfMemoryError, a RuntimeError saying "out of memory" (older torch, cuBLAS, compile), or
+    the CPU allocator's failure: all one case for the loop (one line, or --auto-batch's smaller micro-batch)."""
     try:
         import torch
 
@@ -16,7 +22,8 @@ def is_out_of_memory(err: BaseException) -> bool:
             return True
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and ("out of memory" in text or any(s in text for s in CPU_ALLOCATOR_FAILURES))
 
 
 def free_device_memory() -> None:
