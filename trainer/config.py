@@ -27,6 +27,7 @@ from trainer.recipe import MODEL_SWITCHES, RECIPES
 from trainer.nanogpt_config import NANOGPT_IGNORED_KEYS, NanogptFile, read_nanogpt_py
 from trainer.run_name import run_name_problem
 
+DEVICE_NAMES = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # what a run (or `fwtui sample --device`) may name
 
 @dataclass(kw_only=True, slots=True)
 class RunConfig:
@@ -208,16 +209,11 @@ class RunConfig:
             raise bad("muon_momentum", "must be at least 0 and below 1 (0.95 is usual)")
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise bad("dtype", 'must be "auto", "bfloat16", "float16" or "float32"')
-        if not is_device_name(self.device):
+        if not DEVICE_NAMES.fullmatch(self.device):
             raise bad("device", 'must be "auto", "cpu", "cuda", "cuda:N" or "mps"')
         if not (0 <= self.seed < 2**63):  # torch.manual_seed takes a signed 64-bit integer
             raise bad("seed", "must be a whole number from 0 to 2**63 - 1, e.g. 1337")
         return self
-
-
-def is_device_name(name: str) -> bool:
-    """"auto", "cpu", "cuda", "cuda:N" or "mps": the devices a run (or `fwtui sample --device`) may name."""
-    return re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name) is not None
 
 
 FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(RunConfig)}
@@ -289,8 +285,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     """`key=value` from `--set`: the value is read as a TOML value (1e-4, true, "x"), else as a bare string."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected key=value, for example --set batch_size=8")
-    key, raw = text.split("=", 1)
-    key, raw = key.strip(), raw.strip()
+    key, raw = (part.strip() for part in text.split("=", 1))
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -301,10 +296,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 def apply_overrides(config: RunConfig, overrides: list[str] | dict[str, Any], follow: bool = True) -> RunConfig:
     """Apply `--set key=value` strings (or a dict) on top of a config; errors name the flag. `follow`: as in
     config_from_mapping (False on --resume: nothing changes but what is set)."""
-    if isinstance(overrides, dict):
-        values = dict(overrides)
-    else:
-        values = dict(parse_override(item) for item in overrides)
+    values = dict(overrides) if isinstance(overrides, dict) else dict(parse_override(item) for item in overrides)
     if not values:
         return config
     return config_from_mapping(values, "--set", base=config, follow=follow)

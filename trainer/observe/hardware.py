@@ -117,10 +117,10 @@ def detect_device(requested: str = "auto", peak_tflops: float | None = None) -> 
     """The torch device a run will use, with its name, memory and peak (imports torch)."""
     import torch
 
-    from trainer.config import is_device_name
+    from trainer.config import DEVICE_NAMES
     from trainer.errors import ConfigError
 
-    if not is_device_name(requested):
+    if not DEVICE_NAMES.fullmatch(requested):
         raise ConfigError(f"device {requested!r}: not a device; use auto, cpu, cuda, cuda:N or mps")
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"

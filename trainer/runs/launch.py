@@ -24,6 +24,7 @@ from trainer.data.dataset import cache_root
 from trainer.errors import ConfigError, DataError, FwtuiError, as_user_error
 from trainer.train.distributed import Dist
 from trainer.train.loop import Trainer
+from trainer.train.oom import is_out_of_memory
 from trainer.train.resume import CONFIG_FILE, DATA_KEY, read_run_config
 from trainer.observe.hardware import DeviceInfo, detect_device
 from trainer.observe.runlog import EventLogWriter
@@ -246,6 +247,9 @@ def _run(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: C
             raise
         except Exception as err:
             user_error = as_user_error(err, str(cache_root()))  # a folder that refused: path, cause, fix
+            if is_out_of_memory(err):  # outside a step (building the model, a sample): still one line
+                user_error = FwtuiError(f"out of memory ({err}); `fwtui plan` shows what the run needs: use a "
+                                        "smaller model, block_size or batch_size")
             out(ev.Failed(message=str(user_error) if user_error is not err else f"{type(err).__name__}: {err}",
                           iter=trainer.iter_num if trainer else None))
             if not told:

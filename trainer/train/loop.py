@@ -170,9 +170,6 @@ class Trainer:
             return self._run()
         except BaseException as err:  # a failure waits for the checkpoint in flight; a third Ctrl-C aborts it
             self.checkpointer.settle(interrupted=isinstance(err, KeyboardInterrupt))
-            if is_out_of_memory(err):  # outside a step (building the model, a sample): still one line
-                raise FwtuiError(f"out of memory on {self.info.name} ({err}); `fwtui plan` shows what the run "
-                                 "needs: use a smaller model, block_size or batch_size") from None
             raise
 
     def _run(self) -> str:
