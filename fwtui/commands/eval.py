@@ -78,9 +78,12 @@ def data_dir_for(path, given: str | None) -> str | None:
     if not (path.parent / CONFIG_FILE).is_file():
         return None
     try:
-        return read_run_config(path.parent)[1]
+        recorded = read_run_config(path.parent)[1]
     except NoConfig:
         return None
+    from pathlib import Path
+
+    return recorded if recorded and Path(recorded).is_dir() else None  # a cleared cache: the loss is unknown
 
 
 def data_losses(model, ckpt: dict, data_dir: str, device: str, precision: str) -> dict:
@@ -138,6 +141,10 @@ def main(args: argparse.Namespace) -> int:
     path = checkpoint_path(args.run)
     encoding = get_encoding()
     data_dir = data_dir_for(path, args.data)
+    if data_dir is not None:
+        from trainer.data.dataset import open_prepared
+
+        open_prepared(data_dir)  # a wrong --data is one line now, not after the scoring
     source = data.load(args.hellaswag_file, limit=args.limit, on_note=_note)  # before the model: fail fast
     info = detect_device(args.device)
     model, ckpt = load_model(path, device=info.device, on_warning=lambda t: _note(f"warning: {t}"))
