@@ -119,6 +119,8 @@ def test_report_of_several_runs_writes_the_table(seed_runs, tmp_path, capsys):
     assert "| base-seed7 | tiny-seeds | 7 |" in text
     assert "| A | learning_rate=0.01 min_lr=0.001 | 2 |" in text and "| B | learning_rate=0.003 min_lr=0.0003 | 1 |" in text
     assert "| B - A |" in text and "one run a side: no test possible" in text
+    assert cli_main(["report", str(seed_runs), "--out", str(tmp_path / "all")]) == 0  # a directory of runs
+    assert "| B | learning_rate=0.003 min_lr=0.0003 | 2 |" in (tmp_path / "all" / "report.md").read_text()
 
 
 async def test_the_compare_screen_draws_a_band_per_group_and_t_shows_the_table(seed_runs):

@@ -175,12 +175,18 @@ def out_dir_for(run: str, out: str | None) -> Path:
     return path.parent / f"{path.stem}-report"
 
 
+def holds_runs(path: Path) -> bool:
+    """A directory of runs (no events.jsonl of its own, some in its subdirectories): reported together."""
+    return (path.is_dir() and not (path / "events.jsonl").is_file()
+            and any((child / "events.jsonl").is_file() for child in path.iterdir() if child.is_dir()))
+
+
 def main(args: argparse.Namespace) -> int:
     from fwtui.run_logs import load
     from trainer.errors import FwtuiError
 
     runs = args.run if isinstance(args.run, list) else [args.run]
-    if len(runs) > 1 or Path(runs[0]).is_dir() and not (Path(runs[0]) / "events.jsonl").is_file():
+    if len(runs) > 1 or holds_runs(Path(runs[0])):
         from fwtui.commands import report_runs  # several runs (or a directory of them): the seed groups' table
 
         return report_runs.main(runs, args.out)
