@@ -31,7 +31,8 @@ def last_eval(run_dir) -> Eval:
     return [e for e in read_events(run_dir / "events.jsonl") if isinstance(e, Eval)][-1]
 
 
-def test_runs_and_view_summary_show_the_last_val_bpb(run_dir, capsys):
+def test_runs_and_view_summary_show_the_last_val_bpb(run_dir, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough that no column is left out
     e = last_eval(run_dir)
     assert math.isclose(e.val_bpb, e.val_loss / LN2, rel_tol=1e-6)
     assert cli_main(["runs", str(run_dir.parent)]) == 0
