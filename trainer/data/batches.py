@@ -5,7 +5,10 @@ nanoGPT, the offsets of batch k come from a generator seeded by (seed, stream, k
 state, so the loader's whole state is `position` (batches handed out) and a resume at position k yields
 exactly the batches an uninterrupted run would have. Evaluation uses its own streams, so evaluating never
 moves the training batches. On CUDA the batch is built in pinned memory and copied with non_blocking=True;
-the next batch is fetched while the GPU runs the current one (`prefetch`).
+the next batch is fetched while the GPU runs the current one (`prefetch`). The inputs and targets are two
+shifted views of one (B, T + 1) array, so each is written into its own contiguous (pinned) buffer
+(`to_device`): a non-contiguous pinned view would make `.to(cuda, non_blocking=True)` stage a pageable
+contiguous copy first, a wait on the host in every micro-step.
 
 Several ranks (trainer.train.distributed): rank r of N takes the global batches r, r + N, r + 2N, ...: its
 local batch i is global batch i·N + r. Each rank then runs accumulation A = A_total / N, and step s covers
@@ -26,6 +29,32 @@ from trainer.data.dataset import check_token_ids
 TRAIN_STREAM = 0
 EVAL_TRAIN_STREAM = 1
 EVAL_VAL_STREAM = 2
+
+
+def host_batch(windows: np.ndarray, pinned: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-token targets, (B, T) int64 each, from windows (B, T + 1) of token ids: two
+    contiguous host tensors, in pinned (page-locked) memory when `pinned`. One copy each, from the array."""
+    b, t = windows.shape[0], windows.shape[1] - 1
+    x = torch.empty((b, t), dtype=torch.int64, pin_memory=pinned)
+    y = torch.empty((b, t), dtype=torch.int64, pin_memory=pinned)
+    x.numpy()[:] = windows[:, :-1]
+    y.numpy()[:] = windows[:, 1:]
+    return x, y
+
+
+def to_device(windows: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) of `windows` on `device`: on CUDA from contiguous pinned buffers, copied without blocking
+    the host; elsewhere the contiguous host tensors themselves."""
+    if not device.startswith("cuda"):
+        return host_batch(windows, pinned=False)
+    x, y = host_batch(windows, pinned=True)
+    return copy_to_device(x, device), copy_to_device(y, device)
+
+
+def copy_to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
+    """The host-to-device copy of a batch tensor (its own function: the test of contiguous hand-offs
+    watches it)."""
+    return tensor.to(device, non_blocking=True)
 
 
 class BatchLoader:
@@ -67,15 +96,7 @@ class BatchLoader:
         data = np.memmap(self.path, dtype=np.uint16, mode="r")
         starts = self.offsets(self.global_index(index))
         windows = check_token_ids(np.stack([data[o:o + self.block_size + 1] for o in starts]), self.path)
-        windows = windows.astype(np.int64)
-        buf = torch.from_numpy(windows)  # (B, T + 1)
-        x, y = buf[:, :-1], buf[:, 1:]  # inputs and next-token targets, each (B, T)
-        if self.cuda:
-            x = x.pin_memory().to(self.device, non_blocking=True)
-            y = y.pin_memory().to(self.device, non_blocking=True)
-        else:
-            x, y = x.contiguous(), y.contiguous()
-        return x, y
+        return to_device(windows, self.device)  # inputs and next-token targets, each (B, T) int64
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch at `position` (prefetched if `prefetch` was called), then position += 1."""

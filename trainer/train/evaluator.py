@@ -37,6 +37,7 @@ import torch
 
 from trainer.data.bpb import bits_per_byte, target_bytes
 from trainer.data.dataset import check_token_ids
+from trainer.data.batches import to_device
 from trainer.train.distributed import Dist
 
 
@@ -109,17 +110,19 @@ class Evaluator:
 
     def batches(self, split: str):
         """(x, y, windows) for each batch of this rank's fixed windows of the split; x, y (B, T) int64 on the
-        device."""
+        device, B always batch_size: a last, shorter batch is padded with copies of its first window whose
+        targets are -1 (the loss ignores them), so a compiled model sees one shape, never a third graph or a
+        dynamic batch dimension. `windows` counts the real ones."""
         windows = self._windows[split]
         for start in range(0, len(windows), self.batch_size):
-            buf = torch.from_numpy(windows[start:start + self.batch_size].astype(np.int64))  # (B, T + 1)
-            x, y = buf[:, :-1], buf[:, 1:]
-            if self.device.startswith("cuda"):
-                x = x.pin_memory().to(self.device, non_blocking=True)
-                y = y.pin_memory().to(self.device, non_blocking=True)
-            else:
-                x, y = x.contiguous(), y.contiguous()
-            yield x, y, len(buf)
+            chunk = windows[start:start + self.batch_size]  # (n, T + 1) uint16
+            n = len(chunk)
+            if n < self.batch_size:
+                chunk = np.concatenate([chunk, np.repeat(chunk[:1], self.batch_size - n, axis=0)])
+            x, y = to_device(chunk, self.device)
+            if n < self.batch_size:
+                y[n:] = -1  # ignore_index of the model's loss: the padding adds no target
+            yield x, y, n
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> EvalResult:
@@ -134,7 +137,7 @@ class Evaluator:
                 for x, y, n in self.batches(split):
                     with self.autocast:
                         _, loss = model(x, y)  # mean over the batch's n x T targets
-                    total += loss.float() * n  # = the sum of its n windows' mean losses
+                    total += loss.float() * n  # = the sum of its n windows' mean losses (padding has no target)
                 # a fill on the device, not a copy from the host (which would wait for the queued forwards)
                 parts += [total, torch.full((), float(len(self.mine[split])), device=self.device)]
             sums = self.ranks.sum(torch.stack(parts))  # (4,): every rank's share added (no-op for one process)
