@@ -112,6 +112,9 @@ class RunConfig:
     """"auto" (bf16 on CUDA where supported, else fp16; fp32 on CPU), "bfloat16", "float16", "float32"."""
     compile: bool | None = None
     """torch.compile the model; None means on for CUDA, off for CPU (it costs ~40 s a model on CPU)."""
+    compile_mode: str = "default"
+    """torch.compile's mode: "default", or "max-autotune-no-cudagraphs" (autotuned kernels; a longer first
+    compile) (trainer.train.compiling)."""
     seed: int = 1337
 
     # --- data ---
@@ -207,6 +210,8 @@ class RunConfig:
             raise bad("muon_lr", "must be above 0 and at most 1 (speed runs use 0.02 to 0.05)")
         if not (0.0 <= self.muon_momentum < 1.0):
             raise bad("muon_momentum", "must be at least 0 and below 1 (0.95 is usual)")
+        if self.compile_mode not in ("default", "max-autotune-no-cudagraphs"):
+            raise bad("compile_mode", 'must be "default" or "max-autotune-no-cudagraphs"')
         if self.dtype not in ("auto", "bfloat16", "float16", "float32"):
             raise bad("dtype", 'must be "auto", "bfloat16", "float16" or "float32"')
         if not DEVICE_NAMES.fullmatch(self.device):

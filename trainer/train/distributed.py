@@ -100,6 +100,14 @@ class Dist:
             dist.destroy_process_group()
             self.owns_group = False
 
+    def dropout_seed(self, seed: int, iter_num: int) -> int | None:
+        """The torch seed this rank draws dropout from after the model is built (at iteration 0) or resumed
+        (at iter_num), so the ranks' masks differ (nanoGPT seeds 1337 + rank); None for one process, which
+        keeps the seed it built the model with. Distinct for every (rank, iteration) pair."""
+        if not self.active:
+            return None
+        return seed + self.rank + self.world_size * iter_num
+
     # --- the model ---------------------------------------------------------------------------------------
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """DDP over the (compiled) model; without a process group the model itself."""

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from trainer.observe import events as ev
-from trainer.train.oom import free_device_memory, is_out_of_memory, out_of_memory_error, smaller_micro_batch
+from trainer.train.oom import (forget_unscaled, free_device_memory, is_out_of_memory, out_of_memory_error,
+                                smaller_micro_batch)
 from trainer.data.batches import TRAIN_STREAM, BatchLoader
 from trainer.train.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
 from trainer.train.checkpointer import Checkpointer, checkpoint_payload
@@ -44,6 +45,7 @@ from trainer.train.schedule import describe_schedule_change, lr_at
 from trainer.data.bpb import token_byte_lengths
 from trainer.train.evaluator import EvalResult, Evaluator
 from trainer.train.live_figures import LiveFigures
+from trainer.train.compiling import compile_model, fallback_warning
 from trainer.train.bad_steps import BadSteps, TrainingDiverged
 
 
@@ -111,6 +113,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(info.device.split(":")[0], enabled=self.precision == "float16")
 
         self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
+        if (seed := self.dist.dropout_seed(cfg.seed, 0)) is not None:
+            torch.manual_seed(seed)  # the weights above start equal on every rank; dropout masks differ
         self.sampler = Sampler(self.raw_model, device=self.device, precision=self.precision, emit=self.emit)
         asked = getattr(self.controls, "inner", self.controls)  # this process's own stop flag, not yet agreed
         self.hellaswag = HellaSwagAtBoundary(cfg, self.device, self.precision, self.emit, self.warn, self.eta,
@@ -132,13 +136,8 @@ class Trainer:
             self._load_resume_state()
         self.start_iter = self.iter_num
 
-        want_compile = cfg.compile if cfg.compile is not None else info.is_cuda
-        self.model, self.compiled = self.raw_model, False
-        if want_compile:
-            try:
-                self.model, self.compiled = torch.compile(self.raw_model), True
-            except Exception as err:  # noqa: BLE001 - any compiler failure means: run eager
-                self.warn(f"torch.compile failed ({type(err).__name__}: {err}); running eager (slower)")
+        self.model, self.compiled = compile_model(self.raw_model, wanted=cfg.compile if cfg.compile is not None
+                                                  else info.is_cuda, mode=cfg.compile_mode, warn=self.warn)
         self.model = self.dist.wrap(self.model)  # DDP over the compiled model (several ranks only)
 
     def _load_resume_state(self) -> None:
@@ -161,7 +160,9 @@ class Trainer:
             if note:
                 self.warn(note)
         if "rng" in ckpt:
-            restore_rng_state(ckpt["rng"])
+            restore_rng_state(ckpt["rng"])  # rank 0's, saved alone: each rank's own stream follows
+        if (seed := self.dist.dropout_seed(self.config.seed, self.iter_num)) is not None:
+            torch.manual_seed(seed)
 
     # --- the run -----------------------------------------------------------------------------------------
     def run(self) -> str:
@@ -267,26 +268,35 @@ class Trainer:
         try:
             return self._step(lr)
         except Exception as err:
-            if is_out_of_memory(err):  # torch's OutOfMemoryError, or a RuntimeError from cuBLAS or compiled code
-                self._recover_from_oom(err)
-            elif not self.compiled or isinstance(err, FwtuiError):
-                raise
-            else:
-                self._fall_back_to_eager(err)
+            failure = self._triage(err)
+        # Recovered here, outside the except block: there the traceback still held the failed step's frames
+        # and their tensors (activations, logits), so emptying the cache freed nothing.
+        self._recover(failure)
         self.loader.load_state({"position": position})  # retry the same step on the same batches
         return self._guarded_step(lr)
 
-    def _fall_back_to_eager(self, err: Exception) -> None:
-        # torch.compile fails lazily, at the first forward or backward (or a recompile at eval).
+    def _triage(self, err: Exception) -> tuple[str, str, str]:
+        """What to do about a failed step or evaluation, as plain strings that hold no tensor: ("oom" or
+        "compile", the error's type name, its message). Anything else is raised again."""
+        if is_out_of_memory(err):  # torch's OutOfMemoryError, or a RuntimeError from cuBLAS or compiled code
+            return "oom", type(err).__name__, str(err)
+        if not self.compiled or isinstance(err, FwtuiError):
+            raise err
+        return "compile", type(err).__name__, str(err)
+
+    def _recover(self, failure: tuple[str, str, str]) -> None:
+        kind, name, message = failure
         self.optimizer.zero_grad(set_to_none=True)
+        forget_unscaled(self.scaler)  # fp16: a failure after unscale_ would fail the retry's unscale_
+        if kind == "oom":
+            return self._recover_from_oom()
+        # torch.compile fails lazily, at the first forward or backward (or a recompile at eval): eager from here
         self.model, self.compiled = self.dist.wrap(self.raw_model), False
         self.eta.skip_next(2)
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        self.warn(f"torch.compile failed ({type(err).__name__}: {first}); continuing eager (slower)")
+        self.warn(fallback_warning(name, message))
 
-    def _recover_from_oom(self, err: BaseException) -> None:
+    def _recover_from_oom(self) -> None:
         cfg = self.config
-        self.optimizer.zero_grad(set_to_none=True)
         free_device_memory()
         b, a = cfg.batch_size, cfg.gradient_accumulation_steps
         smaller = smaller_micro_batch(b)
@@ -377,13 +387,9 @@ class Trainer:
             try:
                 result = self._evaluate()
                 break
-            except Exception as err:
-                if is_out_of_memory(err):  # as in a step: one clear error, or (--auto-batch) smaller
-                    self._recover_from_oom(err)
-                elif not self.compiled or isinstance(err, FwtuiError):
-                    raise
-                else:
-                    self._fall_back_to_eager(err)
+            except Exception as err:  # as in a step: one clear error, or (--auto-batch) smaller, or eager
+                failure = self._triage(err)
+            self._recover(failure)  # outside the except block (see _guarded_step)
         seconds = time.perf_counter() - t0
         self.eta.add_eval(seconds)
         losses = self.last_losses = result.losses

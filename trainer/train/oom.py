@@ -1,4 +1,5 @@
-"""Recognising an out-of-memory error, and clearing up after one (the loop and the batch finder share these)."""
+"""Recognising an out-of-memory error, clearing up after one (the loop and the batch finder share these), the
+micro-batch to retry with or the one clear error, and a GradScaler reset for the retry."""
 
 from __future__ import annotations
 
@@ -24,6 +25,20 @@ def is_out_of_memory(err: BaseException) -> bool:
         pass
     text = str(err).lower()
     return isinstance(err, RuntimeError) and ("out of memory" in text or any(s in text for s in CPU_ALLOCATOR_FAILURES))
+
+
+def forget_unscaled(scaler) -> None:
+    """Put a GradScaler back to "nothing recorded this step" after a step that failed part-way: an
+    out-of-memory error after `scaler.unscale_(optimizer)` leaves that optimizer marked unscaled, and the
+    retry's unscale_ would raise "unscale_() has already been called". This is what `update()` does at a
+    step's end, without changing the scale (the failed step said nothing about overflow)."""
+    if not scaler.is_enabled():
+        return
+    from collections import defaultdict
+
+    from torch.amp.grad_scaler import _refresh_per_optimizer_state  # torch's own fresh state (private)
+
+    scaler._per_optimizer_states = defaultdict(_refresh_per_optimizer_state)
 
 
 def free_device_memory() -> None:
