@@ -112,9 +112,7 @@ class RunConfig:
     """"auto" (bf16 on CUDA where supported, else fp16; fp32 on CPU), "bfloat16", "float16", "float32"."""
     compile: bool | None = None
     """torch.compile the model; None means on for CUDA, off for CPU (it costs ~40 s a model on CPU)."""
-    compile_mode: str = "default"
-    """torch.compile's mode: "default", or "max-autotune-no-cudagraphs" (autotuned kernels; a longer first
-    compile) (trainer.train.compiling)."""
+    compile_mode: str = "default"  # torch.compile's mode, or "max-autotune-no-cudagraphs" (trainer.train.compiling)
     seed: int = 1337
 
     # --- data ---
@@ -180,8 +178,7 @@ class RunConfig:
         if self.vocab_size < 50257:
             raise bad("vocab_size", "must hold GPT-2's 50257 tokens (50304 pads it for speed)")
         for name in ("learning_rate", "min_lr"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
+            if not math.isfinite(value := getattr(self, name)) or value < 0:
                 raise bad(name, "must be a finite number, 0 or more")
         if self.learning_rate == 0 or self.learning_rate > 1.0:
             raise bad("learning_rate", "must be above 0 and at most 1 (GPT-2 sizes use 1e-4 to 1e-3)")
@@ -189,12 +186,10 @@ class RunConfig:
             raise bad("min_lr", f"must not exceed learning_rate ({self.learning_rate})")
         # A warm-up as long as the run, or lr_decay_iters <= warmup_iters, is no error: lr_at is defined for
         # both (nanoGPT runs them); trainer.train.schedule.schedule_warnings says what such a schedule does.
-        if not (0.0 <= self.dropout < 1.0) or not math.isfinite(self.dropout):
-            raise bad("dropout", "must be at least 0 and below 1")
         if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
             raise bad("weight_decay", "must be a finite number, 0 or more")
-        for name in ("beta1", "beta2"):
-            if not (0.0 <= getattr(self, name) < 1.0):
+        for name in ("dropout", "beta1", "beta2"):
+            if not (0.0 <= getattr(self, name) < 1.0):  # NaN fails the comparison too
                 raise bad(name, "must be at least 0 and below 1")
         if not math.isfinite(self.grad_clip) or self.grad_clip < 0:
             raise bad("grad_clip", "must be a finite number, 0 (off) or more")

@@ -26,11 +26,11 @@ def compile_model(model: torch.nn.Module, *, wanted: bool, mode: str,
     try:
         return torch.compile(model, mode=None if mode == "default" else mode), True
     except Exception as err:  # noqa: BLE001 - any compiler failure means: run eager
-        warn(fallback_warning(type(err).__name__, str(err), at="setup"))
+        warn(fallback_warning(type(err).__name__, str(err), at_setup=True))
         return model, False
 
 
-def fallback_warning(name: str, message: str, at: str = "its first call") -> str:
-    """The one line a run says when it goes on eager after a compiler failure."""
+def fallback_warning(name: str, message: str, at_setup: bool = False) -> str:
+    """The one line a run says when it goes on eager after a compiler failure (at setup: before any step)."""
     first = message.strip().splitlines()[0][:200] if message.strip() else ""
-    return f"torch.compile failed at {at} ({name}: {first}); continuing eager (slower)"
+    return f"torch.compile failed ({name}: {first}); {'running' if at_setup else 'continuing'} eager (slower)"
