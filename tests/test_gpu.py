@@ -97,12 +97,19 @@ def test_compiled_run_keeps_static_shapes_and_never_falls_back(pattern_data, tmp
 
 
 def test_compile_in_a_worker_thread_as_the_app_does(pattern_data, tmp_path):
-    # The app's engine worker is a thread: dynamo and inductor must compile off the main thread too.
+    # The app's engine worker is a thread: dynamo and inductor must compile off the main thread too. Dynamo
+    # keeps compiled code across model instances, so without a reset this thread would replay the graphs the
+    # test before compiled on the main thread; the counter proves the thread compiled its own.
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
     box: dict = {}
 
     def work():
         try:
             box["result"] = train(pattern_data, tmp_path, gpu(compile=True, max_iters=10, eval_interval=5))
+            box["frames"] = counters["stats"]["unique_graphs"]
         except BaseException as err:  # noqa: BLE001 - reported by the assertion below
             box["error"] = err
 
@@ -113,6 +120,19 @@ def test_compile_in_a_worker_thread_as_the_app_does(pattern_data, tmp_path):
     assert "error" not in box, repr(box.get("error"))
     rec, trainer, reason = box["result"]
     assert reason == "completed" and trainer.compiled is True, warnings_of(rec)
+    assert box["frames"] >= 2, box["frames"]  # the step's graph and the evaluation's, compiled in the thread
+
+
+def test_batches_reach_the_gpu_from_contiguous_pinned_host_buffers(pattern_data):
+    from trainer.data.batches import host_batch
+    import numpy as np
+
+    windows = np.arange(4 * 33, dtype=np.uint16).reshape(4, 33)
+    x, y = host_batch(windows, pinned=True)
+    assert x.is_pinned() and y.is_pinned() and x.is_contiguous() and y.is_contiguous()
+    gx = x.to("cuda", non_blocking=True)
+    torch.cuda.synchronize()
+    assert torch.equal(gx.cpu(), torch.from_numpy(windows[:, :-1].astype(np.int64)))
 
 
 def test_resume_on_the_gpu_is_bitwise_equal(pattern_data, tmp_path):

@@ -82,7 +82,7 @@ def test_dry_run_lists_the_stages_checks_its_files_and_writes_nothing(tmp_path):
     assert any(line.startswith("extra batch-sweep") and "--batch-sweep" in line for line in lines)
     assert all(": present" in line for line in lines if line.startswith("check file "))
     assert "check imports: the engine and the bench scripts import without textual" in result.stdout
-    assert "check pytest -m gpu: 12 tests collected" in result.stdout
+    assert "check pytest -m gpu: 13 tests collected" in result.stdout
     assert sum(line.startswith("check hellaswag file: ") for line in lines) == 1  # found, or how to supply it
     assert result.stdout.rstrip().endswith("dry run: every check passed")
     assert not out.exists()

@@ -165,3 +165,25 @@ def test_each_rank_draws_its_own_dropout_stream():
     seeds = {(r.rank, it): r.dropout_seed(1337, it) for r in ranks for it in (0, 1, 2, 500)}
     assert len(set(seeds.values())) == len(seeds)  # distinct for every rank and resume point
     assert seeds[(0, 0)] == 1337 and seeds[(3, 0)] == 1340  # nanoGPT's 1337 + rank
+
+
+def test_ranks_agree_on_controls_at_log_points_not_every_step(pattern_data, tmp_path, monkeypatch):
+    # The agreement's all_gather is read on the host: a device wait. Several ranks hold SharedControls; here
+    # one process stands in for them with Controls that count the agreements.
+    from trainer.train.controls import Controls
+
+    class CountingControls(Controls):
+        def __init__(self):
+            super().__init__()
+            self.agreed_at: list[int] = []
+            self.positions: list[int] = []
+
+        def sync(self, position):
+            self.agreed_at.append(position)
+
+    monkeypatch.setattr(loop, "SharedControls", CountingControls)
+    controls = CountingControls()
+    _, _, reason = train(pattern_data, tmp_path, tiny(max_iters=10, log_interval=5, eval_interval=100),
+                         controls=controls)
+    assert reason == "completed"
+    assert controls.agreed_at == [0, 5, 10]  # boundaries 0, 5 and 10 (positions: one batch a step)

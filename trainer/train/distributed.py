@@ -13,7 +13,9 @@ Each process runs the same Trainer; what differs is here:
 - `mean`: SUM then divide (gloo's ReduceOp.AVG is missing or wrong in some torch versions); `sum` for
   the evaluation's and HellaSwag's per-rank sums and counts (each rank scores its share of the windows
   or examples: rank r takes r, r+N, r+2N, ...).
-- `SharedControls`: at each step boundary one small all_gather carries rank 0's decisions (stop, pause,
+- `SharedControls`: at the boundaries `agreement_due` names (the start, log points, evaluations,
+  HellaSwag, the end: not every step, whose host read would stall the device's queue) one small
+  all_gather carries rank 0's decisions (stop, pause,
   evaluate, checkpoint, hellaswag, number of samples) and every rank's data position, so every rank does
   the same thing at the same boundary and none waits forever. A stop asked of any rank (SIGTERM from
   torchrun reaches them all) stops every rank.
@@ -188,7 +190,7 @@ REQUEST_FLAGS = tuple(f.name for f in fields(Requests) if f.type in (bool, "bool
 
 
 class SharedControls:
-    """The Controls one rank's Trainer reads: rank 0's decisions, agreed at each boundary by `sync()`.
+    """The Controls one rank's Trainer reads: rank 0's decisions, agreed by `sync()` at the boundaries `agreement_due` names.
 
     Rank 0 wraps the run's real Controls (the app, the control channel, signals feed it); the other ranks
     wrap their own (only signals feed them). Samples are written by rank 0 alone (its unwrapped model);
@@ -249,6 +251,15 @@ class SharedControls:
             self.inner.wait_while_paused(timeout)
         self.sync(self.positions[self.dist.rank] if self.positions else 0)
         return self._paused and not self._stop
+
+
+def agreement_due(it: int, config, start_iter: int) -> bool:
+    """Whether the ranks agree on the controls at boundary `it`: at the start, log points, evaluations,
+    HellaSwag scorings and the end, where the host waits for the device anyway. Not at every step: the
+    agreement's all_gather is read on the host, a wait for the device that would stall each step's queue.
+    A stop, pause or request is then acted on within log_interval steps."""
+    return (it == start_iter or it % config.log_interval == 0 or it % config.eval_interval == 0
+            or it >= config.max_iters or bool(config.hellaswag_interval and it % config.hellaswag_interval == 0))
 
 
 def shared_controls(controls: Controls, rank_dist: Dist) -> Controls | SharedControls:

@@ -32,7 +32,7 @@ from trainer.train.sampler import Sampler
 from trainer.train.hellaswag import HellaSwagAtBoundary
 from trainer.config import RunConfig
 from trainer.train.controls import Controls, Requests
-from trainer.train.distributed import Dist, SharedControls, shared_controls
+from trainer.train.distributed import Dist, SharedControls, agreement_due, shared_controls
 from trainer.errors import FwtuiError
 from trainer.model.formulas import figures_for
 from trainer.observe.hardware import DeviceInfo, detect_device
@@ -342,7 +342,7 @@ class Trainer:
         """Evaluations, checkpoints and controls between steps; True when the run must stop here."""
         cfg = self.config
         self.checkpointer.poll()  # a write that finished since the last boundary: its event goes out now
-        if isinstance(self.controls, SharedControls):  # several ranks: the boundary's one collective
+        if isinstance(self.controls, SharedControls) and agreement_due(it, cfg, self.start_iter):  # several ranks
             self.controls.sync(self.loader.position)
             self.loader.rank_positions = self.controls.positions
         resumed_here = self.resume and it == self.start_iter  # evaluated and saved just before the stop
