@@ -76,3 +76,22 @@ def test_the_per_parameter_terms_are_the_config_figures(gpt2):
     assert handed.breakdown["weights"] == figures.weight_bytes
     assert handed.breakdown["autocast_weights"] == figures.autocast_copy_bytes == 2 * n
     assert largest_fitting_batch(gpt2, 12 * 1024**3, figures=figures) == largest_fitting_batch(gpt2, 12 * 1024**3)
+
+
+def test_muons_step_copies_count_where_they_outgrow_the_backward_peak():
+    # MuonWithAdamW's sync-free skip on a GPU updates copies of each group's weights and state: at a small
+    # micro-batch those outlive nothing bigger, and the estimate must hold them.
+    from trainer.config import apply_overrides
+    from trainer.plan.memory import SKIP_COPY_BYTES_ADAMW, SKIP_COPY_BYTES_MUON
+
+    modern = apply_overrides(load_preset("gpt2-124m"), ["recipe=modern"])  # as gpu_check's modern-124m
+    params = figures_for(modern).params
+    assert params.muon > 0
+    small = estimate_memory(modern, batch_size=1, on_cuda=True)
+    copies = max(SKIP_COPY_BYTES_MUON * params.muon, SKIP_COPY_BYTES_ADAMW * (params.total - params.muon))
+    assert small.breakdown["optimizer_step"] == copies - small.breakdown["activations"] - small.breakdown["logits"] > 0
+    assert sum(v for k, v in small.breakdown.items()) == small.total_bytes
+    assert estimate_memory(modern, batch_size=32, on_cuda=True).breakdown["optimizer_step"] == 0  # under the backward's
+    assert estimate_memory(modern, batch_size=1, on_cuda=False).breakdown["optimizer_step"] == 0  # CPU: no copies
+    nanogpt = load_preset("gpt2-124m")
+    assert estimate_memory(nanogpt, batch_size=1, on_cuda=True).breakdown["optimizer_step"] == 0  # fused AdamW

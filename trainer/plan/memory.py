@@ -16,6 +16,13 @@ backward pass, when every saved activation and the logits are still alive. The t
   `.float()`. Eager: bf16 logits 2 (the caller holds them) + fp32 log-softmax saved for backward 4 + fp32
   gradients made at the start of backward 4 + 4 = 14 bytes an element at the peak. Compiled
   (torch.compile fuses the upcast, softmax and loss): bf16 logits 2 + bf16 gradient 2 = 4. fp32 eager: 16.
+- the modern recipe's optimizer step on a GPU (MuonWithAdamW's sync-free skip of a non-finite step): each
+  group updates copies of its weights and state and `torch.where` keeps either, so while a group steps
+  its copies and temporaries live beside everything persistent: ≈ 16 bytes a Muon matrix parameter
+  (weight and momentum copies, the Nesterov update, the stacked orthogonalisation input) and ≈ 20 an
+  AdamW one (weight, step, two moments, and the update's two temporaries), one group at a time. The
+  activations and logits are gone by then, so only the step's excess over them counts
+  ("optimizer_step", usually 0: it shows at small micro-batches). The fused AdamW skips in its kernel.
 - the caching allocator's fragmentation: a margin of 10% over the tensors above.
 - the CUDA context (kernels, cuBLAS and cuDNN handles), ≈ 0.4 GB, outside `max_memory_reserved()`.
 
@@ -40,6 +47,8 @@ LOGIT_BYTES_EAGER_16BIT = 14  # bf16 logits 2 + fp32 log-softmax 4 + fp32 gradie
 LOGIT_BYTES_COMPILED_16BIT = 4  # bf16 logits 2 + bf16 gradient 2 (upcast and loss fused)
 LOGIT_BYTES_FP32 = 16  # fp32 logits 4 + log-softmax 4 + gradients 4 + 4
 FRAGMENTATION_MARGIN = 0.10  # caching allocator: reserved over allocated
+SKIP_COPY_BYTES_MUON = 16  # a Muon matrix parameter's step copies and temporaries (see above)
+SKIP_COPY_BYTES_ADAMW = 20  # an AdamW parameter's, in MuonWithAdamW
 CUDA_CONTEXT_BYTES = 400 * 1024**2  # ≈ 0.3–0.5 GB on recent drivers (REFERENCE.md section 5)
 
 
@@ -97,6 +106,11 @@ def estimate_memory(config: RunConfig, *, batch_size: int | None = None, on_cuda
         "activations": config.n_layer * per_layer,
         "logits": logit_bytes * b * s * v,
     }
+    # Muon's step copies (CUDA only: on the CPU the skip is decided on the host and nothing is copied)
+    step_copies = (max(SKIP_COPY_BYTES_MUON * figures.params.muon,
+                       SKIP_COPY_BYTES_ADAMW * (figures.params.total - figures.params.muon))
+                   if on_cuda and figures.params.muon else 0)
+    breakdown["optimizer_step"] = max(0, step_copies - breakdown["activations"] - breakdown["logits"])
     tensors = sum(breakdown.values())
     breakdown["fragmentation"] = int(FRAGMENTATION_MARGIN * tensors)
     allocator = tensors + breakdown["fragmentation"]
