@@ -44,6 +44,7 @@ from trainer.train.loop import Trainer  # noqa: E402
 from trainer.observe.metrics import memory_stats, mfu  # noqa: E402
 from trainer.model.gpt import GPT, ModelArgs  # noqa: E402
 from trainer.model.precision import autocast_for  # noqa: E402
+from trainer.plan.fit import fit_to_card  # noqa: E402
 from trainer.plan.memory import accumulation_for, estimate_memory, largest_fitting_batch  # noqa: E402
 from trainer.train.oom import free_device_memory, is_out_of_memory  # noqa: E402
 from trainer.train.optimizers import MuonWithAdamW, build_optimizer  # noqa: E402
@@ -247,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
                                       f"warmup_iters={min(config.warmup_iters, total - 1)}",
                                       *args.overrides])
     info = detect_device(config.device, args.peak_tflops)
+    if info.is_cuda and not args.batch_sweep:  # the micro-batch a run on this card starts with (trainer.plan.fit)
+        config, fitted = fit_to_card(config, info.memory_bytes, bf16_supported=info.bf16, overrides=args.overrides,
+                                     card=f"the {info.name}")
+        if fitted:
+            say(f"fitted        {fitted}")
     say(f"bench/train.py {config.name} · torch {torch.__version__} · {info.name} ({info.device}) · "
         f"{torch.get_num_threads()} threads · {config.n_layer}/{config.n_head}/{config.n_embd} block "
         f"{config.block_size} · {flops_per_token(config) / 1e6:.1f} MFLOP/token · recipe {config.recipe}")

@@ -76,7 +76,11 @@ def test_gpt2_on_an_h100_from_a_cpu_machine(capsys):
     n = gpt2_params()
     assert plan["params_with_embeddings"] == n
     assert plan["planned_for"] == "card" and plan["device_name"] == "H100 SXM"
-    assert plan["est_memory_bytes"] == card_memory(12, n)  # bf16, not the 41.5 GB of fp32 on a CPU
+    # The micro-batch fitted to the card (trainer.plan.fit): 60 x 8, not the preset's 12 x 40, same tokens.
+    assert plan["est_memory_bytes"] == card_memory(60, n)  # bf16, not fp32 as on a CPU
+    assert plan["notes"][1].startswith("micro-batch 60 x 8 accumulation fitted to the H100 SXM")
+    kept = plan_json(capsys, "--preset", "gpt2-124m", "--gpu", "H100", "--set", "batch_size=12")
+    assert kept["est_memory_bytes"] == card_memory(12, n)
     assert plan["device_memory_bytes"] == 80 * GIB
     largest = max(b for b in range(1, 400) if card_memory(b, n) <= 80 * GIB)
     assert plan["max_fitting_batch"] == largest

@@ -171,11 +171,20 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("--probe runs real training steps on a CUDA device and none is visible here; "
                           "the plan's memory estimate gives the largest batch without one")
     tokens, exact, data_how = dataset_size(args.data, config.text_column, config.val_fraction)
+    fitted = None
     if args.probe:
         config = probe(config, device, args)  # the plan below is for the fitted micro-batch
+    elif device.is_cuda:  # as a run on this card would start (trainer.plan.fit)
+        from trainer.plan.fit import fit_to_card
+
+        config, fitted = fit_to_card(config, device.memory_bytes, bf16_supported=device.bf16,
+                                     overrides=args.overrides, world_size=getattr(args, "gpus", None) or 1,
+                                     card=f"the {device.name}")
     plan = make_plan(config, dataset_tokens=tokens, dataset_tokens_exact=exact, device_name=device.name,
                      device_memory_bytes=device.memory_bytes, peak_flops=peak, peak_source=peak_source,
                      price_per_kwh=args.price_kwh, bf16_supported=device.bf16)
+    if fitted:
+        plan.notes.insert(0, fitted)
     if card:
         from trainer.plan.target import memory_source
 

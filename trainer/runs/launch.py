@@ -178,20 +178,38 @@ def run_training(request: RunRequest, sink: ev.EventSink, controls: Controls | N
     controls = controls or Controls()
     config = resolve_config(request)
     ranks = Dist.from_env()  # torchrun's RANK and WORLD_SIZE (trainer.train.distributed); one process without
+    config, fitted = fit_batch(request, config, ranks.world_size)
+    notes = [fitted] if fitted else []
     if not ranks.active:
-        return _run(request, config, sink, controls, ranks)
+        return _run(request, config, sink, controls, ranks, notes)
     ranks.split_accumulation(config.gradient_accumulation_steps)  # a count that does not divide: one line
     ranks.start(config.device)
     try:
         ranks.gather_names(detect_device(config.device, request.peak_tflops).name)
         if ranks.is_main:
-            return _run(request, config, sink, controls, ranks)
+            return _run(request, config, sink, controls, ranks, notes)
         return _follow_rank0(request, config, sink, controls, ranks)
     finally:
         ranks.stop()
 
 
-def _run(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: Controls, ranks: Dist) -> Path:
+def fit_batch(request: RunRequest, config: RunConfig, world_size: int) -> tuple[RunConfig, str | None]:
+    """A new run on CUDA: the micro-batch fitted to the card (trainer.plan.fit), with the line that says so;
+    a resume keeps what ran, and CPU runs keep the preset's."""
+    if request.resume:
+        return config, None
+    from trainer.observe.hardware import detect_device
+    from trainer.plan.fit import fit_to_card
+
+    info = detect_device(config.device, request.peak_tflops)
+    if not info.is_cuda:
+        return config, None
+    return fit_to_card(config, info.memory_bytes, bf16_supported=info.bf16, overrides=request.overrides,
+                       world_size=world_size, card=f"the {info.name}")
+
+
+def _run(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: Controls, ranks: Dist,
+         notes: list[str] = ()) -> Path:
     """The run on one process, or on rank 0 of several: rank 0 alone takes the lock, writes config.toml,
     events.jsonl and ckpt.pt and serves control/; once the data is ready it tells the other ranks where."""
     told = False
@@ -220,7 +238,7 @@ def _run(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: C
             channel = _open_control_channel(run_dir, controls, out)
             for orphan in remove_orphan_temps(run_dir):
                 out(ev.Warning(message=f"removed {orphan.name}, left by a checkpoint save that was interrupted"))
-            for message in schedule_warnings(config):
+            for message in [*notes, *schedule_warnings(config)]:
                 out(ev.Warning(message=message))
             if not request.resume:
                 write_config(run_dir, config)  # now, so `fwtui runs` names the preset while data is prepared
