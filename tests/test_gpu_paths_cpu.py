@@ -17,6 +17,7 @@ from torch._dynamo.testing import CompileCounterWithBackend
 
 import trainer.train.compiling as compiling
 import trainer.train.loop as loop
+import trainer.train.recovery as recovery
 from trainer.config import RunConfig, apply_overrides, config_to_toml
 from trainer.errors import ConfigError
 from trainer.observe import events as ev
@@ -124,14 +125,14 @@ def test_out_of_memory_frees_the_failed_step_after_leaving_the_except_block(patt
         return original(self, lr)
 
     seen = []
-    real_free = loop.free_device_memory
+    real_free = recovery.free_device_memory
 
     def free():
         seen.append((sys.exc_info()[0], held["ref"]() is None))  # still handling? the tensors gone?
         real_free()
 
     monkeypatch.setattr(Trainer, "_step", step)
-    monkeypatch.setattr(loop, "free_device_memory", free)
+    monkeypatch.setattr(recovery, "free_device_memory", free)
     rec, trainer, reason = train(pattern_data, tmp_path, tiny(max_iters=4, batch_size=4), auto_batch=True)
     assert reason == "completed" and trainer.config.batch_size == 2
     assert seen == [(None, True)]

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 
 from trainer.observe import events as ev
-from trainer.train.oom import (forget_unscaled, free_device_memory, is_out_of_memory, out_of_memory_error,
-                                smaller_micro_batch)
+from trainer.train.recovery import Recovery
 from trainer.data.batches import TRAIN_STREAM, BatchLoader
 from trainer.train.checkpoint import CKPT_FILE, load_checkpoint, restore_rng_state
 from trainer.train.checkpointer import Checkpointer, checkpoint_payload
@@ -33,7 +32,6 @@ from trainer.train.hellaswag import HellaSwagAtBoundary
 from trainer.config import RunConfig
 from trainer.train.controls import Controls, Requests
 from trainer.train.distributed import Dist, SharedControls, agreement_due, shared_controls
-from trainer.errors import FwtuiError
 from trainer.model.formulas import figures_for
 from trainer.observe.hardware import DeviceInfo, detect_device
 from trainer.observe.metrics import EtaEstimator, StepMetrics
@@ -45,11 +43,11 @@ from trainer.train.schedule import describe_schedule_change, lr_at
 from trainer.data.bpb import token_byte_lengths
 from trainer.train.evaluator import EvalResult, Evaluator
 from trainer.train.live_figures import LiveFigures
-from trainer.train.compiling import compile_model, fallback_warning
+from trainer.train.compiling import compile_model
 from trainer.train.bad_steps import BadSteps, TrainingDiverged
 
 
-class Trainer:
+class Trainer(Recovery):
     def __init__(self, config: RunConfig, data: PreparedLike, run_dir: str | Path, *, sink: ev.EventSink,
                  controls: Controls | None = None, device_info: DeviceInfo | None = None,
                  peak_tflops: float | None = None, resume: bool = False, auto_batch: bool = False,
@@ -274,43 +272,6 @@ class Trainer:
         self._recover(failure)
         self.loader.load_state({"position": position})  # retry the same step on the same batches
         return self._guarded_step(lr)
-
-    def _triage(self, err: Exception) -> tuple[str, str, str]:
-        """What to do about a failed step or evaluation, as plain strings that hold no tensor: ("oom" or
-        "compile", the error's type name, its message). Anything else is raised again."""
-        if is_out_of_memory(err):  # torch's OutOfMemoryError, or a RuntimeError from cuBLAS or compiled code
-            return "oom", type(err).__name__, str(err)
-        if not self.compiled or isinstance(err, FwtuiError):
-            raise err
-        return "compile", type(err).__name__, str(err)
-
-    def _recover(self, failure: tuple[str, str, str]) -> None:
-        kind, name, message = failure
-        self.optimizer.zero_grad(set_to_none=True)
-        forget_unscaled(self.scaler)  # fp16: a failure after unscale_ would fail the retry's unscale_
-        if kind == "oom":
-            return self._recover_from_oom()
-        # torch.compile fails lazily, at the first forward or backward (or a recompile at eval): eager from here
-        self.model, self.compiled = self.dist.wrap(self.raw_model), False
-        self.eta.skip_next(2)
-        self.warn(fallback_warning(name, message))
-
-    def _recover_from_oom(self) -> None:
-        cfg = self.config
-        free_device_memory()
-        b, a = cfg.batch_size, cfg.gradient_accumulation_steps
-        smaller = smaller_micro_batch(b)
-        if not self.auto_batch or smaller is None or self.dist.active:  # ranks must keep one micro-batch shape
-            raise out_of_memory_error(self.info.name, b, cfg.block_size, a) from None
-        new_a = a * b // smaller
-        self.config = cfg.replace(batch_size=smaller, gradient_accumulation_steps=new_a)
-        self.loader.set_batch_size(smaller)
-        self.evaluator.set_batch_size(smaller)  # the same windows, in smaller batches
-        self.eta.skip_next(2)
-        self.warn(f"out of memory at micro-batch {b}: continuing with batch_size {smaller} x "
-                  f"{new_a} accumulation steps (same {cfg.tokens_per_iter:,} tokens per iteration)")
-        if self.on_config_change is not None:
-            self.on_config_change(self.config)
 
     def _check_divergence(self, it: int) -> int:
         """Before a save at boundary `it` (a sync is due): stop on a diverged streak; else bad steps in a row."""
