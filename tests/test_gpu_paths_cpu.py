@@ -188,3 +188,29 @@ def test_ranks_agree_on_controls_at_log_points_not_every_step(pattern_data, tmp_
                          controls=controls)
     assert reason == "completed"
     assert controls.agreed_at == [0, 5, 10]  # boundaries 0, 5 and 10 (positions: one batch a step)
+
+
+def test_ddp_over_the_compiled_model_splits_the_graph_at_its_buckets(tmp_path, compiled_with):
+    # The review feared DDP over the compiled model leaves one backward graph, its all-reduce after it. The
+    # order is torch's advice (compile the inner module, then wrap), and dynamo's DDPOptimizer, seeing the
+    # active DDP module, splits the graph at DDP's 25 MB buckets, so each bucket's all-reduce can start while
+    # the rest of the backward runs. One gloo process stands in for the ranks.
+    import torch.distributed as dist
+
+    from trainer.model.gpt import GPT, ModelArgs
+
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled_with(counter, fullgraph=False)  # DDPOptimizer splits the graph: fullgraph would refuse that
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        model = GPT(ModelArgs(n_layer=2, n_head=2, n_embd=256, block_size=16, vocab_size=50304))  # 51 MB of wte
+        compiled, ok = compiling.compile_model(model, wanted=True, mode="default", warn=print)
+        wrapped = Dist(rank=0, world_size=2, device="cpu").wrap(compiled)  # as Trainer.setup: compile, then DDP
+        assert isinstance(wrapped, torch.nn.parallel.DistributedDataParallel) and ok
+        x = torch.randint(0, 50257, (2, 16))
+        _, loss = wrapped(x, torch.roll(x, -1, 1))
+        loss.backward()
+    finally:
+        dist.destroy_process_group()
+    assert counter.frame_count >= 2, counter.frame_count  # one graph a bucket group, not one for the model
