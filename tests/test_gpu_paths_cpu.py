@@ -214,3 +214,19 @@ def test_ddp_over_the_compiled_model_splits_the_graph_at_its_buckets(tmp_path, c
     finally:
         dist.destroy_process_group()
     assert counter.frame_count >= 2, counter.frame_count  # one graph a bucket group, not one for the model
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ({}, "expandable_segments:True"),
+    ({"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:128"}, "max_split_size_mb:128"),  # the user's, kept
+    ({"PYTORCH_ALLOC_CONF": "expandable_segments:False"}, None),  # torch's newer name: left alone
+])
+def test_the_engine_sets_expandable_segments_before_cuda_unless_the_user_did(given, expected):
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")}
+    code = "import os, trainer; print(os.environ.get('PYTORCH_CUDA_ALLOC_CONF'))"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, **given}, capture_output=True, text=True,
+                         timeout=60, check=True).stdout.strip()
+    assert out == str(expected)
