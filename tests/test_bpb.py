@@ -86,3 +86,21 @@ def test_a_runs_eval_events_carry_bits_per_byte(pattern_data, tmp_path):
     for e in evals:
         assert math.isclose(e.val_bpb, e.val_loss / math.log(2), rel_tol=1e-6)
         assert math.isclose(e.train_bpb, e.train_loss / math.log(2), rel_tol=1e-6)
+
+
+def test_each_rank_counts_the_bytes_of_every_window_not_only_its_share(tmp_path):
+    """With several ranks each evaluates windows r, r+N, ...; bits per byte's denominator is all windows' bytes
+    (every rank the same number), so the all-reduced loss sum over it is the one-process figure."""
+    from trainer.train.distributed import Dist
+
+    enc = get_encoding()
+    tokens = np.array(enc.encode_ordinary((FIRST + " " + SECOND + " ") * 8), dtype=np.uint16)
+    tokens.tofile(tmp_path / "d.bin")
+    args = dict(train_path=tmp_path / "d.bin", val_path=tmp_path / "d.bin", block_size=16, batch_size=2,
+                eval_iters=3, device="cpu", token_bytes=token_byte_lengths())
+    alone = Evaluator(**args)
+    second = Evaluator(**args, ranks=Dist(rank=1, world_size=2))
+    assert len(second.mine["val"]) < len(alone.offsets["val"])  # its share of the windows
+    assert second.target_bytes == alone.target_bytes  # but the bytes of all of them
+    windows = np.stack([tokens[o:o + 17] for o in alone.offsets["val"]])
+    assert alone.target_bytes["val"] == len(enc.decode_bytes(windows[:, 1:].ravel().tolist()))
