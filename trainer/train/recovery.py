@@ -24,7 +24,8 @@ class Recovery:
             return "oom", type(err).__name__, str(err)
         if not self.compiled or isinstance(err, FwtuiError):
             raise err
-        return "compile", type(err).__name__, str(err)
+        inner = getattr(err, "inner_exception", None) or err.__cause__  # dynamo wraps the back end's own error
+        return "compile", type(err).__name__, f"{type(inner).__name__}: {inner}" if inner is not None else str(err)
 
     def _recover(self, failure: tuple[str, str, str]) -> None:
         kind, name, message = failure
