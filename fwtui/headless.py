@@ -142,5 +142,8 @@ class HeadlessPrinter:
     # Failed is not printed: the CLI prints the error itself as one line (`fwtui: error: ...`).
 
     def finished_hint(self, run_dir: Path, reason: str | None) -> None:
+        if reason == "stopped" and not any((run_dir / name).is_file() for name in ("ckpt.pt", "ckpt.prev.pt")):
+            self.line(f"run directory: {run_dir} (stopped before its first checkpoint: the same command continues)")
+            return
         self.line(f"run directory: {run_dir} (continue with: fwtui train --out {run_dir} --resume)"
                   if reason == "stopped" else f"run directory: {run_dir}")

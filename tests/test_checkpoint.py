@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from trainer.train import checkpoint as ck
+from trainer.train.leftovers import recover_temps
 from trainer.errors import CheckpointError
 
 
@@ -135,8 +136,8 @@ def test_orphan_temp_files_are_removed(tmp_path):
     (tmp_path / "ckpt.pt").write_bytes(b"x")
     orphan = tmp_path / f"ckpt.pt{ck.TEMP_MARK}123-456"
     orphan.write_bytes(b"half")
-    removed = ck.remove_orphan_temps(tmp_path)
-    assert removed == [orphan]
+    said = recover_temps(tmp_path)
+    assert said == [f"removed {orphan.name}, left by a checkpoint save that was interrupted (the file is incomplete)"]
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
 
 
@@ -193,7 +194,7 @@ def test_sigkill_during_saves_never_leaves_a_broken_checkpoint(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
-        ck.remove_orphan_temps(tmp_path)
+        recover_temps(tmp_path)
         data = ck.load_checkpoint(path)
         n = data["iter_num"]
         assert n > last and torch.equal(data["model"]["w"], torch.full((256, 1024), float(n)))

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from trainer.observe import events as ev
-from trainer.train.checkpoint import load_checkpoint, remove_orphan_temps
+from trainer.train.checkpoint import load_checkpoint
+from trainer.train.leftovers import recover_temps
 
 from tests.engine_helpers import train
 from tests.tiny_trainer_child import tiny
@@ -63,7 +64,7 @@ def test_kill_9_at_random_moments_always_resumes_from_the_last_complete_checkpoi
         proc.stdout.close()
         if attempt:
             assert first_step == last  # the resumed process started at the checkpoint's iteration
-        remove_orphan_temps(run)
+        recover_temps(run)
         ckpt = load_checkpoint(run)  # complete, loadable with weights_only=True
         assert ckpt["iter_num"] >= max(last, 1)
         last = ckpt["iter_num"]

@@ -117,7 +117,8 @@ class FixedGenerator(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros(1))
         self.continuation = continuation
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, kv_cache=True):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None, kv_cache=True,
+                 stopping=None):
         return torch.cat([idx, torch.tensor([self.continuation[:max_new_tokens]])], dim=1)
 
 

@@ -64,3 +64,8 @@ def as_user_error(err: BaseException, cache_dir: "str | None" = None) -> BaseExc
     if isinstance(err, OSError) and not isinstance(err, FwtuiError) and err.filename is not None:
         return PathError(describe_os_error(err, cache_dir))
     return err
+
+
+class StoppedWhilePreparing(FwtuiError):
+    """A stop (Ctrl-C, SIGTERM) came while the data was being prepared: the prepare stopped at a row group,
+    what it wrote is kept (the same command continues it), and training never started (no checkpoint)."""

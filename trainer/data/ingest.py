@@ -29,7 +29,7 @@ import numpy as np
 
 from trainer.data.dataset import (META_NAME, TRAIN_NAME, PreparedData, cache_root, is_prepared_dir,
                              open_prepared, write_meta)
-from trainer.errors import ConfigError, DataError
+from trainer.errors import ConfigError, DataError, StoppedWhilePreparing
 from trainer.observe.events import PrepareProgress
 from trainer.data.prepared_writer import (JOURNAL_INTERVAL, MAX_VAL_SHARE, MIN_VAL_TOKENS, PreparedWriter, SplitTopUp,
                                      Tally, check_disk)
@@ -51,10 +51,13 @@ ProgressCallback = Callable[[PrepareProgress], None]
 
 def prepare(paths: Sequence[str | Path] | str | Path, out_dir: str | Path | None = None, *,
             text_column: str = "text", val_fraction: float = 0.0005, workers: int = 0,
-            progress: ProgressCallback | None = None, tokenizer_file: str | Path | None = None) -> PreparedData:
+            progress: ProgressCallback | None = None, tokenizer_file: str | Path | None = None,
+            stopping: Callable[[], bool] | None = None) -> PreparedData:
     """Tokenize parquet files (files, directories, globs) into `out_dir`, or into the cache when None.
 
     Reuses an earlier result of the same inputs (path, size, mtime, footer fingerprint) and settings at once.
+    `stopping()` true (a Ctrl-C or SIGTERM of `train --data X.parquet`) stops at the next finished row group
+    with StoppedWhilePreparing; the journal keeps what is done, and the same call continues from it.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction {val_fraction} is outside (0, 1); use e.g. 0.0005 (nanoGPT's) or 0.01")
@@ -65,8 +68,11 @@ def prepare(paths: Sequence[str | Path] | str | Path, out_dir: str | Path | None
     reused = _reuse(directory, key)
     if reused is not None:
         return reused
+    if out_dir is not None:
+        _refuse_other_data(directory, key)
     return _build(sources, directory, key, text_column=text_column, val_fraction=val_fraction,
-                  workers=workers or os.cpu_count() or 1, progress=progress, tokenizer_file=tokenizer_file)
+                  workers=workers or os.cpu_count() or 1, progress=progress, tokenizer_file=tokenizer_file,
+                  stopping=stopping)
 
 
 def find_prepared(paths: Sequence[str | Path] | str | Path, *, text_column: str = "text",
@@ -80,7 +86,7 @@ def find_prepared(paths: Sequence[str | Path] | str | Path, *, text_column: str 
 
 def resolve_data(spec: str | Path, *, text_column: str = "text", val_fraction: float = 0.0005,
                  progress: ProgressCallback | None = None, tokenizer_file: str | Path | None = None,
-                 workers: int = 0) -> PreparedData:
+                 workers: int = 0, stopping: Callable[[], bool] | None = None) -> PreparedData:
     """A prepared directory as it is; otherwise parquet (file, directory, glob) prepared through the cache."""
     path = Path(os.path.expanduser(str(spec)))
     if is_prepared_dir(path):
@@ -90,7 +96,7 @@ def resolve_data(spec: str | Path, *, text_column: str = "text", val_fraction: f
         raise DataError(f"{path} holds {TRAIN_NAME} but no {META_NAME} (nanoGPT's own data, or a prepare that "
                         "was interrupted); pass the parquet files instead, fwtui prepares them once")
     return prepare([spec], None, text_column=text_column, val_fraction=val_fraction, workers=workers,
-                   progress=progress, tokenizer_file=tokenizer_file)
+                   progress=progress, tokenizer_file=tokenizer_file, stopping=stopping)
 
 
 def check_data(spec: str | Path, *, text_column: str = "text") -> None:
@@ -127,6 +133,24 @@ def _reuse(directory: Path, key: str) -> PreparedData | None:
     except DataError:
         return None  # incomplete or damaged: prepare again over it
     return data if data.meta.get("key") == key else None
+
+
+def _refuse_other_data(directory: Path, key: str) -> None:
+    """A complete prepared folder (meta.json) of other inputs or settings (another `key`) is never replaced
+    silently: a run trained on it would lose its data, and its resume would point at tokens it never saw.
+    The same inputs over damaged files (a truncated train.bin) are prepared again, as before."""
+    try:
+        meta = json.loads((directory / META_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # no meta.json (nothing complete there), or a damaged one: prepared again over it, as before
+    if not isinstance(meta, dict) or meta.get("key") == key:
+        return
+    sources = meta.get("sources")
+    names = ", ".join(Path(str(s.get("path", "?"))).name for s in sources if isinstance(s, dict)) \
+        if isinstance(sources, list) else ""
+    raise DataError(f"{directory} already holds data prepared from {names or 'other inputs'} (other inputs or "
+                    f"settings); a run trained on it would lose its data: pass another --out, or remove "
+                    f"{directory} first to replace it")
 
 
 @dataclass
@@ -194,12 +218,14 @@ def _reader(files, text_column: str, start: tuple[int, int], out: queue.Queue, s
 
 
 def _build(sources: list[Source], directory: Path, key: str, *, text_column: str, val_fraction: float,
-           workers: int, progress: ProgressCallback | None, tokenizer_file) -> PreparedData:
+           workers: int, progress: ProgressCallback | None, tokenizer_file,
+           stopping: Callable[[], bool] | None = None) -> PreparedData:
     started = time.monotonic()
     files = [(s.path, open_parquet(s.path)) for s in sources]
     for path, pf in files:
         check_text_column(pf, path, text_column)
     rows = sum(pf.metadata.num_rows for _, pf in files)
+    groups = sum(pf.metadata.num_row_groups for _, pf in files)
     if rows == 0:
         raise DataError(f"the inputs hold no rows ({_names(sources)}); pass parquet files that contain documents")
     if rows == 1:
@@ -252,9 +278,15 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
                     tally.bytes_done += done.batch.compressed_bytes
                     source = done.batch.source
                     now = time.monotonic()
-                    if done.batch.ends_group and now - last_journal >= JOURNAL_INTERVAL:
+                    halt = done.batch.ends_group and stopping is not None and stopping()
+                    if done.batch.ends_group and (now - last_journal >= JOURNAL_INTERVAL or halt):
                         writer.checkpoint(done.batch.group + 1, done.next_row)
                         last_journal = now
+                    if halt:
+                        raise StoppedWhilePreparing(
+                            f"stopped while preparing the data: {done.batch.group + 1} row group(s) of "
+                            f"{groups} done and kept in {directory}; run the same command again to continue "
+                            "(no checkpoint: training had not started)")
                     where = (done.batch.file_index + 1, len(files))
                     if progress is not None and done.batch.ends_file:
                         ended = (source, tally.train_tokens + tally.val_tokens - file_start[0],

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -287,6 +288,7 @@ class GPT(nn.Module):
     def generate(
         self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
         generator: torch.Generator | None = None, kv_cache: bool = True,
+        stopping: Callable[[], bool] | None = None,
     ) -> torch.Tensor:
         """Extend idx (B, T) by max_new_tokens sampled tokens; the context is cropped to block_size.
 
@@ -295,10 +297,13 @@ class GPT(nn.Module):
         block_size tokens, at positions 0..block_size-1; rotary angles too are absolute) shifts by one each token and no cached key stays
         valid: the cache is reset and the window decoded afresh, which costs what an uncached step costs.
         Without `kv_cache` every step runs the full window through `forward`, as nanoGPT does.
+        `stopping()` true before a token ends the text there (a run's stop cuts a long sample short).
         """
         block = self.args.block_size
         cache = None
         for _ in range(max_new_tokens):
+            if stopping is not None and stopping():
+                break
             if not kv_cache:
                 logits, _ = self(idx if idx.size(1) <= block else idx[:, -block:])
             elif cache is None or idx.size(1) > block:

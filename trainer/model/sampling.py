@@ -16,6 +16,7 @@ descheduled worker at each of them; on the 2-core VM 100 tokens took 12.6 s on t
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import torch
 
@@ -37,6 +38,7 @@ def generate_text(
     device: str | torch.device | None = None,
     precision: str | None = None,
     kv_cache: bool = True,
+    stopping: Callable[[], bool] | None = None,
 ) -> str:
     """Continue `prompt` by up to `max_new_tokens` tokens and return the continuation only (decoded).
 
@@ -44,7 +46,8 @@ def generate_text(
     stops before the first generated <|endoftext|>. `top_k` None or <= 0 samples from the whole
     vocabulary; temperature 0 is greedy. `device` defaults to the device of the model's parameters.
     `precision` is the run's ("bfloat16", "float16", "float32"; the trainer passes its own); None
-    resolves dtype "auto" for the device, as a run with the default dtype would.
+    resolves dtype "auto" for the device, as a run with the default dtype would. `stopping()` true before
+    a token ends the text there (a run's stop cuts a long sample short).
     """
     check_sampling(max_new_tokens, temperature, top_k)
     module = getattr(model, "_orig_mod", model)  # a torch.compile wrapper: sample on the eager module
@@ -70,7 +73,7 @@ def generate_text(
         with torch.no_grad(), autocast_for(precision, device.type), one_cpu_thread(device):
             out = module.generate(idx, max_new_tokens, temperature=temperature,
                                   top_k=top_k if top_k and top_k > 0 else None, generator=generator,
-                                  kv_cache=kv_cache)
+                                  kv_cache=kv_cache, stopping=stopping)
     finally:
         module.train(was_training)
     new = out[0, len(ids):].tolist()

@@ -10,6 +10,7 @@ loads ckpt.pt once, in the Trainer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -17,15 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainer.observe import events as ev
-from trainer.train.checkpoint import CKPT_FILE, remove_orphan_temps
+from trainer.train.checkpoint import CKPT_FILE
+from trainer.train.checkpointer import check_room
+from trainer.train.leftovers import recover_temps
+from trainer.model.formulas import figures_for
 from trainer.config import RunConfig, apply_overrides, config_to_toml, load_preset
-from trainer.train.controls import Controls
+from trainer.train.controls import PREPARING, Controls
 from trainer.data.dataset import cache_root
-from trainer.errors import ConfigError, DataError, FwtuiError, as_user_error
+from trainer.errors import ConfigError, DataError, FwtuiError, StoppedWhilePreparing, as_user_error
 from trainer.train.distributed import Dist
 from trainer.train.loop import Trainer
 from trainer.train.oom import is_out_of_memory
-from trainer.train.resume import CONFIG_FILE, DATA_KEY, read_run_config
+from trainer.train.resume import CONFIG_FILE, DATA_KEY, config_from_checkpoint, read_run_config
 from trainer.observe.hardware import DeviceInfo, detect_device
 from trainer.observe.runlog import EventLogWriter
 from trainer.observe.vitals import VitalsSink
@@ -62,6 +66,8 @@ def resolve_config(request: RunRequest) -> RunConfig:
     saved = Path(request.out) / CONFIG_FILE if request.out is not None else None
     if request.resume and saved is not None and saved.is_file():
         config, _ = read_run_config(request.out)  # what the run trained with, including an --auto-batch change
+    elif request.resume and saved is not None and (lost := _config_of_checkpoint(request)) is not None:
+        config = lost  # config.toml lost: the checkpoint carries the whole config (a warning says so in _run)
     elif isinstance(request.preset, RunConfig):
         config = request.preset
     elif request.preset is not None:
@@ -88,6 +94,17 @@ def _check_resume_keeps_its_run(request: RunRequest, ran: RunConfig, resolved: R
         raise ConfigError(f"--set recipe={resolved.recipe}: {request.out} trained with the {ran.recipe!r} recipe "
                           "and its checkpoint holds that model and optimizer; drop that --set, or start a new run "
                           "with another --out")
+
+
+def _config_of_checkpoint(request: RunRequest) -> RunConfig | None:
+    """A resumed run's config from its checkpoint when config.toml is lost; None when the checkpoint holds
+    none fwtui can read and a --preset is given (it is used instead)."""
+    try:
+        return config_from_checkpoint(request.out)[0]
+    except ConfigError:
+        if request.preset is not None:
+            return None
+        raise
 
 
 def prepare_run_dir(request: RunRequest, config: RunConfig) -> Path:
@@ -127,14 +144,18 @@ def write_config(run_dir: Path, config: RunConfig, data_dir: str | Path | None =
     os.replace(tmp, path)
 
 
-def resolve_run_data(spec: str | Path | None, config: RunConfig, sink: ev.EventSink, run_dir: Path):
-    """The prepared dataset: prepares parquet through the cache (PrepareProgress events), then PrepareDone."""
+def resolve_run_data(spec: str | Path | None, config: RunConfig, sink: ev.EventSink, run_dir: Path,
+                     controls: Controls | None = None):
+    """The prepared dataset: prepares parquet through the cache (PrepareProgress events), then PrepareDone.
+    A stop in `controls` (Ctrl-C, SIGTERM) ends a prepare at its next row group: StoppedWhilePreparing."""
     from trainer.data.ingest import resolve_data
 
     if spec is None:  # --resume without --data: the run's own prepared directory
         spec = _data_dir_of_run(run_dir)
     t0 = time.perf_counter()
-    data = resolve_data(spec, text_column=config.text_column, val_fraction=config.val_fraction, progress=sink)
+    with controls.doing(PREPARING) if controls is not None else contextlib.nullcontext():
+        data = resolve_data(spec, text_column=config.text_column, val_fraction=config.val_fraction, progress=sink,
+                            stopping=(lambda: controls.stop_requested) if controls is not None else None)
     sink(ev.PrepareDone(data_dir=str(data.dir), train_tokens=data.train_tokens, val_tokens=data.val_tokens,
                         documents=data.documents, seconds=time.perf_counter() - t0, cached=data.cached))
     for split, tokens in (("train", data.train_tokens), ("val", data.val_tokens)):
@@ -159,8 +180,15 @@ def fit_to_device(config: RunConfig, info: DeviceInfo, request: RunRequest, sink
 
 
 def _data_dir_of_run(run_dir: Path) -> str:
-    """The `dataset` line of RUN/config.toml (the checkpoint is not opened for it: the Trainer loads it once)."""
-    directory = read_run_config(run_dir)[1] if (run_dir / CONFIG_FILE).is_file() else None
+    """The `dataset` line of RUN/config.toml (the checkpoint is not opened for it: the Trainer loads it once);
+    with config.toml lost, the data directory the checkpoint records."""
+    if (run_dir / CONFIG_FILE).is_file():
+        directory = read_run_config(run_dir)[1]
+    else:
+        try:
+            directory = config_from_checkpoint(run_dir)[1]
+        except ConfigError:
+            directory = None
     if not directory:
         raise DataError(f"{run_dir / CONFIG_FILE} does not say which data the run trained on (a run from an "
                         "older fwtui, or made without config.toml); pass --data with its prepared directory "
@@ -234,15 +262,19 @@ def _run(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: C
         out = VitalsSink(ev.FanOut(log, sink))  # the card's vitals onto each Step (trainer.observe.vitals)
         trainer: Trainer | None = None
         channel = None
+        started = time.perf_counter()
         try:
             channel = _open_control_channel(run_dir, controls, out)
-            for orphan in remove_orphan_temps(run_dir):
-                out(ev.Warning(message=f"removed {orphan.name}, left by a checkpoint save that was interrupted"))
+            for line in recover_temps(run_dir):  # before anything loads: a complete temp may be the newest save
+                out(ev.Warning(message=line))
+            if request.resume and not (run_dir / CONFIG_FILE).is_file():
+                out(ev.Warning(message=f"{run_dir / CONFIG_FILE} is missing: the run's config and data are read "
+                                       "from its checkpoint; config.toml is written again when training starts"))
             for message in [*notes, *schedule_warnings(config)]:
                 out(ev.Warning(message=message))
             if not request.resume:
                 write_config(run_dir, config)  # now, so `fwtui runs` names the preset while data is prepared
-            data = resolve_run_data(request.data, config, out, run_dir)
+            data = resolve_run_data(request.data, config, out, run_dir, controls)
             if not request.resume:
                 write_config(run_dir, config, data.dir)
             ranks.tell_others((str(run_dir), str(data.dir)))
@@ -251,12 +283,19 @@ def _run(request: RunRequest, config: RunConfig, sink: ev.EventSink, controls: C
             if fitted is not config and not request.resume:  # --auto-batch made the micro-batch smaller
                 write_config(run_dir, fitted, data.dir)
             config = fitted
+            check_room(run_dir, figures_for(config).checkpoint_bytes)  # no checkpoint fits: said before step 0
             trainer = Trainer(config, data, run_dir, sink=_config_written_at_start(run_dir, config, data.dir, out)
                               if request.resume else out, controls=controls, peak_tflops=request.peak_tflops,
                               device_info=info, resume=request.resume, auto_batch=request.auto_batch,
                               on_config_change=lambda changed: write_config(run_dir, changed, data.dir),
                               dist=ranks)
             trainer.run()
+            return run_dir
+        except StoppedWhilePreparing as err:  # a stop asked for and done: said, and no failure
+            if not told:
+                ranks.tell_others(err)
+            out(ev.Warning(message=str(err)))
+            out(ev.Finished(iter=0, reason="stopped", seconds=time.perf_counter() - started))
             return run_dir
         except FwtuiError as err:
             out(ev.Failed(message=str(err), iter=trainer.iter_num if trainer else None))

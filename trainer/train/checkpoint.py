@@ -1,11 +1,13 @@
 """RUN/ckpt.pt written atomically and read back safely, plus the RNG states an exact resume needs.
 
 Save: check free space (twice the last checkpoint), write a temp file in the same directory, flush,
-fsync, keep the current checkpoint as ckpt.prev.pt (a hard link, so ckpt.pt never disappears), os.replace
-the temp over ckpt.pt, fsync the directory. A save that fails or is killed leaves ckpt.pt as it was and at
-most an orphan temp file, removed at the next start. Load: torch.load(weights_only=True) only; a
-checkpoint that is corrupt falls back to ckpt.prev.pt with a warning; one that holds arbitrary Python
-objects is refused, never unpickled.
+fsync, keep the current checkpoint as ckpt.prev.pt (a hard link, so ckpt.pt never disappears) unless
+ckpt.pt is itself damaged (then the good ckpt.prev.pt stays), os.replace the temp over ckpt.pt, fsync the
+directory. A save that fails or is killed leaves ckpt.pt as it was and at most a temp file, which the next
+start checks (trainer.train.leftovers: a complete newer one becomes ckpt.pt). A full disk is said as
+"no space left on device" with the folder and its free space, whatever torch's writer makes of the
+OSError. Load: torch.load(weights_only=True) only; a checkpoint that is corrupt falls back to
+ckpt.prev.pt with a warning; one that holds arbitrary Python objects is refused, never unpickled.
 
 During a run the save happens on trainer.train.checkpointer's writer thread, on a CPU copy of the state;
 its `abort` flag (a third Ctrl-C) gives the write up between chunks, leaving ckpt.pt as it was.
@@ -13,6 +15,7 @@ its `abort` flag (a third Ctrl-C) gives the write up between chunks, leaving ckp
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
@@ -62,29 +65,64 @@ def payload_bytes(payload: dict) -> int:
     return total
 
 
-def check_free_space(directory: Path, needed_bytes: int) -> None:
-    free = shutil.disk_usage(directory).free
-    if free < needed_bytes:
+def size_text(n: float) -> str:
+    """1.5e9 -> '1.50 GB'; 3e7 -> '30 MB'; 2e4 -> '20 kB' (decimal units, as `df -H`)."""
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def free_bytes(directory: Path) -> int | None:
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return None
+
+
+def what_is_kept(path: Path) -> str:
+    """The end of a failed save's line: which checkpoint is still on disk (never a claim when none is)."""
+    for name in (path.name, PREV_FILE):
+        if (path.parent / name).is_file():
+            return f"the previous checkpoint is kept ({path.parent / name})"
+    return f"no checkpoint is saved in {path.parent} yet"
+
+
+def check_free_space(directory: Path, needed_bytes: int, path: Path | None = None) -> None:
+    free = free_bytes(directory)
+    if free is not None and free < needed_bytes:
         raise CheckpointError(
-            f"only {free / 1e6:.0f} MB free in {directory}, a checkpoint needs about {needed_bytes / 1e6:.0f} MB "
-            "(twice its size); free some space: the old checkpoint is kept and the save is retried")
+            f"only {size_text(free)} free in {directory}, a checkpoint needs about {size_text(needed_bytes)} "
+            f"(twice its size); free some space or use --out on a larger disk; "
+            f"{what_is_kept(path or directory / CKPT_FILE)}")
+
+
+def _no_space(path: Path, needed_bytes: int) -> str:
+    free = free_bytes(path.parent)
+    room = f"{size_text(free)} free" if free is not None else "free space unknown"
+    return (f"could not write {path}: no space left on device in {path.parent} ({room}, the checkpoint needs "
+            f"about {size_text(needed_bytes)}); free some space or use --out on a larger disk; "
+            f"{what_is_kept(path)}")
 
 
 class SaveAborted(CheckpointError):
     """A write given up on purpose (the `abort` flag was set: a third Ctrl-C); the old checkpoint stays."""
 
 
-class _AbortableFile:
+class _CheckedFile:
     """The temp file as torch.save sees it: each write first checks the abort flag, so a write can be
-    given up between chunks instead of running to its end."""
+    given up between chunks instead of running to its end; and an OSError of a write is kept, because
+    torch's zip writer turns it into "inline_container.cc: unexpected pos" (the errno is lost)."""
 
-    def __init__(self, f, abort: threading.Event) -> None:
+    def __init__(self, f, abort: threading.Event | None) -> None:
         self._f, self._abort = f, abort
+        self.error: OSError | None = None
 
     def write(self, data) -> int:
-        if self._abort.is_set():
+        if self._abort is not None and self._abort.is_set():
             raise SaveAborted("checkpoint write aborted; the previous checkpoint is kept")
-        return self._f.write(data)
+        try:
+            return self._f.write(data)
+        except OSError as err:
+            self.error = err
+            raise
 
     def flush(self) -> None:
         self._f.flush()
@@ -99,12 +137,18 @@ def save_checkpoint(path: str | Path, payload: dict, *, keep_previous: bool = Tr
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     previous = path.stat().st_size if path.exists() else payload_bytes(payload)
-    check_free_space(directory, 2 * previous)
+    check_free_space(directory, 2 * previous, path)
     tmp = directory / f"{path.name}{TEMP_MARK}{os.getpid()}-{time.monotonic_ns()}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, _AbortableFile(f, abort) if abort is not None else f)
+            checked = _CheckedFile(f, abort)
+            try:
+                torch.save(payload, checked)
+            except Exception:
+                if checked.error is not None:
+                    raise checked.error from None  # the disk's own error, not the zip writer's
+                raise
             f.flush()
             os.fsync(f.fileno())
         if abort is not None and abort.is_set():
@@ -119,8 +163,10 @@ def save_checkpoint(path: str | Path, payload: dict, *, keep_previous: bool = Tr
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise CheckpointError(_no_space(path, previous)) from None
         if isinstance(err, Exception) and not isinstance(err, CheckpointError):
-            raise CheckpointError(f"could not write {path}: {err}; the previous checkpoint is kept") from err
+            raise CheckpointError(f"could not write {path}: {err}; {what_is_kept(path)}") from err
         raise
 
 
@@ -129,8 +175,13 @@ def _link_previous(path: Path, prev: Path) -> None:
 
     A save killed after this link and before its own rename leaves `prev` and `path` one file (one inode).
     Then there is nothing to do, and linking again must not be tried: rename(2) of a hard link onto another
-    link of the same file does nothing and succeeds, which would leave the staging name behind."""
+    link of the same file does nothing and succeeds, which would leave the staging name behind.
+
+    A damaged `path` (a resume fell back past it to `prev`) is never linked: `prev` may be the only good
+    checkpoint, and the save's rename replaces the damaged file anyway."""
     if prev.exists() and os.path.samefile(path, prev):
+        return
+    if checkpoint_iter(path) is None:
         return
     staging = prev.with_name(prev.name + TEMP_MARK + str(os.getpid()))
     try:
@@ -140,20 +191,21 @@ def _link_previous(path: Path, prev: Path) -> None:
     os.replace(staging, prev)
 
 
-def remove_orphan_temps(directory: str | Path) -> list[Path]:
-    """Delete temp files left by a save that was killed; returns what was removed."""
-    removed = []
-    directory = Path(directory)
-    if not directory.is_dir():
-        return removed
-    for item in directory.iterdir():
-        if item.name.startswith((CKPT_FILE + TEMP_MARK, PREV_FILE + TEMP_MARK)):
-            try:
-                item.unlink()
-                removed.append(item)
-            except OSError:
-                pass
-    return removed
+def peek_checkpoint(path: Path) -> dict | None:
+    """A complete checkpoint file's dict with its tensors memory-mapped, None for one that is damaged,
+    partial or unsafe. It reads the zip's directory (written last, so a file cut short has none) and the
+    small pickle, never the tensors' bytes: milliseconds for any size."""
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - damaged, partial or unsafe: in every case not a checkpoint to keep
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def checkpoint_iter(path: Path) -> int | None:
+    """The iter_num of a complete checkpoint file (peek_checkpoint), None for one that is not."""
+    data = peek_checkpoint(path)
+    return data["iter_num"] if data is not None and isinstance(data.get("iter_num"), int) else None
 
 
 def _load_one(path: Path) -> dict:

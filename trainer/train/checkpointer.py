@@ -29,8 +29,10 @@ import torch
 
 from trainer.errors import CheckpointError
 from trainer.model.threads import one_cpu_thread
+from trainer.train.controls import SAVING, Controls
 from trainer.observe import events as ev
-from trainer.train.checkpoint import CKPT_FILE, capture_rng_state, save_checkpoint
+from trainer.train.checkpoint import (CKPT_FILE, PREV_FILE, capture_rng_state, free_bytes, save_checkpoint,
+                                      size_text)
 
 
 def checkpoint_payload(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
@@ -78,8 +80,9 @@ class Checkpointer:
     already on disk (a resume), None for none."""
 
     def __init__(self, run_dir: str | Path, *, emit: Callable[[ev.Event], None],
-                 last_saved_iter: int | None = None) -> None:
+                 last_saved_iter: int | None = None, controls: Controls | None = None) -> None:
         self.path = Path(run_dir) / CKPT_FILE
+        self.controls = controls or Controls()  # its activity says SAVING while a write is waited for
         self.emit = emit
         self.last_saved_iter = last_saved_iter
         self._in_flight: _Write | None = None
@@ -111,6 +114,9 @@ class Checkpointer:
         if must_succeed:
             self.wait()
         return job.held_seconds
+
+    def _nothing_on_disk(self) -> bool:
+        return not any((self.path.parent / name).is_file() for name in (CKPT_FILE, PREV_FILE))
 
     def refuse_bad_steps(self, it: int, bad_steps: int, model_state: dict, *, must_succeed: bool = False) -> None:
         """Do not save iteration `it`: the last `bad_steps` steps were not finite, so the run may be diverging
@@ -146,7 +152,8 @@ class Checkpointer:
         if job is None:
             return
         try:
-            job.done.wait()
+            with self.controls.doing(SAVING):  # a second Ctrl-C is told so
+                job.done.wait()
         except BaseException:
             self.abort()
             raise
@@ -184,6 +191,9 @@ class Checkpointer:
         if job.error is not None:
             if job.must_succeed:
                 raise job.error
+            if self.last_saved_iter is None and self._nothing_on_disk():
+                raise CheckpointError(f"the first checkpoint (iter {job.iter}) could not be saved: {job.error}; "
+                                      "the run stops rather than train on with nothing saved") from None
             self.emit(ev.Warning(message=f"checkpoint not saved: {job.error}; retrying at the next interval"))
             return
         self.last_saved_iter = job.iter
@@ -247,6 +257,18 @@ class Checkpointer:
         finally:
             job.write_seconds = time.perf_counter() - t0
             job.done.set()
+
+
+def check_room(run_dir: str | Path, checkpoint_bytes: int) -> None:
+    """Before the first step: CheckpointError when the run's folder has less free space than a save needs
+    (twice the checkpoint: trainer.train.checkpoint.check_free_space), so that no checkpoint of this run could
+    ever be written. `checkpoint_bytes`: ModelFigures.checkpoint_bytes (weights and optimizer state)."""
+    free = free_bytes(Path(run_dir))
+    if free is not None and free < 2 * checkpoint_bytes:
+        raise CheckpointError(
+            f"only {size_text(free)} free in {run_dir}: a checkpoint of this model is ≈ {size_text(checkpoint_bytes)} "
+            "and a save needs twice that free, so no checkpoint of this run could be saved; free some space or "
+            "use --out on a larger disk")
 
 
 def weights_finite(model_state: dict) -> bool:

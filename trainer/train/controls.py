@@ -8,7 +8,13 @@ each step boundary and acts on what it gets, so a request never interrupts a ste
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
+
+TRAINING, PREPARING, EVALUATING, SAMPLING, SAVING = (
+    "training", "preparing the data", "evaluating", "sampling", "writing the checkpoint")
+"""What the run is doing (Controls.activity), for the words of a second stop signal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,9 @@ class Controls:
         self._running = threading.Event()  # set = not paused
         self._running.set()
         self.stop_reason = ""
+        self.activity = TRAINING
+        """Set by the trainer's thread around long work that a stop cuts short (`doing`); read by a signal
+        handler, so a second Ctrl-C is told what is really under way. One str assignment: atomic."""
 
     # --- called from any thread ---------------------------------------------------------------------
     def stop(self, reason: str = "stop requested") -> None:
@@ -78,7 +87,16 @@ class Controls:
         with self._lock:
             self._pending.samples.append(SampleRequest(prompt, max_new_tokens, temperature, top_k))
 
-    # --- called by the trainer at step boundaries ----------------------------------------------------
+    # --- called by the trainer ------------------------------------------------------------------------
+    @contextmanager
+    def doing(self, what: str) -> Iterator[None]:
+        """Mark `what` (PREPARING, EVALUATING, SAMPLING, SAVING) as under way while inside."""
+        before, self.activity = self.activity, what
+        try:
+            yield
+        finally:
+            self.activity = before
+
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()

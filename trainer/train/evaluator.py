@@ -24,6 +24,10 @@ Bits per byte (trainer.data.bpb) comes with each loss when the Evaluator is give
 length table: every window has block_size targets, so the mean of the windows' mean losses times the
 split's tokens is the sum of its target-token losses (nats), and that over ln 2 and the targets' UTF-8
 bytes (counted once, at construction, over all windows of all ranks) is the exact bits per byte.
+
+A stop (Ctrl-C, SIGTERM) cuts an evaluation of one process at its next batch: `evaluate` returns None and
+the stop's checkpoint is written at once, instead of after minutes of evaluation a supervisor does not wait
+for. Several ranks finish theirs: one rank cutting alone would leave the others in the all_reduce.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import torch
 from trainer.data.bpb import bits_per_byte, target_bytes
 from trainer.data.dataset import check_token_ids
 from trainer.data.batches import to_device
+from trainer.train.controls import EVALUATING, Controls
 from trainer.train.distributed import Dist
 
 
@@ -71,8 +76,10 @@ class Evaluator:
 
     def __init__(self, *, train_path: str | Path, val_path: str | Path, block_size: int, batch_size: int,
                  eval_iters: int, device: str, autocast: contextlib.AbstractContextManager | None = None,
-                 ranks: Dist | None = None, token_bytes: np.ndarray | None = None) -> None:
+                 ranks: Dist | None = None, token_bytes: np.ndarray | None = None,
+                 controls: Controls | None = None) -> None:
         self.block_size = block_size
+        self.controls = controls  # this process's stop flag (a stop cuts the evaluation) and activity
         self.batch_size = batch_size
         self.device = device
         self.autocast = autocast if autocast is not None else contextlib.nullcontext()
@@ -124,24 +131,31 @@ class Evaluator:
                 y[n:] = -1  # ignore_index of the model's loss: the padding adds no target
             yield x, y, n
 
+    def _stopping(self) -> bool:
+        return self.controls is not None and self.controls.stop_requested and not self.ranks.active
+
     @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module) -> EvalResult:
+    def evaluate(self, model: torch.nn.Module) -> EvalResult | None:
         """Mean loss of each split over its fixed windows (all ranks' together), in eval mode (no dropout);
-        train mode after."""
+        train mode after. None when a stop cut it short (one process only)."""
         was_training = model.training
         model.eval()
+        doing = self.controls.doing(EVALUATING) if self.controls is not None else contextlib.nullcontext()
         try:
-            parts = []  # [sum of per-window mean losses, windows] of each split, 0-dim float32 on the device
-            for split in ("train", "val"):
-                total = torch.zeros((), dtype=torch.float32, device=self.device)
-                for x, y, n in self.batches(split):
-                    with self.autocast:
-                        _, loss = model(x, y)  # mean over the batch's n x T targets
-                    total += loss.float() * n  # = the sum of its n windows' mean losses (padding has no target)
-                # a fill on the device, not a copy from the host (which would wait for the queued forwards)
-                parts += [total, torch.full((), float(len(self.mine[split])), device=self.device)]
-            sums = self.ranks.sum(torch.stack(parts))  # (4,): every rank's share added (no-op for one process)
-            train_loss, val_loss = (sums[0::2] / sums[1::2]).tolist()  # the evaluation's one host sync
+            with doing:
+                parts = []  # [sum of per-window mean losses, windows] of each split, 0-dim float32 on the device
+                for split in ("train", "val"):
+                    total = torch.zeros((), dtype=torch.float32, device=self.device)
+                    for x, y, n in self.batches(split):
+                        if self._stopping():
+                            return None
+                        with self.autocast:
+                            _, loss = model(x, y)  # mean over the batch's n x T targets
+                        total += loss.float() * n  # = the sum of its n windows' mean losses (padding has no target)
+                    # a fill on the device, not a copy from the host (which would wait for the queued forwards)
+                    parts += [total, torch.full((), float(len(self.mine[split])), device=self.device)]
+                sums = self.ranks.sum(torch.stack(parts))  # (4,): every rank's share added (no-op for one process)
+                train_loss, val_loss = (sums[0::2] / sums[1::2]).tolist()  # the evaluation's one host sync
         finally:
             model.train(was_training)
         losses, tokens = {"train": train_loss, "val": val_loss}, self.tokens

@@ -58,6 +58,7 @@ class Trainer(Recovery):
         self.sink = sink
         self.dist = dist or Dist()  # torchrun's rank and world size (trainer.train.distributed); 1 by default
         self.controls = shared_controls(controls or Controls(), self.dist)  # rank 0's decisions, on every rank
+        self.asked = getattr(self.controls, "inner", self.controls)  # this process's stop flag: cuts long work short
         self.info = device_info or detect_device(config.device, peak_tflops)
         self.resume = resume
         self.auto_batch = auto_batch
@@ -66,7 +67,7 @@ class Trainer(Recovery):
         self.best_val_loss = math.inf
         self.last_losses: dict[str, float] = {}
         self.eta = EtaEstimator()
-        self.checkpointer = Checkpointer(self.run_dir, emit=self.emit)  # RUN/ckpt.pt, written beside training
+        self.checkpointer = Checkpointer(self.run_dir, emit=self.emit, controls=self.asked)  # beside training
         self._started = time.perf_counter()
 
     # --- events ------------------------------------------------------------------------------------------
@@ -113,11 +114,10 @@ class Trainer(Recovery):
         self.raw_model = GPT(ModelArgs.from_dict(cfg.model_args())).to(self.device)
         if (seed := self.dist.dropout_seed(cfg.seed, 0)) is not None:
             torch.manual_seed(seed)  # the weights above start equal on every rank; dropout masks differ
-        self.sampler = Sampler(self.raw_model, device=self.device, precision=self.precision, emit=self.emit)
-        asked = getattr(self.controls, "inner", self.controls)  # this process's own stop flag, not yet agreed
+        self.sampler = Sampler(self.raw_model, self.asked, device=self.device, precision=self.precision, emit=self.emit)
         self.hellaswag = HellaSwagAtBoundary(cfg, self.device, self.precision, self.emit, self.warn, self.eta,
                                              ranks=self.dist,  # rank r scores examples r, r+N, ...
-                                             stopping=lambda: asked.stop_requested)  # a stop cuts a scoring short
+                                             stopping=lambda: self.asked.stop_requested)
         self.optimizer = build_optimizer(cfg, self.raw_model, self.device)  # the recipe's (trainer.train.optimizers)
         self.nonfinite = BadSteps(self.device)  # non-finite steps, found and counted on the device
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
@@ -127,7 +127,7 @@ class Trainer(Recovery):
         self.evaluator = Evaluator(train_path=self.data.train_path, val_path=self.data.val_path,
                                    block_size=cfg.block_size, batch_size=cfg.batch_size, eval_iters=cfg.eval_iters,
                                    device=self.device, autocast=self.autocast,
-                                   ranks=self.dist,  # rank r evaluates windows r, r+N, ...; summed over ranks
+                                   ranks=self.dist, controls=self.asked,  # rank r: windows r, r+N, ...; summed
                                    token_bytes=token_byte_lengths())  # bits per byte beside each loss
         self.identity = dataset_identity(self.data)
         if self.resume:
@@ -151,14 +151,11 @@ class Trainer(Recovery):
         self.checkpointer.last_saved_iter = self.iter_num
         self.best_val_loss = best_val_loss_of(ckpt)
         ran = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else None
-        change = describe_schedule_change(ran, self.config, self.iter_num,
-                                          max_iters_before=(ran or {}).get("max_iters"))
-        if change:
+        if change := describe_schedule_change(ran, self.config, self.iter_num,
+                                              max_iters_before=(ran or {}).get("max_iters")):
             self.warn(change)
-        if "data_position" in ckpt:
-            note = self.loader.load_state({"world_size": 1, **ckpt["data_position"]})
-            if note:
-                self.warn(note)
+        if "data_position" in ckpt and (note := self.loader.load_state({"world_size": 1, **ckpt["data_position"]})):
+            self.warn(note)
         if "rng" in ckpt:
             restore_rng_state(ckpt["rng"])  # rank 0's, saved alone: each rank's own stream follows
         if (seed := self.dist.dropout_seed(self.config.seed, self.iter_num)) is not None:
@@ -341,7 +338,7 @@ class Trainer(Recovery):
         for request in requests.samples:
             self.sampler.sample(request, it)
 
-    def _evaluate(self) -> EvalResult:
+    def _evaluate(self) -> EvalResult | None:
         return self.evaluator.evaluate(self.model)  # the fixed windows of each split (trainer.train.evaluator)
 
     def _evaluate_and_save(self, it: int, final: bool = False, save: bool = True) -> None:
@@ -353,6 +350,8 @@ class Trainer(Recovery):
             except Exception as err:  # as in a step: one clear error, or (--auto-batch) smaller, or eager
                 failure = self._triage(err)
             self._recover(failure)  # outside the except block (see _guarded_step)
+        if result is None:  # cut by a stop (one process): the stop's checkpoint now, the model as trained
+            return self._save(it, "final", must_succeed=True) if final else None
         seconds = time.perf_counter() - t0
         self.eta.add_eval(seconds)
         losses = self.last_losses = result.losses

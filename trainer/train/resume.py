@@ -39,6 +39,35 @@ def read_run_config(run_dir: str | Path) -> tuple[RunConfig, str | None]:
     return config_from_mapping(values, str(path)), data_dir if isinstance(data_dir, str) else None
 
 
+def config_from_checkpoint(run_dir: str | Path) -> tuple[RunConfig, str | None]:
+    """The config a run trained with and its prepared data directory, read from its checkpoint (ckpt.pt, else
+    ckpt.prev.pt), which carries both: for a run whose config.toml is lost. ConfigError when neither holds a
+    config fwtui can read (a nanoGPT checkpoint: its own keys)."""
+    from trainer.train.checkpoint import CKPT_FILE, PREV_FILE, peek_checkpoint  # torch: on this path only
+
+    run_dir = Path(run_dir)
+    why = "no checkpoint there"
+    for name in (CKPT_FILE, PREV_FILE):
+        path = run_dir / name
+        data = peek_checkpoint(path) if path.is_file() else None
+        if data is None:
+            why = f"{name} is unreadable" if path.is_file() else why
+            continue
+        if not isinstance(data.get("config"), dict):
+            why = f"{name} holds no config"
+            continue
+        try:
+            config = config_from_mapping(dict(data["config"]), f"{path} (its config)")
+        except ConfigError as err:
+            why = str(err)
+            continue
+        dataset = data.get("dataset")
+        data_dir = dataset.get("dir") if isinstance(dataset, dict) else None
+        return config, data_dir if isinstance(data_dir, str) else None
+    raise ConfigError(f"{run_dir / CONFIG_FILE} is missing and the run's config cannot be read from its checkpoint "
+                      f"({why}); pass --preset with the run's preset (and --set what it changed) and --data")
+
+
 class PreparedLike(Protocol):
     """What the trainer needs of trainer.data.dataset.PreparedData."""
 
@@ -78,6 +107,7 @@ def dataset_identity(data: PreparedLike) -> dict[str, Any]:
         "val_tokens": int(data.val_tokens),
         "tokenizer": str(tokenizer),
         "train_sha256_edges": _edges_sha256(Path(data.train_path)),
+        "sources": [str(s.get("path")) for s in meta.get("sources", []) if isinstance(s, dict)],
     }
 
 
@@ -109,6 +139,12 @@ def check_resume(ckpt: dict, config: RunConfig, identity: dict[str, Any], where:
     saved = ckpt.get("dataset")
     if saved:
         for key in ("train_tokens", "val_tokens", "tokenizer", "train_sha256_edges"):
+            if key in saved and saved[key] != identity.get(key) and saved.get("dir") == identity.get("dir"):
+                sources = ", ".join(saved.get("sources") or []) or "see the run's events.jsonl"
+                raise CheckpointError(
+                    f"{where}: {saved['dir']} changed since this run trained on it ({key} {saved[key]!r}, now "
+                    f"{identity.get(key)!r}): it was prepared again from other data; prepare the run's own data "
+                    f"({sources}) into a new folder and pass it with --data, or use a new --out")
             if key in saved and saved[key] != identity.get(key):
                 raise CheckpointError(
                     f"{where}: the run trained on other data ({key} {saved[key]!r}, now {identity.get(key)!r}); "

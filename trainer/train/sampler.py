@@ -3,7 +3,8 @@
 It runs on the trainer thread between steps, so training waits for it: the Sample event's `seconds` is
 that pause. It never touches the training RNG or batches (trainer.model.sampling draws from its own
 generator and puts the module back in train mode), so a run's losses are the same with or without
-samples. The tokenizer is loaded at the first sample only: training never needs it.
+samples. The tokenizer is loaded at the first sample only: training never needs it. A stop (Ctrl-C,
+SIGTERM) cuts a long sample at its next token: the text so far goes out, and the stop's checkpoint follows.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ from typing import Callable
 import torch
 
 from trainer.observe import events as ev
-from trainer.train.controls import SampleRequest
+from trainer.train.controls import SAMPLING, Controls, SampleRequest
 
 
 class Sampler:
     """Samples from `model` (the uncompiled module) on `device` in the run's `precision` ("float32",
-    "bfloat16", "float16"); `emit` takes the Sample event, or a Warning when sampling fails."""
+    "bfloat16", "float16"); `emit` takes the Sample event, or a Warning when sampling fails. A stop in
+    `controls` (this process's) cuts a sample at its next token."""
 
-    def __init__(self, model: torch.nn.Module, *, device: str | torch.device, precision: str,
-                 emit: Callable[[ev.Event], None], tokenizer_file: str | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, controls: Controls | None = None, *, device: str | torch.device,
+                 precision: str, emit: Callable[[ev.Event], None], tokenizer_file: str | None = None) -> None:
         self.model = model
+        self.controls = controls or Controls()  # this process's stop flag (it cuts a sample) and activity
         self.device = device
         self.precision = precision
         self.emit = emit
@@ -37,13 +40,24 @@ class Sampler:
         try:
             from trainer.model.sampling import generate_text
 
-            text = generate_text(self.model, self._tokenizer(), request.prompt,
-                                 max_new_tokens=request.max_new_tokens, temperature=request.temperature,
-                                 top_k=request.top_k, device=self.device, precision=self.precision)
+            cut: list[bool] = []  # set when the stop ended the text
+
+            def stopping() -> bool:
+                if self.controls.stop_requested:
+                    cut.append(True)
+                return bool(cut)
+
+            with self.controls.doing(SAMPLING):
+                text = generate_text(self.model, self._tokenizer(), request.prompt,
+                                     max_new_tokens=request.max_new_tokens, temperature=request.temperature,
+                                     top_k=request.top_k, device=self.device, precision=self.precision,
+                                     stopping=stopping)
         except Exception as err:  # noqa: BLE001 - a failed sample never stops training
             self.emit(ev.Warning(message=f"sample failed: {type(err).__name__}: {err}"))
             return time.perf_counter() - t0
         seconds = time.perf_counter() - t0
+        if cut:
+            self.emit(ev.Warning(message=f"the sample at iter {it} was cut short: the run is stopping"))
         self.emit(ev.Sample(iter=it, prompt=request.prompt, text=text, seconds=seconds))
         return seconds
 

@@ -1,8 +1,12 @@
 """Headless signal handling: SIGINT, SIGTERM and SIGHUP ask the trainer to stop at a step boundary.
 
 The handlers only call `controls.stop(...)` (a flag under a lock): the loop checkpoints and exits at the
-next step boundary. A second Ctrl-C while it saves changes nothing (the save is atomic anyway); a third
-restores the default handler and raises KeyboardInterrupt, for a run that truly hangs.
+next step boundary. Long work between boundaries looks at that flag at each small unit and is cut there
+(an evaluation at its next batch, a sample at its next token, a prepare at its next row group), so a
+stop lands within a supervisor's grace (systemd, docker and Kubernetes send SIGKILL 10 to 90 s after
+SIGTERM). A second Ctrl-C says what is under way (Controls.activity) and changes nothing (the save is
+atomic anyway); a third restores the default handler and raises KeyboardInterrupt, for a run that truly
+hangs.
 
 Under torchrun every rank installs these handlers, and torchrun passes a signal it gets to each rank's
 process group (the ranks run in sessions of their own, so a terminal's Ctrl-C reaches torchrun alone).
@@ -19,7 +23,16 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from trainer.train.controls import Controls
+from trainer.train.controls import EVALUATING, PREPARING, SAMPLING, SAVING, Controls
+
+ALREADY_STOPPING = {
+    SAVING: "the checkpoint is being written",
+    EVALUATING: "the evaluation under way stops at its next batch, then the checkpoint is written",
+    SAMPLING: "the sample under way stops at its next token, then the checkpoint is written",
+    PREPARING: "the prepare stops at its next row group and keeps what is done (no checkpoint: training has "
+               "not started)",
+}
+"""The second signal's words for each Controls.activity; any other: the step under way finishes first."""
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -45,10 +58,13 @@ def stop_on_signals(controls: Controls, notify: Callable[[str], None] | None = N
         controls.stop(f"{name} received")
         if notify is not None:
             if count["n"] == 1:
-                notify(f"{name}: stopping at the next step with a checkpoint")
+                doing = ALREADY_STOPPING.get(controls.activity) if controls.activity != SAVING else None
+                notify(f"{name}: stopping; {doing}" if doing
+                       else f"{name}: stopping at the next step with a checkpoint")
             else:
-                notify(f"{name}: already stopping; the checkpoint is being written "
-                       "(Ctrl-C once more aborts without waiting)")
+                doing = ALREADY_STOPPING.get(controls.activity,
+                                             "the step under way finishes, then the checkpoint is written")
+                notify(f"{name}: already stopping; {doing} (Ctrl-C once more aborts without waiting)")
 
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     for sig in STOP_SIGNALS:
