@@ -101,17 +101,19 @@ class FwtuiApp(App):
             if self.first_frame is not None:
                 self.dashboard.call_after_refresh(self.first_frame)
             return
-        wanted = self.options.preset
-        preset_name = None
-        if wanted:
-            preset_name = wanted if wanted in {p.name for p in self.presets} else self.presets[0].name
-        setup = SetupScreen(self.presets, root=self.root, gpu_probe=self.gpu_probe, preset=preset_name,
-                            data=self.options.data, overrides=self.options.overrides,
-                            start=self.options.start, demo=self.options.demo,
-                            peak_tflops=self.options.peak_tflops, runs_dir=self.runs_dir)
+        setup = self._setup_screen(start=self.options.start, demo=self.options.demo)
         self.push_screen(setup)
         if self.first_frame is not None:
             setup.call_after_refresh(self.first_frame)
+
+    def _setup_screen(self, *, start: bool = False, demo: bool = False, preset: str | None = None) -> SetupScreen:
+        wanted = preset or self.options.preset
+        preset_name = None
+        if wanted:
+            preset_name = wanted if wanted in {p.name for p in self.presets} else self.presets[0].name
+        return SetupScreen(self.presets, root=self.root, gpu_probe=self.gpu_probe, preset=preset_name,
+                           data=self.options.data, overrides=self.options.overrides, start=start, demo=demo,
+                           peak_tflops=self.options.peak_tflops, runs_dir=self.runs_dir)
 
     # --- the run ---------------------------------------------------------------------------------
     def on_setup_screen_start_requested(self, event: SetupScreen.StartRequested) -> None:
@@ -190,6 +192,34 @@ class FwtuiApp(App):
         self.collect_events()  # anything still waiting comes before the end
         if self.exit_when_over:
             self.exit()
+        elif self.dashboard is not None:
+            self.dashboard.refresh_bindings()  # `b` (back to setup) joins the footer now that the worker ended
+
+    def can_go_back(self) -> bool:
+        """True when `b` may leave the dashboard for the setup screen: the run's worker (or a child run's
+        processes) has ended, so a new run never trains beside it (fwtui.screens.back_to_setup)."""
+        return self.dashboard is not None and not self.run_active and not self.exit_when_over
+
+    def back_to_setup(self) -> None:
+        """`b` on the dashboard of a run that has ended: the setup screen under it again, with its preset,
+        overrides and data as they were, and the run's end in one line (a new one after `--out RUN --resume`,
+        which opened no setup screen)."""
+        from fwtui.screens.back_to_setup import ending_line, run_preset
+
+        if not self.can_go_back():
+            return
+        line, failed = ending_line(self.dashboard)
+        preset = run_preset(self.dashboard, self.options.out)  # for a new setup screen: the run's preset
+        self.session = self.child = self.dashboard = None  # nothing of that run is the app's any more
+        setups = [screen for screen in self.screen_stack if isinstance(screen, SetupScreen)]
+        if setups:
+            while self.screen is not setups[-1]:
+                self.pop_screen()
+            setup = setups[-1]
+        else:
+            setup = self._setup_screen(preset=preset)
+            self.switch_screen(setup)
+        setup.came_back(line, failed)
 
     @property
     def run_active(self) -> bool:

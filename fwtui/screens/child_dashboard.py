@@ -35,6 +35,8 @@ class ChildDashboard(DashboardScreen):
         self.poll_seconds = poll_seconds
         self.detached = False
         """True once `d` left the run going on without the app."""
+        self.child_ended = False
+        """True once the run is over and torchrun has exited (a new run may start: `b`)."""
 
     def on_mount(self) -> None:  # Textual runs DashboardScreen.on_mount too (handlers of every class)
         self.set_interval(self.poll_seconds, self.poll_child)
@@ -48,10 +50,13 @@ class ChildDashboard(DashboardScreen):
                 self.feed(event)
         if any(isinstance(e, (Finished, Failed)) for e in events) and getattr(self.app, "exit_when_over", False):
             self.app.exit()  # SIGTERM to the app asked to exit once the run stopped
+        if self.run_over and not self.child_ended and not self.child.running:
+            self.child_ended = True
+            self.refresh_bindings()  # its processes have exited: `b` (back to setup) joins the footer
         return len(events)
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpModal(detach=True))
+        self.app.push_screen(HelpModal(detach=True, over=self.run_over, back=self.can_go_back))
 
     def action_detach(self) -> None:
         if not self.child.running:

@@ -30,6 +30,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from fwtui.refresh_budget import RefreshBudget, ceilings_for
+from fwtui.screens.back_to_setup import BACK_BINDING, BackToSetup  # `b` once the run is over (the app's own)
 from fwtui.screens.confirm import ConfirmModal
 from fwtui.screens.help import HelpModal
 from fwtui.screens.sample_modal import SampleModal
@@ -52,20 +53,18 @@ the thousand. New train points alone wait CHART_STEADY_SECONDS; an eval or a cha
 
 CHART_STEADY_SECONDS = 2.0
 """During steady training the charts redraw at most this often (stretched by the UI's CPU budget, up to the
-ceiling of the run's mode, fwtui.refresh_budget.ceilings_for): each
-redraw sends the changed lines of the picture to the terminal (about 1-3 KB), and a curve moving by one
-point reads the same two seconds later."""
+ceiling of the run's mode, fwtui.refresh_budget.ceilings_for): each redraw sends the changed lines of the
+picture to the terminal (about 1-3 KB), and a curve moving by one point reads the same two seconds later."""
 
 PANEL_REFRESH_SECONDS = 1.0
-"""Step events redraw the text panels at most once a second, stretched by the UI's CPU budget to at most 2 s
-(the UI thread shares
-the GIL and the cores with the trainer, each repaint goes down the wire); any other event shows at once."""
+"""Step events redraw the text panels at most once a second, stretched by the UI's CPU budget to at most 2 s (the
+UI thread shares the GIL and the cores with the trainer, each repaint goes down the wire); others show at once."""
 
 SAMPLE_SETTINGS = {"max_new_tokens": 200, "temperature": 0.8, "top_k": 200}
 """What `s` asks for: 200 new tokens at temperature 0.8, top-k 200 (nanoGPT's sample.py defaults)."""
 
 
-class DashboardScreen(RunRequests, RunPosition, ChartKeys, Screen[None]):
+class DashboardScreen(BackToSetup, RunRequests, RunPosition, ChartKeys, Screen[None]):
     CSS_PATH = "../dashboard.tcss"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
@@ -76,6 +75,7 @@ class DashboardScreen(RunRequests, RunPosition, ChartKeys, Screen[None]):
         Binding("c", "checkpoint", "checkpoint"),
         Binding("h", "hellaswag", "HellaSwag", show=False),  # off the footer, full at 80 columns; `?` lists it
         Binding("q", "quit_run", "quit"),
+        BACK_BINDING,  # in the footer only once the run is over and its worker has ended (check_action)
         Binding("question_mark", "help", "help", key_display="?"),
         *(Binding(b.key, b.action, b.description, show=False) for b in CHART_BINDINGS),  # footer full: `?` lists
         Binding("a", "compare", "compare runs", show=False),
@@ -369,15 +369,12 @@ class DashboardScreen(RunRequests, RunPosition, ChartKeys, Screen[None]):
             self.notify("already stopping: waiting for the checkpoint at the next step boundary")
         elif self.attach:
             self.app.push_screen(ConfirmModal("Detach from this run? The run goes on; `fwtui attach RUN` "
-                                              "shows it again.", yes="detach", no="stay"), self._on_detach)
+                                              "shows it again.", yes="detach", no="stay"),
+                                 lambda yes: self.app.exit() if yes else None)
         else:
             self.app.push_screen(ConfirmModal("Stop the run? It stops at the next step boundary, saves a "
                                               "checkpoint, then fwtui exits.", yes="stop", no="keep training"),
                                  self._on_quit_answer)
-
-    def _on_detach(self, yes: bool | None) -> None:
-        if yes:
-            self.app.exit()
 
     def _on_quit_answer(self, yes: bool | None) -> None:
         if not yes:
@@ -397,4 +394,5 @@ class DashboardScreen(RunRequests, RunPosition, ChartKeys, Screen[None]):
         open_compare_picker(self.app, None if self.run is None else self.run.run_dir)
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpModal(read_only=self.controls is None, attach=self.attach, over=self.run_over))
+        self.app.push_screen(HelpModal(read_only=self.controls is None, attach=self.attach, over=self.run_over,
+                                       back=self.can_go_back))

@@ -14,6 +14,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from fwtui.screens.back_to_setup import BACK_HELP
+
 KEYS = [
     ("s", "sample: type a prompt; at the next step boundary training pauses while the model writes a "
           "continuation (the sample and the events panel then say for how long)"),
@@ -68,12 +70,13 @@ class HelpModal(ModalScreen[None]):
     ]
 
     def __init__(self, *, read_only: bool = False, attach: bool = False, detach: bool = False, over: bool = False,
-                 keys: list[tuple[str, str]] | None = None, title: str = "keys") -> None:
+                 back: bool = False, keys: list[tuple[str, str]] | None = None, title: str = "keys") -> None:
         """read_only: a replay (`fwtui view`); attach: `fwtui attach` (q detaches); detach: a run the app
-        started as a child (several GPUs: `d` leaves it running); over: the run has ended. `keys`: another
-        screen's keys (SETUP_KEYS) instead of the dashboard's."""
+        started as a child (several GPUs: `d` leaves it running); over: the run has ended; back: `b` goes back
+        to the setup screen (the app's run has ended, fwtui.screens.back_to_setup). `keys`: another screen's
+        keys (SETUP_KEYS) instead of the dashboard's."""
         super().__init__()
-        self.read_only, self.attach, self.detach, self.over = read_only, attach, detach, over
+        self.read_only, self.attach, self.detach, self.over, self.back = read_only, attach, detach, over, back
         self.keys, self.title_text = keys, title
 
     def rows(self) -> list[tuple[str, str]]:
@@ -91,6 +94,8 @@ class HelpModal(ModalScreen[None]):
             rows.append((key, what))
             if key == "q" and self.detach and not self.over:
                 rows.append(("d", "detach: the app exits, the run goes on; `fwtui attach RUN` shows it again"))
+            if key == "q" and self.back:
+                rows.append(BACK_HELP)
         return rows
 
     def lines(self) -> list[str]:

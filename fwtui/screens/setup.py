@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 
 from fwtui.format import gigabytes
 from fwtui.recent import last_preset, load_recent, remember_preset
+from fwtui.screens.back_to_setup import ComingBack  # the last run's end, after `b` on its dashboard
 from fwtui.screens.setup_keys import SetupKeys  # r n / digits g G ?
 from fwtui.screens.setup_plan import data_content_problem, fits_on, plan_for
 from fwtui.screens.token_counts import TokenCounts
@@ -55,7 +56,7 @@ class StartChoice:
     gpus: int = 1
 
 
-class SetupScreen(SetupKeys, TypingGuard, Screen):
+class SetupScreen(ComingBack, SetupKeys, TypingGuard, Screen):
     BINDINGS = [
         Binding("q", "app.quit", "quit"),
         Binding("t", "start", "start"),
@@ -312,6 +313,7 @@ class SetupScreen(SetupKeys, TypingGuard, Screen):
         if self.base is config:
             return
         self.base = config
+        self.forget_last_run()
         self.query_one(OverridesPanel).set_base(config)
         self.refresh_plan()
 
@@ -326,6 +328,7 @@ class SetupScreen(SetupKeys, TypingGuard, Screen):
         self.action_demo()
 
     def on_overrides_panel_changed(self, event: OverridesPanel.Changed) -> None:
+        self.forget_last_run()
         self.refresh_plan()
 
     def on_gpu_choice_changed(self, event: GpuChoice.Changed) -> None:
@@ -360,6 +363,8 @@ class SetupScreen(SetupKeys, TypingGuard, Screen):
         line = self.query_one("#start-problem", Static)
         line.update(problem or "")
         line.display = problem is not None
+        self.last_run_line = None  # a problem, or nothing, replaces the last run's line (fwtui.screens.back_to_setup)
+        line.remove_class("-note")
 
     def action_start(self) -> None:
         if self.started:
