@@ -16,6 +16,7 @@ from fwtui.cli import main as cli_main
 from hub_server import COMMIT, FakeHub
 from trainer.data.hub_fetch import PARTIAL_SUFFIX, FetchCancelled, fetch
 from trainer.data.hub_files import plan_fetch
+from trainer.data.parquet_source import resolve_paths
 from trainer.data.token_count import count_tokens
 from trainer.errors import DataError
 
@@ -101,6 +102,8 @@ def test_a_stopped_fetch_keeps_its_partial_file_and_the_next_one_continues(hub, 
     final = tmp_path / "sample/10BT/000_00000.parquet"
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
     assert not final.exists() and 0 < partial.stat().st_size < len(shards[0])
+    with pytest.raises(DataError, match="holds no .parquet files"):  # no reader takes the partial for a shard
+        resolve_paths([tmp_path])
     kept = partial.stat().st_size
     result = fetch(plan, tmp_path)
     assert final.read_bytes() == shards[0] and not partial.exists()
