@@ -33,7 +33,8 @@ def _run_options(parser: argparse.ArgumentParser, data_required: bool = False) -
     parser.add_argument("--preset", metavar="NAME|PATH",
                         help="a preset name (`fwtui presets`), a .toml file, or a nanoGPT config .py")
     parser.add_argument("--data", metavar="PATH", required=data_required,
-                        help="parquet file(s), a directory or glob, or a prepared data directory")
+                        help="parquet file(s), a directory or glob (several joined by ':'), a datasets save_to_disk "
+                             "folder, or a prepared data directory")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set batch_size=8 (repeatable)")
     parser.add_argument("--text-column", metavar="NAME",
