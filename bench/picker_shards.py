@@ -4,7 +4,8 @@ Makes a folder of N hard links (default 15, as `sample/10BT` has) to one shard b
 `bench/big_shard.py --build-only`, opens the real setup screen on it headless (Textual's pilot, 120x40) and
 prints: the seconds until every file's exact count is listed, the longest the event loop went without
 running a 10 ms timer meanwhile (a frame at 60 Hz is 16.7 ms), and whether the plan's dataset tokens are the
-sum of the selection (N x (token_count's sum + one <|endoftext|> a row)); then the same timer as long with
+sum of the selection (N x (token_count's sum + one <|endoftext|> a row), less the validation share the
+planner holds out); then the same timer as long with
 nothing to count, for the machine's own stalls (it is shared).
 
     python bench/picker_shards.py SHARD.parquet [--files 15]
@@ -119,10 +120,13 @@ def main() -> None:
                      ("while counting", result["counting"]), ("as long with nothing to count", base)):
         print(f"  10 ms timer, {name}: longest delay {st['worst'] * 1000:.0f} ms, {st['late']} of {st['ticks']} "
               "ticks later than a 60 Hz frame (16.7 ms)")
+    from trainer.data.train_split import expected_val_tokens
+
+    held_out = expected_val_tokens(expected, 0.0005)
     first = result["counts"][0]
-    print(f"  each file: {first}; plan dataset tokens {result['plan_tokens']:,} "
-          f"{'=' if result['plan_tokens'] == expected else '!='} {args.files} x (token_count sum + rows) = "
-          f"{expected:,}")
+    print(f"  each file: {first}; the selection: {args.files} x (token_count sum + rows) = {expected:,}; the plan's "
+          f"training split {result['plan_tokens']:,} {'=' if result['plan_tokens'] == expected - held_out else '!='} "
+          f"that less ≈ {held_out:,} held out for validation (trainer.data.train_split)")
 
 
 if __name__ == "__main__":
