@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN|CKPT", help="a run directory or a ckpt.pt file")
     p.add_argument("--hellaswag", action="store_true", default=True,
                    help="score HellaSwag's validation set (the one benchmark so far: on by default)")
-    p.add_argument("--limit", type=whole_number(1), metavar="N", help="score the first N examples only (of 10,042)")
+    p.add_argument("--limit", type=int, metavar="N", help="score the first N examples only (of 10,042)")
     p.add_argument("--hellaswag-file", metavar="FILE",
                    help="hellaswag_val.jsonl to read; or set FWTUI_HELLASWAG_FILE (default: fwtui's cache, "
                         "downloaded once from the authors' address and checked by sha256)")
