@@ -27,13 +27,15 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import child_process  # noqa: E402
 SOURCE = Path(os.environ.get("FWTUI_SHAKESPEARE", ROOT.parent / "shared" / "data" / "shakespeare-fineweb.parquet"))
 ROWS_PER_GROUP = 1000
 MEAN_TOKENS = 870
@@ -158,12 +160,7 @@ def described(parquet: Path) -> dict:
 
 
 def run_child(*args: str) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        sys.exit(f"child {args[0]} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return child_process.run_child(__file__, *args)
 
 
 def machine() -> str:

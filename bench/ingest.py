@@ -20,13 +20,15 @@ import os
 import random
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import child_process  # noqa: E402
 SHARED = ROOT.parent / "shared"
 SOURCE = SHARED / "data" / "shakespeare-fineweb.parquet"
 ROWS_PER_GROUP = 1000
@@ -97,12 +99,7 @@ def child_raw(parquet: str, workers: int) -> None:
 
 
 def run_child(*args: str) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        sys.exit(f"child {args[0]} failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return child_process.run_child(__file__, *args)
 
 
 def main() -> None:
