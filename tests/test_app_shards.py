@@ -99,7 +99,9 @@ async def test_fetch_finewebs_shards_from_the_data_panel_and_select_them(home: P
         dialog.query_one("#fetch-shards").value = "2"
         dialog.query_one("#fetch-dir").value = str(home / "data")
         await pilot.click("#fetch-list")
-        await settle(pilot, lambda: "first 2 of 3 file(s)" in str(dialog.query_one("#fetch-status").render()))
+        # The listing shows before its worker's end is handled, and a press while busy is ignored: wait for both.
+        await settle(pilot, lambda: "first 2 of 3 file(s)" in str(dialog.query_one("#fetch-status").render())
+                     and not dialog.busy)
         await pilot.click("#fetch-go")
         await settle(pilot, lambda: not isinstance(app.screen, FetchScreen))
         folder = home / "data" / "sample" / "10BT"
