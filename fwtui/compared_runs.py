@@ -72,14 +72,14 @@ def load_compared(path: str, pace: Callable[[], None] = lambda: None) -> Compare
     that, 3x slower: 50,000 steps would take 1.3 s instead of 0.4); a nanoGPT log goes through run_logs.load.
     Touches no widget: the compare screen calls it on its reading thread, with a `pace` that waits while the
     UI thread answers a key (threads of one process share the GIL: without it a key took twice as long)."""
-    from trainer.observe.runlog import EVENTS_FILE
+    from trainer.observe.runlog import EVENTS_FILE, is_run_log
 
     file = Path(path) / EVENTS_FILE if Path(path).is_dir() else Path(path)
     try:
         text = file.read_bytes().decode("utf-8", errors="replace") if file.is_file() else ""
     except OSError:
         text = ""  # run_logs.load below says why in one line
-    if '"schema":"fwtui.events"' in text[:200].replace(" ", ""):  # our header (run_logs.is_event_log, cheaper)
+    if is_run_log(text):  # our header: the one rule runs, attach, view and report use
         run = ComparedRun(name=run_name(path), path=path, curves=LossCurves())
         for count, line in enumerate(text.split("\n")):
             if count % PACE_LINES == 0:

@@ -6,24 +6,13 @@ imports no screen), so the faces import downward only.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from trainer.errors import DataError
 from trainer.observe.events import Event
-from trainer.observe.runlog import EVENTS_FILE, header_problem, parse_line
+from trainer.observe.runlog import EVENTS_FILE, header_problem, is_run_log, parse_line
 from trainer.runs.nanogpt_log import log_to_events, parse_nanogpt_log, read_log_text
 from trainer.runs.summary import RunSummary, rescaled_mfu, summarize_events, summarize_nanogpt
-
-
-def is_event_log(text: str) -> bool:
-    """Our events.jsonl starts with the fwtui header line."""
-    first = text.lstrip().split("\n", 1)[0]
-    try:
-        header = json.loads(first)
-    except json.JSONDecodeError:
-        return False
-    return isinstance(header, dict) and header.get("schema") == "fwtui.events"
 
 
 def load(path_arg: str, gpu: str | None) -> tuple[list[Event], RunSummary, str]:
@@ -33,7 +22,7 @@ def load(path_arg: str, gpu: str | None) -> tuple[list[Event], RunSummary, str]:
         path = path / EVENTS_FILE
     text = read_log_text(path)
     problem = header_problem(text.lstrip().split("\n", 1)[0])
-    if problem and (path.name == EVENTS_FILE or is_event_log(text)):
+    if problem and (path.name == EVENTS_FILE or is_run_log(text)):
         # Empty, not ours, or a newer schema: said as `fwtui runs` says it, never a report of "unknown"s.
         raise DataError(f"{path} {problem}")
     if not problem:

@@ -107,6 +107,7 @@ def _ends_with_newline(path: Path) -> bool:
 
 
 EMPTY = "is empty"
+NOT_OURS = "does not start with an fwtui header (not a run log?)"
 
 
 def header_problem(first_line: str | bytes) -> str:
@@ -122,11 +123,16 @@ def header_problem(first_line: str | bytes) -> str:
     except json.JSONDecodeError:
         header = None
     if not isinstance(header, dict) or header.get("schema") != HEADER["schema"]:
-        return "does not start with an fwtui header (not a run log?)"
+        return NOT_OURS
     version = header.get("version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         return f"is schema version {version!r}, newer than this fwtui reads ({SCHEMA_VERSION}); upgrade fwtui"
     return ""
+
+
+def is_run_log(text: str) -> bool:
+    """Whether `text` starts with fwtui's header, of any version (a newer one is still ours, to refuse by name)."""
+    return header_problem(text.lstrip().split("\n", 1)[0]) not in (EMPTY, NOT_OURS)
 
 
 def log_problem(path: str | Path) -> str:
