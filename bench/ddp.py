@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from trainer.config import apply_overrides, load_preset  # noqa: E402
 from trainer.data.dataset import write_meta  # noqa: E402
+from trainer.train.distributed import end_rank_process  # noqa: E402
 
 
 def random_prepared(directory: Path, tokens: int) -> Path:
@@ -151,4 +152,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    end_rank_process(main())  # under torchrun: no interpreter teardown (see its docstring)

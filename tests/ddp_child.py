@@ -25,6 +25,7 @@ from trainer.runs.launch import RunRequest, run_training  # noqa: E402
 from trainer.train.controls import Controls  # noqa: E402
 from trainer.train.loop import Trainer  # noqa: E402
 from trainer.train.signals import stop_on_signals  # noqa: E402
+from trainer.train.distributed import end_rank_process  # noqa: E402
 
 from tests.tiny_trainer_child import tiny  # noqa: E402
 
@@ -72,4 +73,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    end_rank_process(main())  # under torchrun: no interpreter teardown (see its docstring)

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 
 from trainer.data.dataset import open_prepared  # noqa: E402
 from trainer.model.gpt import GPT, ModelArgs  # noqa: E402
-from trainer.train.distributed import Dist  # noqa: E402
+from trainer.train.distributed import Dist, end_rank_process  # noqa: E402
 from trainer.train.evaluator import Evaluator  # noqa: E402
 from trainer.train.hellaswag import HellaSwagAtBoundary  # noqa: E402
 
@@ -63,4 +63,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    end_rank_process(main())  # under torchrun: no interpreter teardown (see its docstring)
