@@ -191,7 +191,8 @@ REQUEST_FLAGS = tuple(f.name for f in fields(Requests) if f.type in (bool, "bool
 
 
 class SharedControls:
-    """The Controls one rank's Trainer reads: rank 0's decisions, agreed by `sync()` at the boundaries `agreement_due` names.
+    """The Controls one rank's Trainer reads: rank 0's decisions, agreed by `sync()` at the boundaries
+    `agreement_due` names.
 
     Rank 0 wraps the run's real Controls (the app, the control channel, signals feed it); the other ranks
     wrap their own (only signals feed them). Samples are written by rank 0 alone (its unwrapped model);
