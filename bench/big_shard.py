@@ -153,7 +153,11 @@ def child_raw(parquet: str, every: str = "1") -> None:
 
 def described(parquet: Path) -> dict:
     """What --build-only recorded beside the shard (built.json), checked against the file's size."""
-    shard = json.loads((parquet.parent / "built.json").read_text())
+    record = parquet.parent / "built.json"
+    if not parquet.is_file() or not record.is_file():
+        sys.exit(f"{parquet} or the built.json beside it is missing (a measured shard is deleted unless --keep); "
+                 "build one with --build-only --dir DIR")
+    shard = json.loads(record.read_text())
     if shard["bytes"] != parquet.stat().st_size:
         sys.exit(f"{parquet} is not the shard built.json describes; build it again")
     return shard
