@@ -222,6 +222,11 @@ class SharedControls:
     def stop(self, reason: str = "stop requested") -> None:
         self.inner.stop(reason)
 
+    def agree_stop(self) -> None:
+        """Every rank learned in one collective that a rank was stopping (an evaluation cut on some rank,
+        trainer.train.evaluator): the stop is agreed here, as a sync would agree it."""
+        self._stop = True
+
     def sync(self, position: int) -> None:
         """The boundary's one collective: an all_gather of (world, 4 + F) int64 rows [stop, paused, samples,
         data position, then Requests' F flags (evaluate, checkpoint, ...)]; rank 0's row decides, any stop

@@ -25,9 +25,12 @@ length table: every window has block_size targets, so the mean of the windows' m
 split's tokens is the sum of its target-token losses (nats), and that over ln 2 and the targets' UTF-8
 bytes (counted once, at construction, over all windows of all ranks) is the exact bits per byte.
 
-A stop (Ctrl-C, SIGTERM) cuts an evaluation of one process at its next batch: `evaluate` returns None and
-the stop's checkpoint is written at once, instead of after minutes of evaluation a supervisor does not wait
-for. Several ranks finish theirs: one rank cutting alone would leave the others in the all_reduce.
+A stop (Ctrl-C, SIGTERM) cuts an evaluation at its next batch: `evaluate` returns None and the stop's
+checkpoint is written at once, instead of after minutes of evaluation a supervisor does not wait for. With
+several ranks each rank cuts on its own stop flag (torchrun passes a signal to all of them) and still takes
+part in the evaluation's one all_reduce, which carries a fifth number, how many ranks cut: when it is not
+zero every rank returns None, so none is left waiting in a collective and all stop at the same boundary. A
+stop asked of rank 0 alone (the app's `q`) waits for the other ranks' share of the windows.
 """
 
 from __future__ import annotations
@@ -131,33 +134,42 @@ class Evaluator:
                 y[n:] = -1  # ignore_index of the model's loss: the padding adds no target
             yield x, y, n
 
-    def _stopping(self) -> bool:
-        return self.controls is not None and self.controls.stop_requested and not self.ranks.active
+    def _stop_asked(self) -> bool:
+        """This process's own stop flag (a signal or a key), not the ranks' agreement."""
+        return self.controls is not None and self.controls.stop_requested
 
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module) -> EvalResult | None:
         """Mean loss of each split over its fixed windows (all ranks' together), in eval mode (no dropout);
-        train mode after. None when a stop cut it short (one process only)."""
+        train mode after. None when a stop cut it short (on any rank: every rank then returns None)."""
         was_training = model.training
         model.eval()
         doing = self.controls.doing(EVALUATING) if self.controls is not None else contextlib.nullcontext()
         try:
             with doing:
                 parts = []  # [sum of per-window mean losses, windows] of each split, 0-dim float32 on the device
+                cut = False
                 for split in ("train", "val"):
                     total = torch.zeros((), dtype=torch.float32, device=self.device)
-                    for x, y, n in self.batches(split):
-                        if self._stopping():
-                            return None
+                    for x, y, n in ([] if cut else self.batches(split)):
+                        if self._stop_asked():
+                            cut = True
+                            break
                         with self.autocast:
                             _, loss = model(x, y)  # mean over the batch's n x T targets
                         total += loss.float() * n  # = the sum of its n windows' mean losses (padding has no target)
                     # a fill on the device, not a copy from the host (which would wait for the queued forwards)
                     parts += [total, torch.full((), float(len(self.mine[split])), device=self.device)]
-                sums = self.ranks.sum(torch.stack(parts))  # (4,): every rank's share added (no-op for one process)
-                train_loss, val_loss = (sums[0::2] / sums[1::2]).tolist()  # the evaluation's one host sync
+                if cut and not self.ranks.active:
+                    return None
+                parts.append(torch.full((), float(cut), device=self.device))  # ranks that cut, once summed
+                sums = self.ranks.sum(torch.stack(parts))  # (5,): every rank's share added (no-op for one process)
+                # the evaluation's one host sync: [train loss, val loss, ranks that cut]
+                train_loss, val_loss, cut_by = torch.cat([sums[0:4:2] / sums[1:4:2], sums[4:]]).tolist()
         finally:
             model.train(was_training)
+        if cut_by:
+            return None
         losses, tokens = {"train": train_loss, "val": val_loss}, self.tokens
         bpb = None if self.target_bytes is None else {
             split: bits_per_byte(losses[split] * tokens[split], self.target_bytes[split]) for split in losses}

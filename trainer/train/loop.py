@@ -350,7 +350,9 @@ class Trainer(Recovery):
             except Exception as err:  # as in a step: one clear error, or (--auto-batch) smaller, or eager
                 failure = self._triage(err)
             self._recover(failure)  # outside the except block (see _guarded_step)
-        if result is None:  # cut by a stop (one process): the stop's checkpoint now, the model as trained
+        if result is None:  # cut by a stop (on any rank): the stop's checkpoint now, the model as trained
+            if isinstance(self.controls, SharedControls):
+                self.controls.agree_stop()  # every rank saw the cut in the evaluation's all_reduce
             return self._save(it, "final", must_succeed=True) if final else None
         seconds = time.perf_counter() - t0
         self.eta.add_eval(seconds)
