@@ -26,10 +26,22 @@ def make_app(home: Path, gpus=(), **options) -> RecordingApp:
                         runs_dir=home / "runs")
 
 
-async def settle(pilot, condition, limit: float = 30.0) -> None:
+async def settle(pilot, condition, limit: float = 30.0, shown=None) -> None:
+    """Wait until condition() holds; on giving up, the failure carries shown() (what the screen says)."""
     deadline = time.monotonic() + limit
     while not condition():
-        assert time.monotonic() < deadline, "the screen never reached the expected state"
+        assert time.monotonic() < deadline, ("the screen never reached the expected state"
+                                             + (f"; it shows: {shown()}" if shown else ""))
+        await pilot.pause(0.05)
+
+
+async def click_on(pilot, selector: str, limit: float = 30.0) -> None:
+    """Click the widget SELECTOR names, again until the click lands on it: a click aims at where the widget
+    was last laid out, so one made just after the screen changed (new lines pushing a button down) can land
+    on another widget (Pilot.click says whether it hit its target)."""
+    deadline = time.monotonic() + limit
+    while not await pilot.click(selector):
+        assert time.monotonic() < deadline, f"a click never landed on {selector}"
         await pilot.pause(0.05)
 
 

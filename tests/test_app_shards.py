@@ -13,7 +13,7 @@ import pytest
 
 from hub_server import FakeHub
 from tests.conftest import synthetic_texts, write_fineweb_parquet
-from tests.setup_helpers import make_app, settle
+from tests.setup_helpers import click_on, make_app, settle
 from fwtui.widgets.file_picker import FilePicker
 from fwtui.widgets.shard_list import ShardList
 
@@ -98,12 +98,12 @@ async def test_fetch_finewebs_shards_from_the_data_panel_and_select_them(home: P
         dialog = app.screen
         dialog.query_one("#fetch-shards").value = "2"
         dialog.query_one("#fetch-dir").value = str(home / "data")
-        await pilot.click("#fetch-list")
+        status = dialog.query_one("#fetch-status")
+        await click_on(pilot, "#fetch-list")
         # The listing shows before its worker's end is handled, and a press while busy is ignored: wait for both.
-        await settle(pilot, lambda: "first 2 of 3 file(s)" in str(dialog.query_one("#fetch-status").render())
-                     and not dialog.busy)
-        await pilot.click("#fetch-go")
-        await settle(pilot, lambda: not isinstance(app.screen, FetchScreen))
+        await settle(pilot, lambda: "first 2 of 3 file(s)" in str(status.render()) and not dialog.busy)
+        await click_on(pilot, "#fetch-go")  # the listing's lines have just moved the buttons
+        await settle(pilot, lambda: not isinstance(app.screen, FetchScreen), shown=lambda: status.render())
         folder = home / "data" / "sample" / "10BT"
         assert dialog.result_spec == str(folder)
         shard_list = app.screen.query_one(ShardList)
@@ -122,7 +122,7 @@ async def test_a_fetch_that_fails_says_why_in_the_dialog(home: Path, hub) -> Non
         await settle(pilot, lambda: isinstance(app.screen, FetchScreen) and app.screen.query("#fetch-go"))
         dialog = app.screen
         dialog.query_one("#fetch-subset").value = "CC-MAIN-1999-01"
-        await pilot.click("#fetch-go")
+        await click_on(pilot, "#fetch-go")
         status = dialog.query_one("#fetch-status")
         await settle(pilot, lambda: "has no folder data/CC-MAIN-1999-01" in str(status.render()))
         assert isinstance(app.screen, FetchScreen) and not dialog.busy
