@@ -200,21 +200,31 @@ def _join(docs: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+READER_JOIN_SECONDS = 60.0
+"""How long a stopped or failed prepare waits for its reader thread to finish the batch it is reading."""
+
+
 def _reader(files, text_column: str, start: tuple[int, int], out: queue.Queue, stop: threading.Event) -> None:
-    """Reader thread: put TextBatches on `out`, then None; an exception is put instead and ends it."""
+    """Reader thread: put TextBatches on `out`, then None; an exception is put instead and ends it. Once
+    `stop` is set it returns within one batch's read, whatever `out` holds (_build joins it)."""
     try:
         for batch in iter_text_batches(files, text_column, BATCH_ROWS, *start):
-            while not stop.is_set():
-                try:
-                    out.put(batch, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
+            if not _hand(out, batch, stop):
                 return
-        out.put(None)
+        _hand(out, None, stop)
     except BaseException as err:  # noqa: BLE001 - handed to the writer thread, which raises it
-        out.put(err)
+        _hand(out, err, stop)
+
+
+def _hand(out: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put ITEM on OUT unless `stop` is set first (a full queue whose reader has gone); whether it was put."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _build(sources: list[Source], directory: Path, key: str, *, text_column: str, val_fraction: float,
@@ -300,6 +310,11 @@ def _build(sources: list[Source], directory: Path, key: str, *, text_column: str
                         file_resumed = False
         finally:
             stop.set()
+            if reader.is_alive():
+                # Not left running: a thread still inside pyarrow when the process exits can abort its
+                # teardown ("terminate called without an active exception", apache/arrow#34314), seen once
+                # in a stopped prepare. It returns within one batch's read.
+                reader.join(READER_JOIN_SECONDS)
         if tally.train_docs + tally.val_docs < 2:
             raise DataError(f"{_names(sources)}: {tally.train_docs + tally.val_docs} document(s) with text "
                             f"({tally.null} null, {tally.empty} empty or whitespace-only skipped); "
