@@ -278,9 +278,10 @@ def end_rank_process(code: int | None) -> typing.NoReturn:
     """End this process with exit status CODE: a torchrun rank (RANK set) without the interpreter's teardown,
     one process through sys.exit as usual. Call it last, once the rank's work is done and its files closed.
 
-    Why: after destroy_process_group a gloo rank's teardown sometimes aborts in C++ ("terminate called without
-    an active exception", SIGABRT, after the exit handlers, with no Python frame left): 3 in 163 two-rank
-    CPU runs at load 2 to 4 on the 2-core box. torchrun then reports a rank killed and the run failed although its
+    Why: after destroy_process_group a rank's teardown sometimes aborts in C++ ("terminate called without
+    an active exception", SIGABRT, after the exit handlers, with no Python frame left: a native thread, gloo's
+    or pyarrow's, still joinable when the interpreter finalizes): 3 in 163 two-rank CPU runs at load 2 to 4
+    on the 2-core box. torchrun then reports a rank killed and the run failed although its
     work and checkpoint were complete. So a rank runs the exit handlers itself while the interpreter is whole
     (logging's flush, torch.compile's worker pool), flushes stdout and stderr, and leaves with os._exit.
     """
