@@ -29,7 +29,9 @@ SETS = ["max_iters=100000", "warmup_iters=2", "eval_iters=1", "log_interval=1", 
 
 # `fwtui train` with torch.save slowed down once the test arms it (MARKER.armed exists, made just before
 # the first Ctrl-C): the save at the stop boundary writes its temp file, MARKER appears, and the save goes
-# on for SAVE_SECONDS more before its rename, so the test's extra Ctrl-C lands inside the save every time.
+# on for SAVE_SECONDS more before its rename, and while MARKER.hold exists, so the test's extra Ctrl-C
+# lands inside the save every time, however loaded the machine. An abort of the save (the third Ctrl-C)
+# lifts the hold, so the writer reaches its next chunk and sees the abort.
 SLOW_STOP_SAVE = """
 import os, sys, time
 import torch
@@ -39,7 +41,16 @@ def slow_save(obj, f, *args, **kwargs):
     if os.path.exists(sys.argv[1] + ".armed"):
         open(sys.argv[1], "w").close()
         time.sleep(float(sys.argv[2]))
+        while os.path.exists(sys.argv[1] + ".hold"):
+            time.sleep(0.01)
 torch.save = slow_save
+from trainer.train import checkpointer
+real_abort = checkpointer.Checkpointer.abort
+def abort(self):
+    if os.path.exists(sys.argv[1] + ".hold"):
+        os.unlink(sys.argv[1] + ".hold")
+    real_abort(self)
+checkpointer.Checkpointer.abort = abort
 from fwtui.cli import main
 sys.exit(main(sys.argv[3:]))
 """
@@ -124,14 +135,20 @@ def test_a_second_ctrl_c_during_the_save_changes_nothing_and_a_third_aborts_with
     for child in (twice, thrice):
         # After the checkpoint at 2, so the third Ctrl-C has an older checkpoint to keep.
         child.wait_for(lambda: any(isinstance(e, ev.CheckpointSaved) for e in child.events()), "a checkpoint")
+        child.marker.with_name(child.marker.name + ".hold").touch()
         child.marker.with_name(child.marker.name + ".armed").touch()
         child.proc.send_signal(signal.SIGINT)
     for child, presses in ((twice, 1), (thrice, 2)):
         child.wait_for(child.marker.exists, "the stop checkpoint's save", pause=0.005)
         assert list(child.run.glob(f"ckpt.pt{TEMP_MARK}*")), "the save is in progress (its temp file exists)"
-        for _ in range(presses):
+        for press in range(1, presses + 1):
             child.proc.send_signal(signal.SIGINT)
-            time.sleep(0.1)
+            if press < presses:  # the next press once this one was heard: two close together can arrive as one
+                child.wait_for(lambda: child.out_path.read_text().count("already stopping") >= press,
+                               "the Ctrl-C heard", pause=0.005)
+    # The second Ctrl-C heard, twice's save may finish; thrice's third Ctrl-C lifts its hold by aborting.
+    twice.wait_for(lambda: "already stopping" in twice.out_path.read_text(), "the Ctrl-C heard", pause=0.005)
+    twice.marker.with_name(twice.marker.name + ".hold").unlink()
 
     rc, out, err = twice.finish()
     assert rc == 0 and err == "", err

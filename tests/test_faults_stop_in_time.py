@@ -26,17 +26,22 @@ from trainer.train.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK = 0.5
-"""Seconds each hooked unit takes; the second signal lands inside the unit under way."""
+"""Seconds each hooked unit takes (longer while the test holds it: see Hooked.stop_twice)."""
 SETS = ["max_iters=100000", "warmup_iters=2", "log_interval=1", "batch_size=2", "block_size=32", "n_layer=1",
         "n_embd=16", "eval_interval=100000"]
 
 HOOKED = """
 import os, sys, time
 marker, unit, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+hold, held = marker + ".hold", marker + ".held"
 def tick():
     with open(marker, "a") as f:
         f.write("unit\\n")
     time.sleep(seconds)
+    if os.path.exists(hold):  # the test sends its signals while this unit is surely under way
+        open(held, "w").close()
+        while os.path.exists(hold):
+            time.sleep(0.01)
 if unit == "eval":
     from trainer.train import evaluator
     real_batches = evaluator.Evaluator.batches
@@ -90,13 +95,23 @@ class Hooked(Child):
         return len(self.marker.read_text().splitlines()) if self.marker.exists() else 0
 
     def stop_twice(self) -> int:
-        """SIGTERM at the start of a unit, a second one inside the same unit; the units done by then."""
-        seen = self.units()
-        self.wait_for(lambda: self.units() > seen, "the next unit")
-        self.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.05)
-        self.proc.send_signal(signal.SIGTERM)
-        return self.units()
+        """Two SIGTERMs inside one unit, the second once the first was heard; the units begun by then.
+
+        The unit under way is held until both were heard: under load two signals sent close together reach
+        the process as one (the kernel keeps one pending SIGTERM, and Python runs a tripped handler once),
+        and a unit of fixed length may end before the second arrives."""
+        hold, held = Path(f"{self.marker}.hold"), Path(f"{self.marker}.held")
+        hold.touch()
+        try:
+            self.wait_for(held.exists, "a held unit")
+            at_signal = self.units()
+            self.proc.send_signal(signal.SIGTERM)
+            self.wait_for(lambda: "SIGTERM: stopping" in self.out_path.read_text(), "the first SIGTERM heard")
+            self.proc.send_signal(signal.SIGTERM)
+            self.wait_for(lambda: "SIGTERM: already stopping" in self.out_path.read_text(), "the second heard")
+        finally:
+            hold.unlink()
+        return at_signal
 
 
 def test_sigterm_during_a_long_evaluation_stops_at_its_next_batch_with_a_checkpoint(prepared, tmp_path):
