@@ -27,34 +27,33 @@ WAIT = 120.0
 SETS = ["max_iters=100000", "warmup_iters=2", "eval_iters=1", "log_interval=1", "batch_size=2",
         "block_size=32", "n_layer=1", "n_embd=16"]
 
-# `fwtui train` with torch.save slowed down once the test arms it (MARKER.armed exists, made just before
-# the first Ctrl-C): the save at the stop boundary writes its temp file, MARKER appears, and the save goes
-# on for SAVE_SECONDS more before its rename, and while MARKER.hold exists, so the test's extra Ctrl-C
-# lands inside the save every time, however loaded the machine. An abort of the save (the third Ctrl-C)
-# lifts the hold, so the writer reaches its next chunk and sees the abort.
-SLOW_STOP_SAVE = """
+# `fwtui train` whose checkpoint saves are held once the test arms it (MARKER.armed exists, made just before
+# the first Ctrl-C): a save writes its temp file, MARKER appears, and the save waits before its rename while
+# MARKER.armed exists, so the test's extra Ctrl-Cs land inside the save every time, however loaded the
+# machine. An abort of the save (the third Ctrl-C) disarms it, so the writer reaches its next chunk and sees
+# the abort.
+HELD_STOP_SAVE = """
 import os, sys, time
 import torch
+marker, armed = sys.argv[1], sys.argv[1] + ".armed"
 real_save = torch.save
-def slow_save(obj, f, *args, **kwargs):
+def held_save(obj, f, *args, **kwargs):
     real_save(obj, f, *args, **kwargs)
-    if os.path.exists(sys.argv[1] + ".armed"):
-        open(sys.argv[1], "w").close()
-        time.sleep(float(sys.argv[2]))
-        while os.path.exists(sys.argv[1] + ".hold"):
+    if os.path.exists(armed):
+        open(marker, "w").close()
+        while os.path.exists(armed):
             time.sleep(0.01)
-torch.save = slow_save
+torch.save = held_save
 from trainer.train import checkpointer
 real_abort = checkpointer.Checkpointer.abort
 def abort(self):
-    if os.path.exists(sys.argv[1] + ".hold"):
-        os.unlink(sys.argv[1] + ".hold")
+    if os.path.exists(armed):
+        os.unlink(armed)
     real_abort(self)
 checkpointer.Checkpointer.abort = abort
 from fwtui.cli import main
-sys.exit(main(sys.argv[3:]))
+sys.exit(main(sys.argv[2:]))
 """
-SAVE_SECONDS = 1.5
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +66,14 @@ def prepared(tmp_path_factory) -> Path:
 class Child:
     """One `fwtui train` process writing its stdout and stderr to files beside its run directory."""
 
-    def __init__(self, tmp_path: Path, name: str, prepared: Path, sets: list[str], slow_save: bool = False):
+    def __init__(self, tmp_path: Path, name: str, prepared: Path, sets: list[str], held_save: bool = False):
         self.run = tmp_path / name
         self.marker = tmp_path / f"{name}.saving"
         self.out_path, self.err_path = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
         args = ["train", "--preset", "cpu-tiny", "--data", str(prepared), "--out", str(self.run)]
         for item in sets:
             args += ["--set", item]
-        prefix = ["-c", SLOW_STOP_SAVE, str(self.marker), str(SAVE_SECONDS)] if slow_save else ["-m", "fwtui.cli"]
+        prefix = ["-c", HELD_STOP_SAVE, str(self.marker)] if held_save else ["-m", "fwtui.cli"]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen([sys.executable, *prefix, *args], cwd=ROOT, env=env, stdout=out, stderr=err)
@@ -85,6 +84,10 @@ class Child:
     def last_step(self) -> int | None:
         steps = [e.iter for e in self.events() if isinstance(e, ev.Step)]
         return steps[-1] if steps else None
+
+    def printed(self, text: str, times: int = 1) -> bool:
+        """True once the child's stdout holds `text` at least `times` times (its lines are flushed as said)."""
+        return self.out_path.read_text().count(text) >= times
 
     def wait_for(self, condition, what: str, pause: float = 0.02) -> None:
         deadline = time.monotonic() + WAIT
@@ -130,12 +133,11 @@ def test_sigint_sigterm_sighup_each_checkpoint_at_the_next_step_boundary_and_exi
 
 def test_a_second_ctrl_c_during_the_save_changes_nothing_and_a_third_aborts_with_the_old_checkpoint(
         prepared, tmp_path):
-    twice = Child(tmp_path, "twice", prepared, SETS + ["eval_interval=2"], slow_save=True)
-    thrice = Child(tmp_path, "thrice", prepared, SETS + ["eval_interval=2"], slow_save=True)
+    twice = Child(tmp_path, "twice", prepared, SETS + ["eval_interval=2"], held_save=True)
+    thrice = Child(tmp_path, "thrice", prepared, SETS + ["eval_interval=2"], held_save=True)
     for child in (twice, thrice):
         # After the checkpoint at 2, so the third Ctrl-C has an older checkpoint to keep.
         child.wait_for(lambda: any(isinstance(e, ev.CheckpointSaved) for e in child.events()), "a checkpoint")
-        child.marker.with_name(child.marker.name + ".hold").touch()
         child.marker.with_name(child.marker.name + ".armed").touch()
         child.proc.send_signal(signal.SIGINT)
     for child, presses in ((twice, 1), (thrice, 2)):
@@ -144,11 +146,11 @@ def test_a_second_ctrl_c_during_the_save_changes_nothing_and_a_third_aborts_with
         for press in range(1, presses + 1):
             child.proc.send_signal(signal.SIGINT)
             if press < presses:  # the next press once this one was heard: two close together can arrive as one
-                child.wait_for(lambda: child.out_path.read_text().count("already stopping") >= press,
+                child.wait_for(lambda: child.printed("already stopping", times=press),
                                "the Ctrl-C heard", pause=0.005)
-    # The second Ctrl-C heard, twice's save may finish; thrice's third Ctrl-C lifts its hold by aborting.
-    twice.wait_for(lambda: "already stopping" in twice.out_path.read_text(), "the Ctrl-C heard", pause=0.005)
-    twice.marker.with_name(twice.marker.name + ".hold").unlink()
+    # The second Ctrl-C heard, twice's save may finish; thrice's third Ctrl-C disarms its own by aborting.
+    twice.wait_for(lambda: twice.printed("already stopping"), "the Ctrl-C heard", pause=0.005)
+    twice.marker.with_name(twice.marker.name + ".armed").unlink()
 
     rc, out, err = twice.finish()
     assert rc == 0 and err == "", err

@@ -106,9 +106,9 @@ class Hooked(Child):
             self.wait_for(held.exists, "a held unit")
             at_signal = self.units()
             self.proc.send_signal(signal.SIGTERM)
-            self.wait_for(lambda: "SIGTERM: stopping" in self.out_path.read_text(), "the first SIGTERM heard")
+            self.wait_for(lambda: self.printed("SIGTERM: stopping"), "the first SIGTERM heard")
             self.proc.send_signal(signal.SIGTERM)
-            self.wait_for(lambda: "SIGTERM: already stopping" in self.out_path.read_text(), "the second heard")
+            self.wait_for(lambda: self.printed("SIGTERM: already stopping"), "the second heard")
         finally:
             hold.unlink()
         return at_signal
